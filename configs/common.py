@@ -1,0 +1,99 @@
+"""Shared pieces of every experiment config: model presets, sharding rules, arg parsing.
+
+An experiment file imports this module and copies what it needs, so that the
+experiment file itself reads as the full description of a run.
+"""
+import ml_collections
+
+# Model presets (fields of dsmath_jax.model.llama.LlamaConfig). Copy with `model(name)`.
+MODELS = {
+    # DeepSeek LLM 7B = DeepSeekMath-Base 7B (paper §2.3): the LLaMA architecture.
+    "deepseek_math_7b": dict(
+        vocab_size=102400, hidden_size=4096, num_layers=30, num_heads=32, num_kv_heads=32,
+        head_dim=128, mlp_dim=11008, rope_theta=10000.0, rms_norm_eps=1e-6,
+        max_position_embeddings=4096, tie_embeddings=False),
+    # SmolLM2-135M-Instruct; these numbers are checked against its GGUF metadata in tests.
+    "smollm2_135m": dict(
+        vocab_size=49152, hidden_size=576, num_layers=30, num_heads=9, num_kv_heads=3,
+        head_dim=64, mlp_dim=1536, rope_theta=100000.0, rms_norm_eps=1e-5,
+        max_position_embeddings=8192, tie_embeddings=True),
+    # ~125M Llama used by the GRPO benchmark and the ~100M train benchmark.
+    "llama_125m": dict(
+        vocab_size=32000, hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4,
+        head_dim=64, mlp_dim=2048, rope_theta=10000.0, rms_norm_eps=1e-6,
+        max_position_embeddings=2048, tie_embeddings=False),
+    # A few-million-parameter model for CPU experiments (quickstart, GRPO on arithmetic).
+    "small": dict(
+        vocab_size=512, hidden_size=256, num_layers=4, num_heads=8, num_kv_heads=4,
+        head_dim=32, mlp_dim=704, rope_theta=10000.0, rms_norm_eps=1e-6,
+        max_position_embeddings=1024, tie_embeddings=False),
+    # Seconds on one CPU: every `:tiny` config uses it.
+    "tiny": dict(
+        vocab_size=320, hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2,
+        head_dim=16, mlp_dim=128, rope_theta=10000.0, rms_norm_eps=1e-6,
+        max_position_embeddings=512, tie_embeddings=False),
+}
+
+# Every logical axis the models name, mapped to mesh axes ('data', 'fsdp', 'tensor').
+# Parameters are sharded over fsdp on their embed axis and over tensor on heads/mlp/vocab;
+# activations over (data, fsdp) on batch. A test checks that every name used has a rule.
+LOGICAL_AXIS_RULES = (
+    ("batch", ("data", "fsdp")),
+    ("seq", None),
+    ("act_embed", None),
+    ("act_heads", "tensor"),
+    ("act_kv_heads", "tensor"),
+    ("act_mlp", "tensor"),
+    ("act_vocab", "tensor"),
+    ("cache_seq", None),
+    ("head_dim", None),
+    ("layers", None),
+    ("embed", "fsdp"),
+    ("q_heads", "tensor"),
+    ("kv_heads", "tensor"),
+    ("mlp", "tensor"),
+    ("vocab", "tensor"),
+    ("norm", None),
+)
+
+
+def model(name: str, **overrides) -> ml_collections.ConfigDict:
+  """A model preset as a ConfigDict, with the run-time knobs every model config carries."""
+  if name not in MODELS:
+    raise ValueError(f"unknown model preset {name!r}; known: {sorted(MODELS)}")
+  c = ml_collections.ConfigDict(dict(
+      MODELS[name], preset=name, dtype="float32", param_dtype="float32",
+      scan_layers=True, remat="none", attention="xla"))
+  c.update(overrides)
+  return c
+
+
+def mesh(data: int = 1, fsdp: int = -1, tensor: int = 1) -> ml_collections.ConfigDict:
+  """Mesh axis sizes; one of them may be -1, meaning all remaining devices."""
+  return ml_collections.ConfigDict(dict(data=data, fsdp=fsdp, tensor=tensor))
+
+
+def parse_arg(arg: str | None, **defaults):
+  """Parses `tiny` or `tiny,group=8,steps=3` into a ConfigDict of typed fields.
+
+  The first bare word is stored as `variant`; `key=value` pairs are cast to the
+  type of the default of the same name (strings when no default exists).
+  """
+  result = ml_collections.ConfigDict(dict(defaults))
+  result.variant = defaults.get("variant", "")
+  for token in (arg or "").split(","):
+    token = token.strip()
+    if not token:
+      continue
+    if "=" not in token:
+      result.variant = token
+      continue
+    key, value = token.split("=", 1)
+    default = defaults.get(key)
+    if isinstance(default, bool):
+      result[key] = value.lower() in ("1", "true", "yes")
+    elif default is not None:
+      result[key] = type(default)(value)
+    else:
+      result[key] = value
+  return result

@@ -1,0 +1,40 @@
+"""The one entry point: `python -m dsmath_jax.main --config=configs/X.py[:arg] --workdir=DIR`.
+
+`config.task` picks the job; `--config.a.b=v` overrides any field (a mistyped key fails,
+the config is locked). Every task is a function `run(config, workdir)` that a notebook
+or a test can call directly.
+"""
+import os
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for everything the run writes.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def tasks():
+  """Task name -> run(config, workdir). Imported on demand: `corpus` needs no jax."""
+  # Each import is local so that starting one task does not import every stage.
+  def corpus(c, w):
+    from dsmath_jax.corpus import pipeline
+    return pipeline.run(c, w)
+
+  return {"corpus": corpus}
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  config, workdir = _CONFIG.value, _WORKDIR.value
+  known = tasks()
+  if config.task not in known:
+    raise app.UsageError(f"config.task={config.task!r} is not a task; known: {sorted(known)}")
+  os.makedirs(workdir, exist_ok=True)
+  logging.info("task %s, workdir %s", config.task, workdir)
+  known[config.task](config, workdir)
+
+
+if __name__ == "__main__":
+  app.run(main)

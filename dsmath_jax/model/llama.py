@@ -1,0 +1,296 @@
+"""The DeepSeek LLM / LLaMA decoder (paper §2.3) as Flax linen modules.
+
+RMSNorm, rotary embeddings, grouped-query attention and a SwiGLU MLP, stacked with
+`nn.scan`. Parameters are named after their Hugging Face LlamaForCausalLM roles
+(`layers/self_attn/q_proj/kernel`, ...) so weight conversion is a short table, and
+every parameter and inter-block activation carries logical axis names; mesh axes
+never appear here (see dsmath_jax/sharding.py and configs/common.py).
+
+One module serves training and decoding: given a `KVCache`, the call writes the new
+keys/values at slot `cache.end` and attends over the whole cache, so prefill (many
+tokens) and decode (one token) give the same logits as the full forward pass.
+"""
+import dataclasses
+import functools
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+_NEG_INF = -1e30  # finite, so fully masked rows (padding queries) stay NaN-free
+
+
+@dataclasses.dataclass(frozen=True)
+class LlamaConfig:
+  """Static model shape and numerics; built once from the config's `model` section."""
+  vocab_size: int
+  hidden_size: int
+  num_layers: int
+  num_heads: int
+  num_kv_heads: int
+  head_dim: int
+  mlp_dim: int
+  rope_theta: float = 10000.0
+  rms_norm_eps: float = 1e-6
+  max_position_embeddings: int = 4096
+  tie_embeddings: bool = False
+  dtype: str = "float32"          # compute dtype
+  param_dtype: str = "float32"    # storage dtype of the parameters
+  scan_layers: bool = True
+  remat: str = "none"             # "none" | "full" | "dots" (save matmul outputs only)
+
+  @classmethod
+  def from_config(cls, model_config) -> "LlamaConfig":
+    """Keeps the fields this dataclass knows; `preset`, `attention`, ... are ignored."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = dict(model_config.items() if hasattr(model_config, "items") else model_config)
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+  @property
+  def num_params(self) -> int:
+    e, l = self.hidden_size, self.num_layers
+    attn = e * self.head_dim * (2 * self.num_heads + 2 * self.num_kv_heads)
+    per_layer = attn + 3 * e * self.mlp_dim + 2 * e
+    head = 0 if self.tie_embeddings else self.vocab_size * e
+    return self.vocab_size * e + l * per_layer + e + head
+
+  def flops_per_token(self, seq_len: int) -> float:
+    """Training FLOPs per token: 6 x (matmul params) + causal attention (PaLM appendix B)."""
+    matmul_params = self.num_params - self.vocab_size * self.hidden_size * (
+        0 if self.tie_embeddings else 1) - (2 * self.num_layers + 1) * self.hidden_size
+    matmul_params += self.vocab_size * self.hidden_size  # the output projection is a matmul
+    attention = 6 * self.num_layers * self.num_heads * self.head_dim * seq_len  # causal: half of 12
+    return 6.0 * matmul_params + attention
+
+
+@flax.struct.dataclass
+class KVCache:
+  """Static-shape decoding cache; slot s of every row holds the token written at step s."""
+  k: jax.Array             # [layers, batch, max_len, kv_heads, head_dim]
+  v: jax.Array             # [layers, batch, max_len, kv_heads, head_dim]
+  segment_ids: jax.Array   # [batch, max_len] int32; 0 = empty slot or padding
+  end: jax.Array           # [] int32: slots [0, end) are written
+
+  @classmethod
+  def init(cls, config: LlamaConfig, batch: int, max_len: int, dtype=None) -> "KVCache":
+    dtype = jnp.dtype(dtype or config.dtype)
+    shape = (config.num_layers, batch, max_len, config.num_kv_heads, config.head_dim)
+    return cls(k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype),
+               segment_ids=jnp.zeros((batch, max_len), jnp.int32), end=jnp.zeros((), jnp.int32))
+
+  @property
+  def max_len(self) -> int:
+    return self.k.shape[2]
+
+
+CACHE_LOGICAL_AXES = KVCache(
+    k=("layers", "batch", "cache_seq", "act_kv_heads", "head_dim"),
+    v=("layers", "batch", "cache_seq", "act_kv_heads", "head_dim"),
+    segment_ids=("batch", "cache_seq"), end=())
+
+
+def _init(*logical_axes):
+  return nn.with_logical_partitioning(nn.initializers.normal(stddev=0.02), logical_axes)
+
+
+def _constrain(x, *logical_axes):
+  return nn.with_logical_constraint(x, logical_axes)
+
+
+class RMSNorm(nn.Module):
+  """x / rms(x) * scale, computed in float32 (as HF LlamaRMSNorm)."""
+  eps: float
+  dtype: Any
+  param_dtype: Any
+
+  @nn.compact
+  def __call__(self, x):
+    scale = self.param("scale", nn.with_logical_partitioning(nn.initializers.ones, ("norm",)),
+                       (x.shape[-1],), self.param_dtype)
+    x32 = x.astype(jnp.float32)
+    normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+    return (normed.astype(self.dtype) * scale.astype(self.dtype))
+
+
+def apply_rope(x, positions, theta: float):
+  """Rotary embedding, HF's rotate-half layout.  x: [batch, seq, heads, head_dim]."""
+  head_dim = x.shape[-1]
+  inv_freq = 1.0 / (theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
+  angles = positions.astype(jnp.float32)[..., None] * inv_freq          # [batch, seq, head_dim/2]
+  angles = jnp.concatenate([angles, angles], axis=-1)[:, :, None, :]    # [batch, seq, 1, head_dim]
+  x32 = x.astype(jnp.float32)
+  first, second = jnp.split(x32, 2, axis=-1)
+  rotated = jnp.concatenate([-second, first], axis=-1)
+  return (x32 * jnp.cos(angles) + rotated * jnp.sin(angles)).astype(x.dtype)
+
+
+def attention_mask(query_slots, query_segments, key_slots, key_segments):
+  """[batch, q, k] bool: causal in slot order, same segment, key not padding."""
+  causal = key_slots[:, None, :] <= query_slots[:, :, None]
+  same_segment = key_segments[:, None, :] == query_segments[:, :, None]
+  return causal & same_segment & (key_segments[:, None, :] != 0)
+
+
+class Attention(nn.Module):
+  config: LlamaConfig
+
+  @nn.compact
+  def __call__(self, x, positions, mask, layer_cache, write_index):
+    # x: [batch, seq, embed]; mask: [batch, seq, keys]; layer_cache: (k, v) each
+    # [batch, max_len, kv_heads, head_dim] or None.
+    c = self.config
+    dtype, param_dtype = jnp.dtype(c.dtype), jnp.dtype(c.param_dtype)
+    dense = functools.partial(nn.Dense, use_bias=False, dtype=dtype, param_dtype=param_dtype)
+    batch, seq, _ = x.shape
+    q = dense(c.num_heads * c.head_dim, kernel_init=_init("embed", "q_heads"), name="q_proj")(x)
+    k = dense(c.num_kv_heads * c.head_dim, kernel_init=_init("embed", "kv_heads"), name="k_proj")(x)
+    v = dense(c.num_kv_heads * c.head_dim, kernel_init=_init("embed", "kv_heads"), name="v_proj")(x)
+    q = _constrain(q.reshape(batch, seq, c.num_heads, c.head_dim), "batch", "seq", "act_heads", "head_dim")
+    k = _constrain(k.reshape(batch, seq, c.num_kv_heads, c.head_dim), "batch", "seq", "act_kv_heads", "head_dim")
+    v = _constrain(v.reshape(batch, seq, c.num_kv_heads, c.head_dim), "batch", "seq", "act_kv_heads", "head_dim")
+    q = apply_rope(q, positions, c.rope_theta)
+    k = apply_rope(k, positions, c.rope_theta)
+
+    new_cache = None
+    if layer_cache is not None:
+      cache_k, cache_v = layer_cache
+      cache_k = jax.lax.dynamic_update_slice(cache_k, k.astype(cache_k.dtype), (0, write_index, 0, 0))
+      cache_v = jax.lax.dynamic_update_slice(cache_v, v.astype(cache_v.dtype), (0, write_index, 0, 0))
+      new_cache = (cache_k, cache_v)
+      k, v = cache_k.astype(dtype), cache_v.astype(dtype)          # [batch, max_len, kv_heads, head_dim]
+
+    groups = c.num_heads // c.num_kv_heads
+    q = q.reshape(batch, seq, c.num_kv_heads, groups, c.head_dim)
+    scores = jnp.einsum("btkgd,bskd->bkgts", q, k, preferred_element_type=jnp.float32)
+    scores = scores * (c.head_dim ** -0.5)
+    scores = jnp.where(mask[:, None, None, :, :], scores, _NEG_INF)   # [batch, kv, group, seq, keys]
+    probs = jax.nn.softmax(scores, axis=-1).astype(dtype)
+    out = jnp.einsum("bkgts,bskd->btkgd", probs, v).reshape(batch, seq, c.num_heads * c.head_dim)
+    out = _constrain(out, "batch", "seq", "act_heads")
+    out = dense(c.hidden_size, kernel_init=_init("q_heads", "embed"), name="o_proj")(out)
+    return out, new_cache
+
+
+class Mlp(nn.Module):
+  """SwiGLU feed-forward: down(silu(gate(x)) * up(x))."""
+  config: LlamaConfig
+
+  @nn.compact
+  def __call__(self, x):
+    c = self.config
+    dense = functools.partial(nn.Dense, use_bias=False, dtype=jnp.dtype(c.dtype),
+                              param_dtype=jnp.dtype(c.param_dtype))
+    gate = dense(c.mlp_dim, kernel_init=_init("embed", "mlp"), name="gate_proj")(x)
+    up = dense(c.mlp_dim, kernel_init=_init("embed", "mlp"), name="up_proj")(x)
+    hidden = _constrain(nn.silu(gate) * up, "batch", "seq", "act_mlp")
+    return dense(c.hidden_size, kernel_init=_init("mlp", "embed"), name="down_proj")(hidden)
+
+
+class DecoderLayer(nn.Module):
+  config: LlamaConfig
+
+  @nn.compact
+  def __call__(self, x, layer_cache, positions, mask, write_index):
+    c = self.config
+    norm = functools.partial(RMSNorm, c.rms_norm_eps, jnp.dtype(c.dtype), jnp.dtype(c.param_dtype))
+    attn_out, new_cache = Attention(c, name="self_attn")(
+        norm(name="input_layernorm")(x), positions, mask, layer_cache, write_index)
+    x = x + attn_out
+    x = x + Mlp(c, name="mlp")(norm(name="post_attention_layernorm")(x))
+    return _constrain(x, "batch", "seq", "act_embed"), new_cache
+
+
+def _remat_policy(name: str):
+  return {"full": None, "dots": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims}[name]
+
+
+def segment_positions(segment_ids):
+  """Positions that restart at 0 at every new segment of a packed row.  [batch, seq] int32."""
+  seq = segment_ids.shape[1]
+  index = jnp.broadcast_to(jnp.arange(seq, dtype=jnp.int32), segment_ids.shape)
+  starts = jnp.concatenate([jnp.ones_like(segment_ids[:, :1], bool),
+                            segment_ids[:, 1:] != segment_ids[:, :-1]], axis=1)
+  return index - jax.lax.cummax(jnp.where(starts, index, 0), axis=1)
+
+
+class Transformer(nn.Module):
+  """Decoder-only LM.
+
+  __call__(tokens [batch, seq], positions=None, segment_ids=None, cache=None)
+    -> logits [batch, seq, vocab]                     when cache is None
+    -> (logits, updated cache)                        when a KVCache is given
+  segment_ids: packed documents are numbered 1, 2, ...; 0 marks padding. Positions default
+  to restarting per segment (no cache) or to `cache.end + arange(seq)` (cache).
+  `return_hidden=True` returns the final normed hidden states [batch, seq, embed]
+  instead of logits (the reward models put their scalar head on them).
+  """
+  config: LlamaConfig
+
+  @nn.compact
+  def __call__(self, tokens, positions=None, segment_ids=None, cache: KVCache | None = None,
+               return_hidden: bool = False):
+    c = self.config
+    dtype, param_dtype = jnp.dtype(c.dtype), jnp.dtype(c.param_dtype)
+    batch, seq = tokens.shape
+    if segment_ids is None:
+      segment_ids = jnp.ones((batch, seq), jnp.int32)
+    query_slots = jnp.broadcast_to(jnp.arange(seq, dtype=jnp.int32), (batch, seq))
+    if cache is None:
+      if positions is None:
+        positions = segment_positions(segment_ids)
+      mask = attention_mask(query_slots, segment_ids, query_slots, segment_ids)
+      write_index, kv = jnp.zeros((), jnp.int32), None
+    else:
+      write_index = cache.end
+      if positions is None:
+        positions = query_slots + cache.end
+      cache_segments = jax.lax.dynamic_update_slice(
+          cache.segment_ids, segment_ids.astype(jnp.int32), (0, cache.end))
+      key_slots = jnp.broadcast_to(jnp.arange(cache.max_len, dtype=jnp.int32), (batch, cache.max_len))
+      mask = attention_mask(query_slots + cache.end, segment_ids, key_slots, cache_segments)
+      kv = (cache.k, cache.v)
+
+    embed = nn.Embed(c.vocab_size, c.hidden_size, dtype=dtype, param_dtype=param_dtype,
+                     embedding_init=_init("vocab", "embed"), name="embed_tokens")
+    x = _constrain(embed(tokens), "batch", "seq", "act_embed")        # [batch, seq, embed]
+
+    layer_cls = DecoderLayer
+    if c.remat != "none":
+      layer_cls = nn.remat(DecoderLayer, policy=_remat_policy(c.remat), prevent_cse=not c.scan_layers)
+    if c.scan_layers:
+      layers = nn.scan(layer_cls, variable_axes={"params": 0}, split_rngs={"params": True},
+                       in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast), length=c.num_layers,
+                       metadata_params={nn.PARTITION_NAME: "layers"})
+      x, new_kv = layers(c, name="layers")(x, kv, positions, mask, write_index)
+    else:
+      new_k, new_v = [], []
+      for i in range(c.num_layers):
+        layer_kv = None if kv is None else (kv[0][i], kv[1][i])
+        x, out_kv = layer_cls(c, name=f"layers_{i}")(x, layer_kv, positions, mask, write_index)
+        if out_kv is not None:
+          new_k.append(out_kv[0])
+          new_v.append(out_kv[1])
+      new_kv = None if kv is None else (jnp.stack(new_k), jnp.stack(new_v))
+
+    x = RMSNorm(c.rms_norm_eps, dtype, param_dtype, name="norm")(x)
+    if return_hidden:
+      output = x
+    elif c.tie_embeddings:
+      output = embed.attend(x)
+    else:
+      output = nn.Dense(c.vocab_size, use_bias=False, dtype=dtype, param_dtype=param_dtype,
+                        kernel_init=_init("embed", "vocab"), name="lm_head")(x)
+    if not return_hidden:
+      output = _constrain(output, "batch", "seq", "act_vocab")       # [batch, seq, vocab]
+    if cache is None:
+      return output
+    new_cache = KVCache(k=new_kv[0], v=new_kv[1], segment_ids=cache_segments, end=cache.end + seq)
+    return output, new_cache
+
+
+def init_params(config: LlamaConfig, rng, seq_len: int = 8):
+  """Boxed (nn.Partitioned) parameters; unbox with nn.unbox or use under eval_shape."""
+  tokens = jnp.zeros((1, seq_len), jnp.int32)
+  return Transformer(config).init(rng, tokens)["params"]
