@@ -1,0 +1,449 @@
+"""Is a predicted final answer equal to the gold answer? Paper-faithful grading (§2.2.1, §4).
+
+DeepSeekMath scores MATH/GSM8K with the rule-based checker of its evaluation code
+(`evaluation/eval/eval_utils.py: math_equal`, shared with ToRA's `grader.py`); the same
+check is the GRPO reward for outcome supervision (§4.1). The rules, in order:
+  1. equal after `normalize.normalize` (or equal once an outer bracket pair is dropped);
+  2. both numbers: |pred - x| <= 1e-3 for x in (gold, gold/100, 100*gold) (percent variants);
+  3. sets `{...}` / bare lists `a, b` unordered, tuples / intervals `(a, b]` and matrices
+     element-wise, unions `A \\cup B` piece-wise, each element by this same function;
+  4. equations: `a = b` vs `c = d` as a - b = +-(c - d); `x = 5` vs `5` by the right side;
+  5. symbolic: both parsed to sympy (latex2sympy2_extended, else sympy's parser), equal when
+     simplify(a - b) == 0 or their numeric values agree within 1e-3.
+Rule 5 can take unbounded time (`2^{10^{10}}`, a huge simplify), so `Grader` runs it in a pool
+of worker processes with a per-answer timeout and kills a worker that overruns; a timed-out
+comparison counts as incorrect and is reported with status "timeout". Optionally each worker
+also asks math-verify (`math_verify.parse`/`verify`) for a second opinion.
+"""
+import collections
+import math
+import multiprocessing
+import multiprocessing.connection
+import re
+import threading
+import time
+from typing import Callable, NamedTuple
+
+from dsmath_jax.eval import answer as answer_lib
+from dsmath_jax.eval.normalize import normalize, parse_number
+
+ABS_TOL = 1e-3  # DeepSeek-Math eval_utils: math.isclose(..., abs_tol=1e-3)
+
+
+class Verdict(NamedTuple):
+  """One graded answer. status "ok" | "timeout" | "error"; detail names the deciding rule
+  or the failure. math_verify: the second opinion (None when not asked or it timed out)."""
+  correct: bool
+  status: str
+  detail: str
+  math_verify: bool | None = None
+
+
+class NeedsSympy(Exception):
+  """Raised by the in-process fast path when only the symbolic rule could decide."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The rules (pure; `symbolic` is injected so the fast path can run them without sympy).
+
+def _split_top_level(text: str, separator: str) -> list[str]:
+  """Splits on `separator` outside any (), [], {} nesting."""
+  parts, depth, start, i = [], 0, 0, 0
+  while i < len(text):
+    char = text[i]
+    if char in "([{":
+      depth += 1
+    elif char in ")]}":
+      depth -= 1
+    elif depth == 0 and text.startswith(separator, i):
+      parts.append(text[start:i])
+      start = i + len(separator)
+      i = start
+      continue
+    i += 1
+  parts.append(text[start:])
+  return parts
+
+
+def _encloses(text: str, open_char: str, close_char: str) -> bool:
+  """True when text[0] and text[-1] are one matching pair around the whole string."""
+  if len(text) < 2 or text[0] != open_char or text[-1] != close_char:
+    return False
+  depth = 0
+  for i, char in enumerate(text):
+    depth += char in "([{"
+    depth -= char in ")]}"
+    if depth == 0 and i < len(text) - 1:
+      return False
+  return True
+
+
+def _bracketed(text: str) -> tuple[str, str, str] | None:
+  """(open, inner, close) when one bracket pair (any of ([{ with )]}) encloses the text."""
+  if len(text) >= 2 and text[0] in "([{" and text[-1] in ")]}" and _encloses(
+      text, text[0], text[-1]):
+    return text[0], text[1:-1], text[-1]
+  return None
+
+
+def _unordered_match(preds: list[str], golds: list[str], equal: Callable) -> bool:
+  if len(preds) != len(golds):
+    return False
+  remaining = list(golds)
+  for pred in preds:
+    hit = next((i for i, gold in enumerate(remaining) if equal(pred, gold)), None)
+    if hit is None:
+      return False
+    remaining.pop(hit)
+  return True
+
+
+def _matrix_cells(text: str) -> list[list[str]] | None:
+  m = re.fullmatch(r"\\begin\{pmatrix\}(.*)\\end\{pmatrix\}", text)
+  if not m:
+    return None
+  rows = [row for row in m.group(1).split("\\\\") if row.strip()]
+  return [row.split("&") for row in rows]
+
+
+def _numbers_equal(pred: float, gold: float) -> bool:
+  return any(math.isclose(pred, x, rel_tol=0.0, abs_tol=ABS_TOL) for x in (gold, gold / 100, gold * 100))
+
+
+def compare(prediction: str | None, gold: str, symbolic: Callable[[str, str], bool]) -> tuple[bool, str]:
+  """(equal, deciding rule) for two raw answers; `symbolic(a, b)` implements rule 5."""
+  if prediction is None:
+    return False, "no answer"
+  pred, ref = normalize(prediction), normalize(gold)
+  if not pred:
+    return False, "empty answer"
+  if pred == ref:
+    return True, "string"
+  unwrapped = [(_bracketed(s) or (None, s, None))[1] if "," not in s else s for s in (pred, ref)]
+  if unwrapped[0].lower() == unwrapped[1].lower() and unwrapped[0]:
+    return True, "string"
+
+  def equal(a, b):
+    return compare(a, b, symbolic)[0]
+
+  pred_number, ref_number = parse_number(pred), parse_number(ref)
+  if pred_number is not None and ref_number is not None:
+    return _numbers_equal(pred_number, ref_number), "numeric"
+
+  # Unions of intervals / sets: piece-wise, in any order.
+  if "\\cup" in pred and "\\cup" in ref:
+    return _unordered_match(_split_top_level(pred, "\\cup"), _split_top_level(ref, "\\cup"), equal), "union"
+  # Matrices (pmatrix / bmatrix / array were unified by normalize).
+  pred_cells, ref_cells = _matrix_cells(pred), _matrix_cells(ref)
+  if pred_cells is not None and ref_cells is not None:
+    same = (len(pred_cells) == len(ref_cells) and all(
+        len(p) == len(r) and all(equal(a, b) for a, b in zip(p, r)) for p, r in zip(pred_cells, ref_cells)))
+    return same, "matrix"
+  # Sets, tuples, intervals and bare comma lists.
+  pred_br, ref_br = _bracketed(pred), _bracketed(ref)
+  pred_items = _split_top_level(pred_br[1] if pred_br else pred, ",")
+  ref_items = _split_top_level(ref_br[1] if ref_br else ref, ",")
+  if len(pred_items) > 1 or len(ref_items) > 1:
+    pred_kind = pred_br and pred_br[0] + pred_br[2]
+    ref_kind = ref_br and ref_br[0] + ref_br[2]
+    if pred_kind == ref_kind and pred_kind not in (None, "{}"):  # ordered: tuple / interval
+      same = len(pred_items) == len(ref_items) and all(equal(a, b) for a, b in zip(pred_items, ref_items))
+      return same, "tuple"
+    if {pred_kind, ref_kind} <= {None, "{}"}:  # unordered: set or "separated by commas"
+      return _unordered_match(pred_items, ref_items, equal), "set"
+  # Equations and "x = 5" answers.
+  if pred.count("=") == 1 and ref.count("=") == 1:
+    (pl, pr), (rl, rr) = pred.split("="), ref.split("=")
+    if len(pl) <= 2 and len(rl) <= 2 and pl == rl:  # k=5 vs k=5.0
+      return equal(pr, rr), "equation"
+    diff_pred, diff_ref = f"{pl}-({pr})", f"{rl}-({rr})"
+    return symbolic(diff_pred, diff_ref) or symbolic(f"-({diff_pred})", diff_ref), "equation"
+  if pred.count("=") == 1 and "=" not in ref and len(pred.split("=")[0]) <= 2:
+    return equal(pred.split("=")[1], ref), "equation"
+  if ref.count("=") == 1 and "=" not in pred and len(ref.split("=")[0]) <= 2:
+    return equal(pred, ref.split("=")[1]), "equation"
+  return symbolic(pred, ref), "symbolic"
+
+
+def _parse_sympy(text: str):
+  """sympy object of a normalized answer: LaTeX first, then plain sympy syntax; None if neither."""
+  from latex2sympy2_extended import latex2sympy
+  from sympy.parsing import sympy_parser
+  text = text.replace("%", "\\%") if text.endswith("%") and not text.endswith("\\%") else text
+  try:
+    return latex2sympy(text)
+  except Exception:  # antlr / conversion errors of every kind
+    pass
+  try:
+    transformations = sympy_parser.standard_transformations + (
+        sympy_parser.implicit_multiplication_application, sympy_parser.convert_xor)
+    return sympy_parser.parse_expr(text, transformations=transformations, evaluate=True)
+  except Exception:
+    return None
+
+
+def symbolic_equal(a: str, b: str) -> bool:
+  """Rule 5: sympy equality, simplify(a - b) == 0, or numeric values within 1e-3. Unbounded time."""
+  import sympy
+  left, right = _parse_sympy(a), _parse_sympy(b)
+  if left is None or right is None:
+    return False
+  try:
+    if left == right:
+      return True
+  except Exception:
+    pass
+  if isinstance(left, sympy.MatrixBase) or isinstance(right, sympy.MatrixBase):
+    try:
+      return left.shape == right.shape and all(
+          abs(complex(sympy.N(x - y))) <= ABS_TOL for x, y in zip(left, right))
+    except Exception:
+      return False
+  try:
+    if sympy.simplify(left - right) == 0:
+      return True
+  except Exception:
+    pass
+  try:
+    return abs(complex(sympy.N(left)) - complex(sympy.N(right))) <= ABS_TOL
+  except Exception:
+    return False
+
+
+def _needs_sympy(a: str, b: str) -> bool:
+  raise NeedsSympy()
+
+
+def math_equal(prediction: str | None, gold: str) -> bool:
+  """The full check in this process, with no timeout (workers and trusted inputs only)."""
+  return compare(prediction, gold, symbolic_equal)[0]
+
+
+def quick_compare(prediction: str | None, gold: str) -> tuple[bool, str] | None:
+  """Rules 1-4 without sympy: (equal, rule), or None when only rule 5 can decide."""
+  try:
+    return compare(prediction, gold, _needs_sympy)
+  except NeedsSympy:
+    return None
+
+
+def math_verify_equal(prediction: str | None, gold: str, timeout_s: float = 5.0) -> bool:
+  """math-verify's verdict on the same two extracted answers (each given to it as \\boxed{})."""
+  import math_verify
+  if prediction is None:
+    return False
+  seconds = max(1, int(timeout_s / 3))  # parse, parse, verify: together within timeout_s
+  gold_parsed = math_verify.parse("\\boxed{%s}" % gold, parsing_timeout=seconds)
+  pred_parsed = math_verify.parse("\\boxed{%s}" % prediction, parsing_timeout=seconds)
+  return bool(math_verify.verify(gold_parsed, pred_parsed, timeout_seconds=seconds))
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker pool.
+
+def _worker_main(conn, memory_mb: int, second_opinion: bool, timeout_s: float):
+  """Worker process: imports sympy once, then grades (index, prediction, gold) jobs forever."""
+  if memory_mb:
+    import resource
+    limit = memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+  import logging
+  logging.getLogger("math_verify").setLevel(logging.ERROR)
+  math_equal("\\frac{\\sqrt{2}}{2}", "x^2")  # warm up the parsers before taking jobs
+  if second_opinion:
+    math_verify_equal("1", "1")
+  conn.send(("ready",))
+  while True:
+    try:
+      job = conn.recv()
+    except EOFError:
+      return
+    if job is None:
+      return
+    index, prediction, gold = job
+    try:
+      correct, rule = compare(prediction, gold, symbolic_equal)
+      conn.send(("ours", index, bool(correct), "ok", rule))
+    except BaseException as e:  # MemoryError, RecursionError from sympy, ...
+      conn.send(("ours", index, False, "error", f"{type(e).__name__}: {e}"[:200]))
+    if second_opinion:
+      try:
+        opinion = math_verify_equal(prediction, gold, timeout_s)
+      except BaseException:
+        opinion = None
+      conn.send(("math_verify", index, opinion))
+
+
+class _Worker:
+  def __init__(self, context, memory_mb, second_opinion, timeout_s):
+    self.conn, child = context.Pipe()
+    self.process = context.Process(
+        target=_worker_main, args=(child, memory_mb, second_opinion, timeout_s), daemon=True)
+    self.process.start()
+    child.close()
+    self.ready = False
+    self.index = None       # job being graded
+    self.phase = None       # "ours" then "math_verify"
+    self.deadline = math.inf
+
+  def kill(self):
+    self.process.kill()
+    self.process.join(5)
+    self.conn.close()
+
+
+class Grader:
+  """A pool of grading processes; every answer gets at most `timeout_s` per check.
+
+    with Grader(workers=2, timeout_s=5.0) as grader:
+      verdicts = grader.grade_many([(extracted, gold), ...])
+
+  Answers that rules 1-4 decide are graded in this process (no round trip); the rest go to
+  the workers. `second_opinion=True` also runs math-verify on every pair (in the workers).
+  Workers are spawned (not forked: the parent may hold jax threads) and start lazily.
+  """
+
+  def __init__(self, workers: int = 2, timeout_s: float = 5.0, *, second_opinion: bool = False,
+               memory_mb: int = 4096, start_method: str = "spawn"):
+    self.num_workers = max(1, workers)
+    self.timeout_s = timeout_s
+    self.second_opinion = second_opinion
+    self.memory_mb = memory_mb
+    self._context = multiprocessing.get_context(start_method)
+    self._workers: list[_Worker] = []
+    self.restarts = 0
+
+  def _start(self) -> _Worker:
+    return _Worker(self._context, self.memory_mb, self.second_opinion, self.timeout_s)
+
+  def grade_many(self, pairs, progress: Callable[[int], None] | None = None) -> list[Verdict]:
+    """Verdicts for (prediction or None, gold) pairs, in order. Never raises for bad answers."""
+    pairs = list(pairs)
+    results: list[Verdict | None] = [None] * len(pairs)
+    opinions: list[bool | None] = [None] * len(pairs)
+    pending = collections.deque()
+    for i, (prediction, gold) in enumerate(pairs):
+      if prediction is None:
+        results[i] = Verdict(False, "ok", "no answer", False if self.second_opinion else None)
+        continue
+      quick = None if self.second_opinion else quick_compare(prediction, gold)
+      if quick is None:
+        pending.append(i)
+      else:
+        results[i] = Verdict(quick[0], "ok", quick[1])
+    if progress:
+      progress(len(pairs) - len(pending))
+    if pending:
+      self._run_pool(pairs, pending, results, opinions, progress)
+    if self.second_opinion:
+      results = [r._replace(math_verify=o) if r.detail != "no answer" else r for r, o in zip(results, opinions)]
+    return results
+
+  def _run_pool(self, pairs, pending, results, opinions, progress):
+    while len(self._workers) < self.num_workers:
+      self._workers.append(self._start())
+    busy = lambda: [w for w in self._workers if w.index is not None]  # noqa: E731
+    while pending or busy():
+      for worker in self._workers:
+        if worker.ready and worker.index is None and pending:
+          worker.index = pending.popleft()
+          worker.phase = "ours"
+          worker.deadline = time.monotonic() + self.timeout_s
+          worker.conn.send((worker.index, *pairs[worker.index]))
+      waiting = [w for w in self._workers if w.index is not None or not w.ready]
+      deadline = min((w.deadline for w in waiting if w.index is not None), default=math.inf)
+      wait_s = max(0.0, min(deadline - time.monotonic(), 1.0))
+      ready_conns = multiprocessing.connection.wait([w.conn for w in waiting], timeout=wait_s)
+      for worker in list(self._workers):
+        if worker.conn in ready_conns:
+          self._receive(worker, results, opinions, progress)
+      now = time.monotonic()
+      for worker in list(self._workers):
+        if worker.index is not None and now > worker.deadline:
+          self._fail(worker, results, opinions, progress, "timeout",
+                     f"no verdict within {self.timeout_s:g}s")
+
+  def _receive(self, worker, results, opinions, progress):
+    try:
+      message = worker.conn.recv()
+    except (EOFError, OSError):
+      code = worker.process.exitcode
+      if worker.index is None:  # died while starting: a broken environment, not a bad answer
+        raise RuntimeError(f"grader worker died at start-up (exit code {code})")
+      self._fail(worker, results, opinions, progress, "error", f"worker died (exit code {code})")
+      return
+    if message[0] == "ready":
+      worker.ready = True
+    elif message[0] == "ours":
+      _, index, correct, status, detail = message
+      results[index] = Verdict(correct, status, detail)
+      if progress:
+        progress(1)
+      if self.second_opinion:
+        worker.phase, worker.deadline = "math_verify", time.monotonic() + self.timeout_s
+      else:
+        worker.index = None
+    elif message[0] == "math_verify":
+      opinions[message[1]] = message[2]
+      worker.index = None
+
+  def _fail(self, worker, results, opinions, progress, status, detail):
+    """Kills a worker that overran or died; its answer is graded incorrect with `status`."""
+    index, phase = worker.index, worker.phase
+    if phase == "ours":
+      results[index] = Verdict(False, status, detail)
+      if progress:
+        progress(1)
+    else:
+      opinions[index] = None  # our verdict stands; the second opinion is unknown
+    worker.kill()
+    self._workers[self._workers.index(worker)] = self._start()
+    self.restarts += 1
+
+  def close(self):
+    for worker in self._workers:
+      try:
+        worker.conn.send(None)
+      except (OSError, BrokenPipeError):
+        pass
+      worker.process.join(1)
+      if worker.process.is_alive():
+        worker.process.kill()
+    self._workers = []
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+
+  def __del__(self):
+    try:
+      self.close()
+    except Exception:
+      pass
+
+
+_DEFAULT: dict[float, Grader] = {}
+_DEFAULT_LOCK = threading.Lock()
+
+
+def is_equiv(prediction: str | None, gold: str, *, timeout_s: float = 5.0) -> bool:
+  """Paper-faithful equality of two final answers; sympy work runs under `timeout_s`.
+
+  Rules 1-4 run here; only a pair that needs sympy goes to a shared one-worker pool. To
+  grade many answers, use `Grader.grade_many` (parallel, one pool for the whole batch).
+  """
+  quick = quick_compare(prediction, gold)
+  if quick is not None:
+    return quick[0]
+  with _DEFAULT_LOCK:
+    grader = _DEFAULT.get(timeout_s)
+    if grader is None:
+      grader = _DEFAULT[timeout_s] = Grader(workers=1, timeout_s=timeout_s)
+    return grader.grade_many([(prediction, gold)])[0].correct
+
+
+def grade_output(model_output: str, gold: str, *, mode: str = "auto", timeout_s: float = 5.0) -> bool:
+  """Rule-based outcome reward (§4.1): extract the final answer of `model_output`, compare to gold."""
+  return is_equiv(answer_lib.extract_answer(model_output, mode=mode), gold, timeout_s=timeout_s)
