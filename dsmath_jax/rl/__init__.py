@@ -1,0 +1,1 @@
+"""Reinforcement learning (paper §4): GRPO with outcome and process supervision, reward models."""

@@ -1,0 +1,111 @@
+"""Reward models (§4.1.2-4.1.3): scalar head, BCE losses, Math-Shepherd labels, PRM800K reader."""
+import json
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import common
+from dsmath_jax.model.llama import LlamaConfig, Transformer, init_params
+from dsmath_jax.rl import reward_model as rm
+
+
+def _config():
+  return LlamaConfig.from_config(common.model("tiny"))
+
+
+def test_head_reads_the_decoder_hidden_state_with_base_params_nested():
+  config = _config()
+  base = nn.unbox(init_params(config, jax.random.key(0)))
+  params = nn.unbox(rm.init_params(config, jax.random.key(1), base_params=base))
+  assert set(params) == {"base", "score_head"}
+  assert "lm_head" in base and "lm_head" not in params["base"]
+  jax.tree.map(np.testing.assert_array_equal, params["base"],
+               {k: v for k, v in base.items() if k != "lm_head"})    # the checkpoint, unchanged
+  params["score_head"] = {"kernel": jnp.asarray(np.random.default_rng(0).normal(size=(64, 1)), jnp.float32),
+                          "bias": jnp.array([0.3], jnp.float32)}
+  tokens = jnp.asarray(np.random.default_rng(1).integers(0, 320, (2, 7)))
+  scores = rm.RewardModel(config).apply({"params": params}, tokens)
+  hidden = Transformer(config).apply({"params": base}, tokens, return_hidden=True)
+  expected = np.asarray(hidden) @ np.asarray(params["score_head"]["kernel"])[:, 0] + 0.3
+  assert scores.shape == (2, 7)
+  np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_bce_loss_matches_numpy_for_outcome_and_process_labels():
+  prompt = [5, 6, 7]
+  outcome = rm.outcome_example(prompt, [10, 11, 12, 13], correct=True)
+  process = rm.process_example(prompt, [[20, 21], [22], [23, 24]], [1.0, 0.0, 1.0])
+  assert outcome.label_positions == [3] and process.label_positions == [1, 2, 4]
+  batch = rm.make_batch([outcome, process], seq_len=9, pad_id=0)
+  np.testing.assert_array_equal(batch["label_mask"][0], [0, 0, 0, 0, 0, 0, 1, 0, 0])
+  np.testing.assert_array_equal(batch["label_mask"][1], [0, 0, 0, 0, 1, 1, 0, 1, 0])
+  np.testing.assert_array_equal(batch["labels"][1, [4, 5, 7]], [1.0, 0.0, 1.0])
+  scores = np.random.default_rng(0).normal(size=(2, 9)).astype(np.float32)
+  loss_sum, weight, aux = rm.rm_loss_terms(jnp.asarray(scores), batch)
+  labelled = [(0, 6, 1.0), (1, 4, 1.0), (1, 5, 0.0), (1, 7, 1.0)]
+  sigmoid = lambda s: 1 / (1 + np.exp(-s))
+  expected = [-np.log(sigmoid(scores[r, t])) if y else -np.log(1 - sigmoid(scores[r, t])) for r, t, y in labelled]
+  assert float(weight) == 4
+  np.testing.assert_allclose(float(loss_sum), np.sum(expected), rtol=1e-5)
+  hits = sum((scores[r, t] > 0) == (y > 0.5) for r, t, y in labelled)
+  assert float(aux["accuracy"]) == hits
+  # Cut rows lose the labels past seq_len and nothing else.
+  short = rm.make_batch([process], seq_len=6)
+  assert short["label_mask"].sum() == 2
+
+
+def test_scores_at_gives_sigmoid_rewards():
+  scores = np.array([[0.0, 2.0, -1.0]])
+  np.testing.assert_allclose(rm.scores_at(scores, [[1, 2]]), [[1 / (1 + np.exp(-2)), 1 / (1 + np.e)]])
+
+
+def test_math_shepherd_labels_any_and_fraction():
+  solutions = [("x=2\ny=3\nanswer 5", "5"), ("x=2\nanswer 9", "5")]
+  asked = []
+
+  def complete(requests, n):
+    asked.extend(requests)
+    # A step prefix containing "y=3" always finishes correctly; "x=2" alone sometimes does.
+    return [["answer 5"] * n if "y=3" in prefix else ["answer 5"] + ["answer 4"] * (n - 1)
+            for _, prefix in requests]
+
+  grade = lambda text, gold: text.strip().endswith("answer " + gold)
+  hard = rm.math_shepherd_labels(solutions, complete, grade, num_completions=4)
+  assert asked == [(0, "x=2\n"), (0, "x=2\ny=3\n"), (1, "x=2\n")]
+  assert hard == [[1.0, 1.0, 1.0], [1.0, 0.0]]          # last step: the solution's own grade
+  soft = rm.math_shepherd_labels(solutions, complete, grade, num_completions=4, soft=True)
+  assert soft == [[0.25, 1.0, 1.0], [0.25, 0.0]]
+
+
+def test_prm800k_reader_on_the_real_records(shared_data):
+  path = shared_data / "prm800k" / "phase2_example_records.jsonl"
+  records = list(rm.read_prm800k(str(path)))
+  assert len(records) == 9
+  first = records[0]
+  assert first["answer"] == "28800"
+  raw = json.loads(path.read_text().splitlines()[0])
+  chosen = [s["completions"][s["chosen_completion"]] for s in raw["label"]["steps"]
+            if s["chosen_completion"] is not None]
+  assert first["steps"][:len(chosen)] == [c["text"] for c in chosen]
+  ratings = {1: 1.0, 0: 1.0, -1: 0.0}
+  assert first["labels"][:len(chosen)] == [ratings[c["rating"]] for c in chosen]
+  assert first["labels"][-1] == 0.0                        # "found_error": the path ends at the error
+  neutral_zero = list(rm.read_prm800k(str(path), neutral_label=0.0))
+  assert sum(map(sum, (r["labels"] for r in neutral_zero))) < sum(map(sum, (r["labels"] for r in records)))
+  phase1 = list(rm.read_prm800k(str(shared_data / "prm800k" / "phase1_example_records.jsonl")))
+  assert len(phase1) == 3 and phase1[0]["steps"][1] == "We have $3p+e=1.24$ and $5p+e=1.82$."
+
+
+def test_prm800k_reader_errors_name_file_line_field(tmp_path):
+  bad = tmp_path / "bad.jsonl"
+  bad.write_text(json.dumps({"question": {"problem": "p"}, "label": {"steps": []}}) + "\n" +
+                 json.dumps({"question": {"problem": "p"},
+                             "label": {"steps": [{"completions": [], "chosen_completion": 3}]}}) + "\n")
+  with pytest.raises(ValueError, match=r"bad.jsonl:2: field 'label.steps\[0\].chosen_completion'"):
+    list(rm.read_prm800k(str(bad)))
+  bad.write_text("{not json\n")
+  with pytest.raises(ValueError, match="bad.jsonl:1: not JSON"):
+    list(rm.read_prm800k(str(bad)))
