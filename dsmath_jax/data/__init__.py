@@ -1,0 +1,1 @@
+"""Loaders from records to packed, sharded training batches (grain; checkpointable)."""

@@ -1,0 +1,85 @@
+"""Training batches: a weighted mixture of sources, tokenized and packed, read with grain.
+
+  sources (TFDS / JSONL / generated)  -> this host's shard -> shuffle(seed) -> repeat
+  -> tokenize -> IterDataset.mix(weights) -> pack to seq_len -> batch(host rows)
+
+Pretraining mixes the paper's corpus sources by weight (§2.3: 56% DeepSeekMath Corpus,
+4% AlgebraicStack, 10% arXiv, 20% GitHub code, 10% Common Crawl) and packs documents
+concat-then-split; SFT (§3.1) renders each question with the CoT/tool template, masks the
+prompt and packs whole examples first-fit. Everything is a function of `data.seed`, and
+the iterator's get_state/set_state goes into the checkpoint (train/checkpointing.py).
+"""
+import functools
+
+import grain
+import jax
+
+from dsmath_jax import templates
+from dsmath_jax.data import packing, sources
+
+
+def host_rows(global_batch: int, process_count: int) -> int:
+  """Rows of the global batch this host feeds (make_array_from_process_local_data)."""
+  if global_batch % process_count:
+    raise ValueError(f"data.global_batch={global_batch} does not divide over "
+                     f"{process_count} hosts")
+  return global_batch // process_count
+
+
+def _example(record: dict, *, kind: str, tokenizer, seq_len: int, template: str) -> dict:
+  """One record -> {tokens, loss_mask} (kind 'text': pretraining; 'sft': prompt masked)."""
+  if kind == "text":
+    return packing.text_example(tokenizer.encode(record["text"]), tokenizer.bos_id,
+                                tokenizer.eos_id)
+  prompt = record.get("prompt") or templates.render(record["question"],
+                                                    record.get("format") or template)
+  return packing.sft_example(tokenizer.encode(prompt), tokenizer.encode(record["response"]),
+                             tokenizer.bos_id, tokenizer.eos_id, seq_len)
+
+
+def examples(data_config, tokenizer, kind: str, *, process_index: int, process_count: int,
+             shuffle: bool = True, repeat: bool = True) -> grain.IterDataset:
+  """The weighted mixture of `data_config.sources` as an IterDataset of tokenized examples."""
+  make_example = functools.partial(_example, kind=kind, tokenizer=tokenizer,
+                                   seq_len=int(data_config.seq_len),
+                                   template=data_config.get("template", "cot"))
+  seed = int(data_config.get("seed", 0))
+  datasets, weights = [], []
+  for index, (name, spec) in enumerate(sorted(data_config.sources.items())):
+    weight = float(spec.get("weight", 1.0))
+    if weight <= 0:
+      continue
+    dataset = sources.open_source(spec)[process_index::process_count]
+    if len(dataset) == 0:
+      raise ValueError(f"data.sources.{name}: no records for host {process_index}")
+    if shuffle:
+      dataset = dataset.shuffle(seed=seed + index)
+    if repeat:
+      dataset = dataset.repeat()
+    datasets.append(dataset.map(make_example).to_iter_dataset())
+    weights.append(weight)
+  if not datasets:
+    raise ValueError("data.sources: no source with weight > 0")
+  if len(datasets) == 1:
+    return datasets[0]
+  return grain.IterDataset.mix(datasets, weights)
+
+
+def batches(data_config, tokenizer, kind: str, *, process_index: int | None = None,
+            process_count: int | None = None, shuffle: bool = True,
+            repeat: bool = True) -> grain.IterDataset:
+  """IterDataset of this host's batches: dicts of numpy [host_rows, seq_len] arrays."""
+  process_index = jax.process_index() if process_index is None else process_index
+  process_count = jax.process_count() if process_count is None else process_count
+  mixture = examples(data_config, tokenizer, kind, process_index=process_index,
+                     process_count=process_count, shuffle=shuffle, repeat=repeat)
+  rows = packing.pack(mixture, int(data_config.seq_len), data_config.get("packing", "concat"),
+                      num_packing_bins=int(data_config.get("packing_bins", 16)),
+                      seed=int(data_config.get("seed", 0)), shuffle_bins=shuffle)
+  return rows.batch(host_rows(int(data_config.global_batch), process_count), drop_remainder=True)
+
+
+def batch_spec(data_config) -> dict:
+  """{name: global shape} of a training batch."""
+  shape = (int(data_config.global_batch), int(data_config.seq_len))
+  return {name: shape for name in ("tokens", "segment_ids", "positions", "loss_mask")}

@@ -1,0 +1,1 @@
+"""Training core: train state, optimizer, pure sharded step, losses, metrics, checkpoints, loops."""

@@ -1,0 +1,54 @@
+"""Next-token cross-entropy over packed rows, as a LOSS FUNCTION for train_step.
+
+Batch convention (contracts.md): `tokens` [batch, seq]; the model reads all of `tokens`
+and the logits at t predict tokens[t+1]. `loss_mask[t]` is 1 where tokens[t] is a
+prediction TARGET (so it is aligned with the targets, and loss_mask[:, 0] is never used).
+A target also needs the same segment as its input token: the first token of a packed
+document is not predicted from the previous document, and padding (segment 0) never is.
+
+A loss function returns SUMS (loss_sum, weight, aux_sums) so that train_step can divide
+by the number of loss tokens of the whole global batch: micro-batching and sharding then
+give the same loss as one big batch (contracts.md, "Training").
+"""
+import jax
+import jax.numpy as jnp
+
+
+def target_weights(batch):
+  """[batch, seq-1] float32: 1 where tokens[:, 1:] is a loss target of tokens[:, :-1]."""
+  segments = batch["segment_ids"]
+  same_document = (segments[:, 1:] == segments[:, :-1]) & (segments[:, 1:] != 0)
+  return batch["loss_mask"][:, 1:].astype(jnp.float32) * same_document
+
+
+def model_logits(params, batch, apply_fn):
+  """Logits [batch, seq, vocab] of the packed batch (positions restart per document)."""
+  return apply_fn(params, batch["tokens"], positions=batch["positions"],
+                  segment_ids=batch["segment_ids"])
+
+
+def token_nll(logits, targets):
+  """-log softmax(logits)[target] and logsumexp, in float32.  logits [b, t, v] -> [b, t] x2."""
+  logits = logits.astype(jnp.float32)
+  log_norm = jax.nn.logsumexp(logits, axis=-1)                          # [b, t]
+  target_logits = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+  return log_norm - target_logits, log_norm
+
+
+def cross_entropy_loss(params, batch, apply_fn, *, z_loss: float = 0.0):
+  """(sum of masked token NLL [+ z_loss * logsumexp^2], number of loss tokens, aux sums).
+
+  The optional z-loss (PaLM §5) keeps the softmax normalizer near 1 in long bf16 runs;
+  bind it with functools.partial(cross_entropy_loss, z_loss=1e-4).
+  """
+  logits = model_logits(params, batch, apply_fn)[:, :-1]                # [b, t-1, v]
+  targets = batch["tokens"][:, 1:]                                      # [b, t-1]
+  weights = target_weights(batch)                                       # [b, t-1]
+  nll, log_norm = token_nll(logits, targets)
+  nll_sum = jnp.sum(nll * weights)
+  z_sum = jnp.sum(jnp.square(log_norm) * weights)
+  correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
+  aux = {"nll": nll_sum, "accuracy": jnp.sum(correct * weights)}
+  if z_loss:
+    aux["z_loss"] = z_loss * z_sum
+  return nll_sum + z_loss * z_sum, jnp.sum(weights), aux
