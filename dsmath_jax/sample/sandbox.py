@@ -1,0 +1,225 @@
+"""Run model-written programs safely: a pool of warm workers, a fresh process per program.
+
+Tool-integrated reasoning (DeepSeekMath §3.1 SFT data, §4 RL, §5 evaluation; ToRA, Gou et al.
+2023) interleaves text with ```python blocks whose output is pasted back into the context.
+Those programs are written by a model under training, so they are hostile by default:
+
+  with Sandbox(workers=4, timeout_s=10.0) as sandbox:
+    results = sandbox.run_many(codes)        # ExecResult per code, in order
+  run_program("print(1 + 1)").stdout         # '2\\n' (one shared 1-worker sandbox)
+
+Each pool slot is a warm worker process (`sandbox_worker.py`) that has imported sympy and
+numpy once (~1 s) and forks one child per program (~ms). The child gets its own session,
+rlimits, a fresh 0700 directory (removed after), a minimal environment, and, when the caller is
+root, its own uid and an empty network namespace; see `sandbox_worker.py` for exactly what
+each layer guarantees and what it does not. The caller never runs program code: a worker that
+dies or stops answering is killed with its whole group and restarted, and that program's
+result is "killed".
+
+The output protocol follows ToRA: the result of a program is what it printed; if it printed
+nothing and its last statement is an expression, that expression's value is printed
+(`print_last_expr`, on by default); an error's result is the last line of its traceback.
+Python's hash seed is fixed (0) so that printed sets come out in the same order on every slot.
+"""
+import atexit
+import concurrent.futures
+import dataclasses
+import json
+import os
+import queue
+import random
+import select
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from dsmath_jax.sample import sandbox_worker
+
+STATUSES = ("ok", "error", "timeout", "memory", "killed", "output_limit")
+# What math programs import; loaded once per worker so that a program does not pay for it.
+WARM_IMPORTS = ("math", "cmath", "fractions", "decimal", "itertools", "functools", "collections",
+                "statistics", "random", "re", "numpy", "sympy", "sympy.abc")
+_WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_worker.py")
+_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+        "PYTHONHASHSEED": "0", "PYTHONSAFEPATH": "1", "PYTHONDONTWRITEBYTECODE": "1",
+        "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg"}
+_GRACE_S = 15.0  # how long past a program's own timeout the caller waits for its worker
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecResult:
+  """What one program did. `status` is one of STATUSES; `stdout` is at most max_output_chars
+  characters; `error` is the last traceback line ("NameError: name 'x' is not defined"),
+  "Timeout Error", or why the sandbox stopped the program; `seconds` is wall time."""
+  status: str
+  stdout: str
+  error: str
+  seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+  timeout_s: float = 10.0          # wall clock; CPU time is capped at ceil(timeout_s) + 1 s
+  memory_mb: int = 1024            # address space the program may add to the warm worker
+  max_output_chars: int = 4096     # more stdout than this -> "output_limit", program killed
+  max_processes: int = 16          # RLIMIT_NPROC for the program's uid (fork bombs)
+  max_file_mb: int = 16            # RLIMIT_FSIZE: largest file the program may write
+  print_last_expr: bool = True     # ToRA: print a final bare expression if nothing was printed
+  python_guards: bool = True       # audit-hook tripwires (see sandbox_worker.py)
+
+
+def _recv_before(fd: int, deadline: float):
+  """One framed message from a worker, or None on EOF or when `deadline` passes."""
+  def read(n):
+    data = bytearray()
+    while len(data) < n:
+      remaining = deadline - time.monotonic()
+      if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+        return None
+      chunk = os.read(fd, n - len(data))
+      if not chunk:
+        return None
+      data += chunk
+    return bytes(data)
+  header = read(4)
+  if header is None:
+    return None
+  size = struct.unpack(">I", header)[0]
+  if size > 1 << 26:  # results are bounded by the worker; anything bigger is corruption
+    return None
+  body = read(size)
+  return None if body is None else json.loads(body)
+
+
+class _Slot:
+  """One warm worker process, restarted when it dies. Used by one thread at a time."""
+
+  def __init__(self, index: int, config: dict, start_timeout_s: float):
+    self.index, self.config, self.start_timeout_s = index, config, start_timeout_s
+    self.process: subprocess.Popen | None = None
+    self.handshake: dict = {}
+
+  def start(self) -> None:
+    self.process = subprocess.Popen(
+        [sys.executable, "-s", _WORKER_SCRIPT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        env=_ENV, cwd=self.config["root_dir"], start_new_session=True, close_fds=True)
+    sandbox_worker.send(self.process.stdin.fileno(), self.config)
+    handshake = _recv_before(self.process.stdout.fileno(), time.monotonic() + self.start_timeout_s)
+    if handshake is None:
+      self.kill()
+      raise RuntimeError(f"sandbox worker {self.index} did not start (see its stderr above)")
+    self.handshake = handshake
+
+  def kill(self) -> None:
+    if self.process is not None:
+      try:
+        os.killpg(self.process.pid, 9)
+      except (ProcessLookupError, PermissionError):
+        pass
+      self.process.wait()
+      for pipe in (self.process.stdin, self.process.stdout):
+        pipe.close()
+      self.process = None
+
+  def run(self, request: dict) -> ExecResult:
+    if self.process is None or self.process.poll() is not None:
+      self.kill()
+      self.start()
+    start = time.monotonic()
+    try:
+      sandbox_worker.send(self.process.stdin.fileno(), request)
+      reply = _recv_before(self.process.stdout.fileno(), start + request["timeout_s"] + _GRACE_S)
+    except OSError:  # the worker died between requests
+      reply = None
+    if reply is None:  # the program killed its worker, or the worker hung: never trust it again
+      self.kill()
+      return ExecResult("killed", "", "SandboxError: the sandbox worker died or stopped answering",
+                        time.monotonic() - start)
+    return ExecResult(**reply)
+
+
+class Sandbox:
+  """A pool of `workers` warm workers; `run_many` runs programs concurrently, results in order.
+
+  Keyword arguments are the `Limits` fields (defaults: 10 s, 1024 MB, 4096 chars, ...) plus
+  `drop_privileges` (when root: a separate uid per slot, default True) and `warm_imports`.
+  """
+
+  def __init__(self, workers: int = 4, *, drop_privileges: bool = True,
+               warm_imports=WARM_IMPORTS, start_timeout_s: float = 120.0, **limits):
+    self.limits = Limits(**limits)
+    self.workers = workers
+    self.root_dir = tempfile.mkdtemp(prefix="dsmath_sandbox_")
+    os.chmod(self.root_dir, 0o711)  # slot uids may enter (to reach their own dir), not list
+    uid_base = random.randrange(1 << 20, (1 << 31) - workers)  # unlikely to be anyone's uid
+    slots = []
+    for index in range(workers):
+      config = {"slot": index, "root_dir": self.root_dir, "sys_path": [p for p in sys.path if p],
+                "warm_imports": list(warm_imports), "env": _ENV,
+                "uid": uid_base + index if drop_privileges and os.geteuid() == 0 else None}
+      slots.append(_Slot(index, config, start_timeout_s))
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:  # imports overlap
+      list(pool.map(_Slot.start, slots))
+    self._slots = slots
+    self._idle: queue.Queue[_Slot] = queue.Queue()
+    for slot in slots:
+      self._idle.put(slot)
+    self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="sandbox")
+    self._closed = False
+
+  @property
+  def layers(self) -> dict:
+    """What isolation the workers achieved (uid, namespaces, notes), from worker 0."""
+    return self._slots[0].handshake["layers"]
+
+  def run(self, code: str, **overrides) -> ExecResult:
+    """Runs one program; `overrides` replace Limits fields for this call."""
+    if self._closed:
+      raise RuntimeError("Sandbox is closed")
+    request = dict(dataclasses.asdict(dataclasses.replace(self.limits, **overrides)), code=code)
+    slot = self._idle.get()
+    try:
+      return slot.run(request)
+    finally:
+      self._idle.put(slot)
+
+  def run_many(self, codes: list[str], **overrides) -> list[ExecResult]:
+    """Runs `codes` on all workers at once; result i belongs to codes[i]."""
+    return list(self._pool.map(lambda code: self.run(code, **overrides), codes))
+
+  def close(self) -> None:
+    if self._closed:
+      return
+    self._closed = True
+    self._pool.shutdown(wait=True)
+    for slot in self._slots:
+      slot.kill()
+    shutil.rmtree(self.root_dir, ignore_errors=True)
+
+  def __enter__(self) -> "Sandbox":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+
+_default: Sandbox | None = None
+_default_lock = threading.Lock()
+
+
+def run_program(code: str, *, timeout_s: float = 10.0, memory_mb: int = 1024,
+                max_output_chars: int = 4096, **limits) -> ExecResult:
+  """Runs one program in a shared one-worker Sandbox (started on first use, closed at exit)."""
+  global _default
+  with _default_lock:
+    if _default is None:
+      _default = Sandbox(workers=1)
+      atexit.register(_default.close)
+    sandbox = _default
+  return sandbox.run(code, timeout_s=timeout_s, memory_mb=memory_mb,
+                     max_output_chars=max_output_chars, **limits)
