@@ -103,13 +103,15 @@ def make_loss_fn(*, clip_eps: float = 0.2, clip_eps_high: float | None = None,
                  normalizer: float = 1.0, with_entropy: bool = True):
   """loss_fn(params, batch, apply_fn) -> (loss_sum, weight, aux_sums) for train_step.
 
-  apply_fn(params, tokens, positions, segment_ids) -> logits [batch, seq, vocab].
+  apply_fn(params, tokens, positions=..., segment_ids=...) -> logits [batch, seq, vocab]
+  (dsmath_jax.train.step.make_apply_fn).
   """
   if aggregation not in AGGREGATIONS:
     raise ValueError(f"rl.aggregation={aggregation!r}; choose one of {AGGREGATIONS}")
 
   def loss_fn(params, batch, apply_fn):
-    logits = apply_fn(params, batch["tokens"], batch["positions"], batch["segment_ids"])
+    logits = apply_fn(params, batch["tokens"], positions=batch["positions"],
+                      segment_ids=batch["segment_ids"])
     logprobs = token_logprobs(logits, batch["tokens"])                 # [batch, seq]
     entropy = jax.lax.stop_gradient(token_entropy(logits)) if with_entropy else None
     return grpo_terms(logprobs, batch, clip_eps=clip_eps, clip_eps_high=clip_eps_high,

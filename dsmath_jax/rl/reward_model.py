@@ -68,7 +68,8 @@ def rm_loss_terms(scores, batch):
 def make_loss_fn():
   """loss_fn(params, batch, apply_fn) for train_step; apply_fn -> scores [batch, seq]."""
   def loss_fn(params, batch, apply_fn):
-    scores = apply_fn(params, batch["tokens"], batch["positions"], batch["segment_ids"])
+    scores = apply_fn(params, batch["tokens"], positions=batch["positions"],
+                      segment_ids=batch["segment_ids"])
     return rm_loss_terms(scores, batch)
   return loss_fn
 
@@ -215,3 +216,35 @@ def read_prm800k(path: str, *, neutral_label: float = 1.0) -> Iterator[dict]:
       if texts:
         yield {"question": question["problem"], "answer": str(question.get("ground_truth_answer", "")),
                "steps": texts, "labels": values}
+
+
+# ---- Saving and loading ---------------------------------------------------------------------
+
+def save_reward_model(directory: str, config: LlamaConfig, params, tokenizer=None) -> str:
+  """A load_pretrained-readable directory: the decoder as a tied-embedding model (a reward model
+  has no lm_head) plus the `score_head` leaves, which load_pretrained keeps as extra leaves."""
+  from dsmath_jax.model import loading
+  tied = dataclasses.replace(config, tie_embeddings=True)
+  return loading.save_pretrained(directory, tied, {**params["base"], "score_head": params["score_head"]},
+                                 tokenizer)
+
+
+def abstract_params(config: LlamaConfig):
+  return jax.eval_shape(lambda: init_params(config, jax.random.key(0)))
+
+
+def load_reward_model(path: str, mesh=None, rules=None):
+  """(rm_config, params {"base", "score_head"}, shardings) from `save_reward_model`'s directory."""
+  from dsmath_jax import sharding
+  from dsmath_jax.model import loading
+  pretrained = loading.load_pretrained(path, mesh=mesh, rules=rules)
+  if "score_head" not in pretrained.params:
+    raise ValueError(f"{path}: no 'score_head' parameters: not a reward model (train one with the "
+                     "`reward_model` task)")
+  base = {k: v for k, v in pretrained.params.items() if k != "score_head"}
+  params = {"base": base, "score_head": pretrained.params["score_head"]}
+  shardings = None
+  if mesh is not None:
+    shardings = sharding.tree_shardings(abstract_params(pretrained.config), mesh, rules)
+    params = jax.device_put(params, shardings)
+  return pretrained.config, params, shardings

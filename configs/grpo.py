@@ -1,0 +1,67 @@
+"""GRPO (paper §4.1-4.2), outcome supervision with the rule-based reward; the base every RL config forks.
+
+  python -m dsmath_jax.main --config=configs/grpo.py:tiny --workdir=runs/grpo_tiny
+
+`:tiny` (seconds on a CPU: random tiny model, byte tokenizer, 2 GSM8K questions x 4 samples)
+checks the plumbing; the paper's run is configs/grpo_deepseekmath_rl.py. Writes
+WORKDIR/metrics.jsonl (reward, grader accuracy, KL, clip fraction, entropy, length, time split),
+WORKDIR/curves.png and WORKDIR/model (the next stage's `checkpoint`).
+
+rl.aggregation (how per-token losses are averaged; see dsmath_jax/rl/loss.py):
+  "sequence_mean"  paper eq. 3: mean over each output's tokens, then over outputs (default);
+  "token_mean"     DAPO: one mean over every response token of the batch;
+  "constant"       Dr. GRPO: each output's token sum / rl.loss_normalizer (0 = max_new_tokens).
+"""
+import pathlib
+
+import ml_collections
+
+from configs import common
+
+DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  args = common.parse_arg(arg)
+  c = ml_collections.ConfigDict()
+  c.task = "grpo"
+  c.seed = 0
+  # The policy: a load_pretrained path (paper: DeepSeekMath-Instruct 7B, WORKDIR/model of the
+  # sft task); "" = random init of `model` (tiny runs only).
+  c.checkpoint = ""
+  c.tokenizer = "byte"                                    # used when the checkpoint carries none
+  c.model = common.model("deepseek_math_7b")
+  c.data = dict(
+      # Paper §4.2: the chain-of-thought questions of GSM8K and MATH from the SFT data (~144K).
+      questions=f"gsm8k:{DATA}/gsm8k/train.jsonl,math:{DATA}/math/train.jsonl",
+      template="cot",
+      questions_per_step=16)                              # x group_size = outputs per step
+  c.rl = dict(
+      group_size=64,                                      # G
+      max_prompt_len=512,                                 # longer prompts are skipped (counted)
+      max_new_tokens=1024,
+      temperature=1.0, top_p=1.0, stop_strings=(),
+      clip_eps=0.2,                                       # epsilon of eq. 3
+      clip_eps_high=0.0,                                  # 0 = same as clip_eps; DAPO "clip-higher" 0.28
+      kl_coef=0.04,                                       # beta
+      aggregation="sequence_mean",
+      loss_normalizer=0,                                  # "constant" mode; 0 = max_new_tokens
+      adv_eps=1e-6,
+      num_updates=1,                                      # mu: passes over the step's outputs
+      num_minibatches=1,                                  # updates per pass
+      reward="rule",                                      # "rule" | "outcome_rm" | "process_rm"
+      reward_model="",                                    # WORKDIR/model of a reward_model run
+      step_delimiter="\n",                                # process supervision step boundary
+      logprob_gap_every=1)                                # steps between sampler/trainer log-prob checks
+  c.optim = dict(lr=1e-6, schedule="constant", steps=1000, warmup_steps=0, weight_decay=0.0,
+                 clip_norm=1.0, b1=0.9, b2=0.95)
+  c.train = dict(num_microbatches=16)
+  c.mesh = common.mesh()
+  c.logical_axis_rules = common.LOGICAL_AXIS_RULES
+  if args.variant == "tiny":
+    c.model = common.model("tiny")
+    c.data.update(questions=f"gsm8k:{DATA}/gsm8k/test.jsonl", questions_per_step=2)
+    c.rl.update(group_size=4, max_prompt_len=384, max_new_tokens=16)
+    c.optim.update(lr=1e-4, steps=2)
+    c.train.num_microbatches = 1
+  return c
