@@ -21,7 +21,11 @@ def tasks():
     from dsmath_jax.corpus import pipeline
     return pipeline.run(c, w)
 
-  return {"corpus": corpus}
+  def grpo(c, w):
+    from dsmath_jax.rl import grpo as grpo_lib
+    return grpo_lib.run(c, w)
+
+  return {"corpus": corpus, "grpo": grpo}
 
 
 def main(argv):
