@@ -1,0 +1,8 @@
+"""Math datasets as TFDS ArrayRecord (no TensorFlow): question records and SFT records.
+
+Read with `load_source(name, split, data_dir)`; convert JSONL with `read_jsonl`.
+"""
+from dsmath_jax.tfds.jsonl import BadRecordError, read_jsonl
+from dsmath_jax.tfds.source import load_source
+
+__all__ = ["BadRecordError", "load_source", "read_jsonl"]

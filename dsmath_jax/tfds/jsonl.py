@@ -1,0 +1,91 @@
+"""JSONL reading with errors that name the file, the line and the field.
+
+Every dataset we convert (GSM8K, MATH, ToRA, PoT, MathCoder, MathInstruct, a user's
+own file) is one JSON object per line; a broken line must point at itself.
+"""
+import json
+from typing import Callable, Iterator
+
+from absl import logging
+
+
+class BadRecordError(ValueError):
+  """A JSONL line that is not JSON, or lacks a configured field."""
+
+  def __init__(self, path: str, line: int, message: str, field: str | None = None):
+    where = f"{path}:{line}" + (f" field {field!r}" if field else "")
+    super().__init__(f"{where}: {message}")
+    self.path, self.line, self.field = path, line, field
+
+
+def get_field(obj, path: str):
+  """obj['a']['b'][1] for path 'a.b.1'; KeyError(path) when any step is missing."""
+  value = obj
+  for key in path.split("."):
+    if isinstance(value, list) and key.lstrip("-").isdigit() and -len(value) <= int(key) < len(value):
+      value = value[int(key)]
+    elif isinstance(value, dict) and key in value:
+      value = value[key]
+    else:
+      raise KeyError(path)
+  return value
+
+
+def read_jsonl(path, fields: dict, *, skip_bad_records: bool = False, keep: Callable | None = None,
+               report: dict | None = None) -> Iterator[dict]:
+  """Yields {name: obj[field]} for each line of `path`, plus `_line` (1-based line number).
+
+  Args:
+    fields: our name -> the file's field (dotted paths reach into nested objects:
+      'ground_truth.answer', 'messages.1.content'). A value of None means "keep the
+      whole object" under that name.
+    skip_bad_records: count and log bad lines instead of raising BadRecordError.
+    keep: optional predicate on the raw object; lines it rejects are skipped and
+      counted as 'filtered' (e.g. PoT's few-shot 'demonstration' lines).
+    report: a dict that receives counts 'read', 'bad', 'filtered' and the first bad
+      lines' messages under 'bad_examples'.
+  """
+  report = report if report is not None else {}
+  for key in ("read", "bad", "filtered"):
+    report.setdefault(key, 0)
+  report.setdefault("bad_examples", [])
+  path = str(path)
+  with open(path, encoding="utf-8") as f:
+    for line_number, line in enumerate(f, start=1):
+      if not line.strip():
+        continue
+      try:
+        obj = _parse(path, line_number, line)
+        if keep is not None and not keep(obj):
+          report["filtered"] += 1
+          continue
+        record = {name: obj if field is None else _field(path, line_number, obj, field)
+                  for name, field in fields.items()}
+      except BadRecordError as error:
+        if not skip_bad_records:
+          raise
+        report["bad"] += 1
+        if len(report["bad_examples"]) < 10:
+          report["bad_examples"].append(str(error))
+        logging.warning("skipping bad record: %s", error)
+        continue
+      report["read"] += 1
+      record["_line"] = line_number
+      yield record
+
+
+def _parse(path, line_number, line):
+  try:
+    obj = json.loads(line)
+  except json.JSONDecodeError as error:
+    raise BadRecordError(path, line_number, f"not JSON ({error.msg} at column {error.colno})") from None
+  if not isinstance(obj, dict):
+    raise BadRecordError(path, line_number, f"expected a JSON object, got {type(obj).__name__}")
+  return obj
+
+
+def _field(path, line_number, obj, field):
+  try:
+    return get_field(obj, field)
+  except KeyError:
+    raise BadRecordError(path, line_number, f"missing (keys: {sorted(obj)})", field) from None
