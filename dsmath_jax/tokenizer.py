@@ -208,10 +208,9 @@ class GGUFTokenizer(HFTokenizer):
   """
 
   def __init__(self, gguf_path: str):
-    import gguf
-    reader = gguf.GGUFReader(gguf_path)
-    fields = {name: _field_value(field) for name, field in reader.fields.items()
-              if name.startswith("tokenizer.")}
+    from dsmath_jax.model.gguf import read_gguf
+    metadata, _, _ = read_gguf(gguf_path)
+    fields = {name: value for name, value in metadata.items() if name.startswith("tokenizer.")}
     backend = build_gguf_backend(fields, gguf_path)
     tokens = fields["tokenizer.ggml.tokens"]
     special = {name: fields.get(f"tokenizer.ggml.{key}_token_id")
@@ -221,11 +220,6 @@ class GGUFTokenizer(HFTokenizer):
     self.gguf_path = gguf_path
     super().__init__(gguf_path, backend=backend, special_tokens=special,
                      chat_template=fields.get("tokenizer.chat_template"))
-
-
-def _field_value(field):
-  """A GGUF metadata field as a python value (lists for arrays, str for strings)."""
-  return field.contents()
 
 
 # llama.cpp's pre-tokenizer regexes (src/llama-vocab.cpp), by tokenizer.ggml.pre.

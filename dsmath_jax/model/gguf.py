@@ -1,0 +1,194 @@
+"""GGUF (llama.cpp) checkpoints of the LLaMA architecture, dequantized to float32 with `gguf`.
+
+Small released chat models (SmolLM2-135M-Instruct ships as a Q4_1 GGUF) let the whole
+pipeline, sampling and evaluation included, run against a real model on a CPU. Tensors are
+memory-mapped and dequantized one at a time. llama.cpp's converter permutes the rows of
+attn_q / attn_k for its interleaved RoPE; we undo it as transformers' GGUF loader does, which
+brings them back to HF's rotate-half layout that model/llama.py uses.
+"""
+import mmap
+import struct
+
+import numpy as np
+
+# Quantizations we dequantize (and test against transformers' own dequantizer).
+SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K",
+                   "Q6_K")
+
+# Our per-layer parameter path -> (GGUF name inside "blk.{i}.", transposed?).
+LAYER_NAMES = {
+    "self_attn/q_proj/kernel": ("attn_q.weight", True),
+    "self_attn/k_proj/kernel": ("attn_k.weight", True),
+    "self_attn/v_proj/kernel": ("attn_v.weight", True),
+    "self_attn/o_proj/kernel": ("attn_output.weight", True),
+    "mlp/gate_proj/kernel": ("ffn_gate.weight", True),
+    "mlp/up_proj/kernel": ("ffn_up.weight", True),
+    "mlp/down_proj/kernel": ("ffn_down.weight", True),
+    "input_layernorm/scale": ("attn_norm.weight", False),
+    "post_attention_layernorm/scale": ("ffn_norm.weight", False),
+}
+TOP_NAMES = {
+    "embed_tokens/embedding": ("token_embd.weight", False),
+    "norm/scale": ("output_norm.weight", False),
+    "lm_head/kernel": ("output.weight", True),
+}
+_IGNORED = ("rope_freqs.weight",)
+
+
+def gguf_name(key: str, layer: int | None) -> tuple[str, bool]:
+  if layer is None:
+    return TOP_NAMES[key]
+  name, transposed = LAYER_NAMES[key]
+  return f"blk.{layer}.{name}", transposed
+
+
+def unpermute_rope_rows(weight: np.ndarray, num_heads: int) -> np.ndarray:
+  """Inverse of llama.cpp's q/k permutation: per head, rows (pairs, 2) -> (2, pairs).  [out, in]."""
+  pairs = weight.shape[0] // num_heads // 2
+  grouped = weight.reshape(num_heads, pairs, 2, *weight.shape[1:])
+  return grouped.swapaxes(1, 2).reshape(weight.shape)
+
+
+# GGUF metadata value types (gguf spec): id -> numpy scalar type; 8 = string, 9 = array.
+_SCALARS = {0: np.uint8, 1: np.int8, 2: np.uint16, 3: np.int16, 4: np.uint32, 5: np.int32,
+            6: np.float32, 7: np.bool_, 10: np.uint64, 11: np.int64, 12: np.float64}
+
+
+def read_gguf(path: str) -> tuple[dict, dict, np.ndarray]:
+  """(metadata, tensors {name: (numpy shape, ggml type id, byte offset)}, file bytes (mmap)).
+
+  A direct reader of the GGUF v2/v3 layout: gguf.GGUFReader builds a numpy view per string,
+  which takes seconds for a 49K-token vocabulary; this reads it in a fraction of a second.
+  """
+  with open(path, "rb") as f:
+    blob = np.frombuffer(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), np.uint8)
+  buffer = blob.data
+  if bytes(buffer[:4]) != b"GGUF":
+    raise ValueError(f"{path}: not a GGUF file (magic {bytes(buffer[:4])!r})")
+  version, tensor_count, kv_count = struct.unpack_from("<IQQ", buffer, 4)
+  if version not in (2, 3):
+    raise ValueError(f"{path}: GGUF version {version} is not supported (2 or 3)")
+  pos = 24
+
+  def read_string(at):
+    (length,) = struct.unpack_from("<Q", buffer, at)
+    return bytes(buffer[at + 8:at + 8 + length]).decode("utf-8", errors="replace"), at + 8 + length
+
+  def read_value(kind, at):
+    if kind in _SCALARS:
+      value = np.frombuffer(buffer, _SCALARS[kind], 1, at)[0].item()
+      return value, at + np.dtype(_SCALARS[kind]).itemsize
+    if kind == 8:
+      return read_string(at)
+    if kind == 9:
+      item_kind, count = struct.unpack_from("<IQ", buffer, at)
+      at += 12
+      if item_kind in _SCALARS:
+        values = np.frombuffer(buffer, _SCALARS[item_kind], count, at)
+        return values.tolist(), at + values.nbytes
+      items = []
+      for _ in range(count):
+        item, at = read_value(item_kind, at)
+        items.append(item)
+      return items, at
+    raise ValueError(f"{path}: unknown metadata value type {kind} at byte {at}")
+
+  metadata = {}
+  for _ in range(kv_count):
+    key, pos = read_string(pos)
+    (kind,) = struct.unpack_from("<I", buffer, pos)
+    metadata[key], pos = read_value(kind, pos + 4)
+  infos = {}
+  for _ in range(tensor_count):
+    name, pos = read_string(pos)
+    (ndim,) = struct.unpack_from("<I", buffer, pos)
+    dims = struct.unpack_from(f"<{ndim}Q", buffer, pos + 4)
+    kind, offset = struct.unpack_from("<IQ", buffer, pos + 4 + 8 * ndim)
+    pos += 4 + 8 * ndim + 12
+    infos[name] = (tuple(int(d) for d in reversed(dims)), kind, offset)
+  alignment = int(metadata.get("general.alignment", 32))
+  data_start = -(-pos // alignment) * alignment
+  tensors = {name: (shape, kind, data_start + offset) for name, (shape, kind, offset) in infos.items()}
+  return metadata, tensors, blob
+
+
+def _float32_value(value) -> float:
+  """1e-05 instead of 9.999999747378752e-06: metadata floats are stored as float32."""
+  return float(str(np.float32(value)))
+
+
+class GGUFCheckpoint:
+  """Metadata and tensors of one GGUF file (memory-mapped: opening it reads no weights)."""
+
+  def __init__(self, path: str):
+    self.path = path
+    self.metadata, self._tensors, self._blob = read_gguf(path)
+    self._config = self.config_fields()
+
+  @property
+  def names(self) -> set[str]:
+    return {n for n in self._tensors if n not in _IGNORED}
+
+  def config_fields(self) -> dict:
+    """LlamaConfig fields from the {arch}.* metadata."""
+    meta, path = self.metadata, self.path
+    arch = meta.get("general.architecture")
+    if arch != "llama":
+      raise ValueError(f"{path}: general.architecture={arch!r}; only 'llama' is supported")
+
+    def field(name, default=None):
+      value = meta.get(f"llama.{name}", default)
+      if value is None:
+        raise ValueError(f"{path}: metadata field llama.{name} is missing")
+      return value
+
+    scaling = meta.get("llama.rope.scaling.type", "none")
+    if scaling not in ("none", None):
+      raise ValueError(f"{path}: llama.rope.scaling.type={scaling!r} is not supported (plain RoPE)")
+    embed = self._tensors.get("token_embd.weight")
+    if embed is None:
+      raise ValueError(f"{path}: no tensor token_embd.weight")
+    heads = int(field("attention.head_count"))
+    hidden = int(field("embedding_length"))
+    return dict(
+        vocab_size=int(meta.get("llama.vocab_size") or embed[0][0]),
+        hidden_size=hidden, num_layers=int(field("block_count")), num_heads=heads,
+        num_kv_heads=int(meta.get("llama.attention.head_count_kv") or heads),
+        head_dim=int(meta.get("llama.attention.key_length")
+                     or meta.get("llama.rope.dimension_count") or hidden // heads),
+        mlp_dim=int(field("feed_forward_length")),
+        rope_theta=_float32_value(meta.get("llama.rope.freq_base", 10000.0)),
+        rms_norm_eps=_float32_value(field("attention.layer_norm_rms_epsilon")),
+        max_position_embeddings=int(field("context_length", 4096)),
+        tie_embeddings="output.weight" not in self._tensors)
+
+  def get(self, name: str) -> np.ndarray:
+    """A tensor dequantized to float32, numpy layout [out, in] (llama.cpp's ne reversed)."""
+    import gguf
+    if name not in self._tensors:
+      raise KeyError(f"{self.path}: the GGUF file has no tensor {name!r}")
+    shape, kind, offset = self._tensors[name]
+    try:
+      qtype = gguf.GGMLQuantizationType(kind)
+      type_name = qtype.name
+    except ValueError:
+      qtype, type_name = None, f"ggml type {kind}"
+    if type_name not in SUPPORTED_TYPES:
+      raise ValueError(f"{self.path}: tensor {name} uses quantization {type_name}, which is not "
+                       f"supported; supported: {', '.join(SUPPORTED_TYPES)}")
+    block_size, block_bytes = gguf.GGML_QUANT_SIZES[qtype]
+    row_bytes = shape[-1] // block_size * block_bytes
+    rows = int(np.prod(shape[:-1], dtype=np.int64))
+    data = self._blob[offset:offset + rows * row_bytes].reshape(rows, row_bytes)
+    weight = gguf.quants.dequantize(data, qtype).astype(np.float32).reshape(shape)
+    if name.endswith("attn_q.weight"):
+      weight = unpermute_rope_rows(weight, self._config["num_heads"])
+    elif name.endswith("attn_k.weight"):
+      weight = unpermute_rope_rows(weight, self._config["num_kv_heads"])
+    return weight
+
+  def tensor(self, key: str, layer: int | None) -> tuple[str, np.ndarray, bool]:
+    """(GGUF name, array in our layout, transposed?) of our parameter `key` of `layer`."""
+    name, transposed = gguf_name(key, layer)
+    array = self.get(name)
+    return name, (array.T if transposed else array), transposed
