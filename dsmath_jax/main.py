@@ -25,7 +25,15 @@ def tasks():
     from dsmath_jax.rl import grpo as grpo_lib
     return grpo_lib.run(c, w)
 
-  return {"corpus": corpus, "grpo": grpo}
+  def pretrain(c, w):
+    from dsmath_jax.train import pretrain as pretrain_lib
+    return pretrain_lib.run(c, w)
+
+  def sft(c, w):
+    from dsmath_jax.train import sft as sft_lib
+    return sft_lib.run(c, w)
+
+  return {"corpus": corpus, "grpo": grpo, "pretrain": pretrain, "sft": sft}
 
 
 def main(argv):

