@@ -21,6 +21,10 @@ def tasks():
     from dsmath_jax.corpus import pipeline
     return pipeline.run(c, w)
 
+  def eval_(c, w):
+    from dsmath_jax.eval import task as eval_task
+    return eval_task.run(c, w)
+
   def grpo(c, w):
     from dsmath_jax.rl import grpo as grpo_lib
     return grpo_lib.run(c, w)
@@ -33,7 +37,7 @@ def tasks():
     from dsmath_jax.train import sft as sft_lib
     return sft_lib.run(c, w)
 
-  return {"corpus": corpus, "grpo": grpo, "pretrain": pretrain, "sft": sft}
+  return {"corpus": corpus, "eval": eval_, "grpo": grpo, "pretrain": pretrain, "sft": sft}
 
 
 def main(argv):
