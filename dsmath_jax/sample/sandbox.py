@@ -69,6 +69,7 @@ class Limits:
   max_output_chars: int = 4096     # more stdout than this -> "output_limit", program killed
   max_processes: int = 16          # RLIMIT_NPROC for the program's uid (fork bombs)
   max_file_mb: int = 16            # RLIMIT_FSIZE: largest file the program may write
+  max_dir_mb: int = 64             # its directory's size (a tmpfs; enforced only when root)
   print_last_expr: bool = True     # ToRA: print a final bare expression if nothing was printed
   python_guards: bool = True       # audit-hook tripwires (see sandbox_worker.py)
 

@@ -43,7 +43,7 @@ import traceback
 
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
 MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, MNT_DETACH = 1, 36, 2
 EXIT_OK, EXIT_ERROR, EXIT_SETUP_FAILED = 0, 1, 70
 TIMEOUT_MESSAGE = "Timeout Error"  # the string ToRA / DeepSeekMath's executors put in the output block
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -107,8 +107,6 @@ def _blocked_ancestors(paths: list[str]) -> dict[str, list[str]]:
 def _reveal_paths(blocked: dict[str, list[str]]) -> None:
   """In a private mount namespace, cover each blocked directory with an empty tmpfs and bind
   the needed paths (the Python installation, the work root) back at their own names."""
-  _libc_call("unshare", CLONE_NEWNS)
-  _libc_call("mount", None, b"/", None, MS_REC | MS_PRIVATE, None)
   for ancestor, paths in blocked.items():
     fds = {p: os.open(p, os.O_PATH) for p in paths}
     _libc_call("mount", b"tmpfs", ancestor.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755,size=1m")
@@ -165,6 +163,7 @@ def _probe_uid(uid: int, paths: list[str]) -> str | None:
 def isolate(config) -> dict:
   """Set up this worker's namespaces and pick the uid programs run as; returns what holds."""
   layers = {"uid": None, "network_namespace": False, "mount_namespace": False, "notes": []}
+  # With a mount namespace, each program's directory is its own size-limited tmpfs.
   try:
     _libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     layers["subreaper"] = True
@@ -180,11 +179,16 @@ def isolate(config) -> dict:
       layers["notes"].append("not root: programs run as the caller's uid")
     return layers
   paths = _python_paths(config)
+  try:  # a private mount namespace: per-program tmpfs directories, hidden blocked paths
+    _libc_call("unshare", CLONE_NEWNS)
+    _libc_call("mount", None, b"/", None, MS_REC | MS_PRIVATE, None)
+    layers["mount_namespace"] = True
+  except OSError as e:
+    layers["notes"].append(f"no mount namespace: no directory quota: {e}")
   blocked = _blocked_ancestors(paths + [config["root_dir"]])
-  if blocked:
+  if blocked and layers["mount_namespace"]:
     try:
       _reveal_paths(blocked)
-      layers["mount_namespace"] = True
     except OSError as e:
       layers["notes"].append(f"cannot hide {sorted(blocked)}: {e}")
   why_not = _probe_uid(config["uid"], paths)
@@ -274,21 +278,26 @@ def _read_into(fd: int, buffer: bytearray, cap: int) -> int:
   return len(data)
 
 
+def _children(pid: int) -> list[int]:
+  """Direct children of `pid`, from /proc/PID/task/*/children (no scan of all of /proc)."""
+  found = []
+  try:
+    for task in os.listdir(f"/proc/{pid}/task"):
+      with open(f"/proc/{pid}/task/{task}/children") as f:
+        found.extend(int(child) for child in f.read().split())
+  except (OSError, ValueError):
+    pass
+  return found
+
+
 def _descendants(pid: int) -> list[int]:
-  children: dict[int, list[int]] = {}
-  for entry in os.listdir("/proc"):
-    if entry.isdigit():
-      try:
-        with open(f"/proc/{entry}/stat", "rb") as f:
-          ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
-      except (OSError, ValueError, IndexError):
-        continue
-      children.setdefault(ppid, []).append(int(entry))
-  found, stack = [], list(children.get(pid, []))
+  """Every live descendant. This worker is a child subreaper, so every orphan of a program is
+  re-parented to it: no direct children here means no descendants anywhere."""
+  found, stack = [], _children(pid)
   while stack:
-    p = stack.pop()
-    found.append(p)
-    stack.extend(children.get(p, []))
+    child = stack.pop()
+    found.append(child)
+    stack.extend(_children(child))
   return found
 
 
@@ -308,18 +317,18 @@ def kill_everything(pgid: int) -> None:
     os.killpg(pgid, signal.SIGKILL)
   except (ProcessLookupError, PermissionError):
     pass
-  for _ in range(100):
+  _reap()
+  for _ in range(1000):  # each round kills what exists; forks in between are bounded by NPROC
     alive = _descendants(os.getpid())
     if not alive:
-      break
-    for p in alive:
+      return
+    for pid in alive:
       try:
-        os.kill(p, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
       except (ProcessLookupError, PermissionError):
         pass
     time.sleep(0.001)
     _reap()
-  _reap()
 
 
 def _remove_tree(path: str) -> None:
@@ -337,12 +346,17 @@ def _last_line(text: str) -> str:
   return lines[-1].strip() if lines else ""
 
 
-def run_one(request, config, uid) -> dict:
+def run_one(request, config, layers) -> dict:
   """Fork, run `request["code"]` under the limits, collect bounded output, clean up."""
+  uid = layers["uid"]
   max_chars = request["max_output_chars"]
   out_cap, err_cap = 4 * max_chars + 4, 1 << 16
   workdir = tempfile.mkdtemp(dir=config["root_dir"], prefix=f"slot{config['slot']}_")
-  if uid is not None:
+  quota = layers["mount_namespace"] and uid is not None
+  if quota:  # a disk quota for the directory, invisible outside this worker's namespace
+    options = f"size={request['max_dir_mb']}m,nr_inodes=4096,mode=0700,uid={uid},gid={uid}"
+    _libc_call("mount", b"tmpfs", workdir.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options.encode())
+  elif uid is not None:
     os.chown(workdir, uid, uid)
   out_r, out_w = os.pipe()
   err_r, err_w = os.pipe()
@@ -384,12 +398,10 @@ def run_one(request, config, uid) -> dict:
           poller.unregister(fd)
           open_pipes.discard(fd)
   seconds = time.monotonic() - start
+  if wait_status is None:  # timeout or output limit: the program is still running
+    os.kill(pid, signal.SIGKILL)
+    wait_status = os.waitpid(pid, 0)[1]
   kill_everything(pid)
-  if wait_status is None:
-    try:
-      wait_status = os.waitpid(pid, 0)[1]
-    except ChildProcessError:
-      wait_status = 0
   for fd in list(open_pipes):  # every writer is dead now: read to EOF, within the caps
     os.set_blocking(fd, False)
     while True:
@@ -402,6 +414,8 @@ def run_one(request, config, uid) -> dict:
         break
   for fd in (out_r, err_r, pidfd):
     os.close(fd)
+  if quota:
+    _libc_call("umount2", workdir.encode(), MNT_DETACH)
   _remove_tree(workdir)
 
   text = stdout.decode("utf-8", errors="replace")
@@ -561,7 +575,7 @@ def main() -> None:
   send(protocol_out, {"pid": os.getpid(), "layers": layers, "warm_imports": imported,
                       "base_vm_mb": _vm_bytes() >> 20})
   while (request := recv(protocol_in)) is not None:
-    send(protocol_out, run_one(request, config, layers["uid"]))
+    send(protocol_out, run_one(request, config, layers))
 
 
 if __name__ == "__main__":
