@@ -16,6 +16,7 @@ comparison counts as incorrect and is reported with status "timeout". Optionally
 also asks math-verify (`math_verify.parse`/`verify`) for a second opinion.
 """
 import collections
+import functools
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -106,6 +107,20 @@ def _matrix_cells(text: str) -> list[list[str]] | None:
   return [row.split("&") for row in rows]
 
 
+def _shape(text: str) -> str:
+  """'number' | 'structure' (tuple, set, interval, matrix) | 'word' (letters only) | 'expression'."""
+  if parse_number(text) is not None:
+    return "number"
+  if _matrix_cells(text) is not None or "\\cup" in text:
+    return "structure"
+  bracketed = _bracketed(text)
+  if len(_split_top_level(bracketed[1] if bracketed else text, ",")) > 1:
+    return "structure"
+  if re.fullmatch(r"[a-zA-Z]{3,}", text):
+    return "word"
+  return "expression"
+
+
 def _numbers_equal(pred: float, gold: float) -> bool:
   return any(math.isclose(pred, x, rel_tol=0.0, abs_tol=ABS_TOL) for x in (gold, gold / 100, gold * 100))
 
@@ -139,6 +154,16 @@ def compare(prediction: str | None, gold: str, symbolic: Callable[[str, str], bo
     same = (len(pred_cells) == len(ref_cells) and all(
         len(p) == len(r) and all(equal(a, b) for a, b in zip(p, r)) for p, r in zip(pred_cells, ref_cells)))
     return same, "matrix"
+  if (pred_cells is None) != (ref_cells is None):  # a column/row vector written as a tuple
+    cells, other = (pred_cells, ref) if pred_cells is not None else (ref_cells, pred)
+    other_br = _bracketed(other)
+    if other_br and other_br[0] + other_br[2] in ("()", "[]") and (
+        len(cells) == 1 or all(len(row) == 1 for row in cells)):
+      flat = [cell for row in cells for cell in row]
+      items = _split_top_level(other_br[1], ",")
+      if len(items) == len(flat) > 1:
+        pairs = zip(flat, items) if pred_cells is not None else zip(items, flat)
+        return all(equal(a, b) for a, b in pairs), "matrix"
   # Sets, tuples, intervals and bare comma lists.
   pred_br, ref_br = _bracketed(pred), _bracketed(ref)
   pred_items = _split_top_level(pred_br[1] if pred_br else pred, ",")
@@ -162,22 +187,31 @@ def compare(prediction: str | None, gold: str, symbolic: Callable[[str, str], bo
     return equal(pred.split("=")[1], ref), "equation"
   if ref.count("=") == 1 and "=" not in pred and len(ref.split("=")[0]) <= 2:
     return equal(pred, ref.split("=")[1]), "equation"
+  # Kinds that sympy could only call unequal: skip the parse (it is the slow part).
+  shapes = {_shape(pred), _shape(ref)}
+  if "word" in shapes:
+    return False, "string"  # words are compared as strings ("Evelyn" vs "Levyne": not a product)
+  if "structure" in shapes:
+    return False, "kind"
   return symbolic(pred, ref), "symbolic"
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse_sympy(text: str):
   """sympy object of a normalized answer: LaTeX first, then plain sympy syntax; None if neither."""
   from latex2sympy2_extended import latex2sympy
   from sympy.parsing import sympy_parser
   text = text.replace("%", "\\%") if text.endswith("%") and not text.endswith("\\%") else text
-  try:
-    return latex2sympy(text)
+  import sympy
+  try:  # `i` is the imaginary unit in MATH answers; latex2sympy reads it as a symbol
+    return latex2sympy(text).subs(sympy.Symbol("i"), sympy.I)
   except Exception:  # antlr / conversion errors of every kind
     pass
   try:
     transformations = sympy_parser.standard_transformations + (
         sympy_parser.implicit_multiplication_application, sympy_parser.convert_xor)
-    return sympy_parser.parse_expr(text, transformations=transformations, evaluate=True)
+    return sympy_parser.parse_expr(text, transformations=transformations, evaluate=True).subs(
+        sympy.Symbol("i"), sympy.I)
   except Exception:
     return None
 
@@ -200,14 +234,47 @@ def symbolic_equal(a: str, b: str) -> bool:
     except Exception:
       return False
   try:
-    if sympy.simplify(left - right) == 0:
+    difference = left - right
+    symbols = sorted(difference.free_symbols, key=str)
+  except Exception:
+    return False
+  if not symbols:  # constants: simplify(d) == 0 implies |N(d)| <= 1e-3, so N alone decides
+    try:
+      return difference == 0 or abs(complex(sympy.N(difference))) <= ABS_TOL
+    except Exception:
+      return _numeric_close(left, right)
+  if _differ_somewhere(left, right, symbols):  # then simplify(d) cannot be 0: skip it
+    return False
+  try:
+    if sympy.simplify(difference) == 0:
       return True
   except Exception:
     pass
+  return _numeric_close(left, right)
+
+
+def _numeric_close(left, right) -> bool:
+  import sympy
   try:
     return abs(complex(sympy.N(left)) - complex(sympy.N(right))) <= ABS_TOL
   except Exception:
     return False
+
+
+def _differ_somewhere(minuend, subtrahend, symbols) -> bool:
+  """True when a(x) != b(x) clearly at one of two fixed irrational points (a cheap
+  certificate that simplify(a - b) != 0); False when unsure (poles, errors)."""
+  import sympy
+  for point in (0.5772156649, 1.3247179572):
+    values = {s: point + k / 7 for k, s in enumerate(symbols)}
+    try:
+      left, right = (complex(sympy.N(side.subs(values))) for side in (minuend, subtrahend))
+    except Exception:
+      continue
+    scale = max(1.0, abs(left), abs(right))
+    if math.isfinite(scale) and abs(left - right) > 1e-6 * scale:
+      return True
+  return False
 
 
 def _needs_sympy(a: str, b: str) -> bool:

@@ -11,7 +11,7 @@ Our own code; the rules follow those two projects.
 import math
 import re
 
-_SPACES = re.compile(r"\\[,;:! ]|~|\\quad|\\qquad")
+_SPACES = re.compile(r"(?<!\\)\\[,;:! ]|~|\\quad|\\qquad")  # not the `\\` of a matrix row
 _LEFT_RIGHT = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)(?![a-zA-Z])")
 _STYLE = re.compile(r"\\(?:displaystyle|textstyle|mathbf|mathrm|boldsymbol|bf|rm|mathit)(?![a-zA-Z])")
 _TEXT = re.compile(r"\\(?:text|textbf|textit|mbox|mathrm|operatorname)\s*\{([^{}]*)\}")
@@ -22,6 +22,7 @@ _TRAILING_ZEROS = re.compile(r"(\d)\.0+(?![\d])")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _SIMPLE_FRAC = re.compile(r"^(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}$")
 _SLASH_FRAC = re.compile(r"^(-?\d+)/(\d+)$")
+_MIXED_NUMBER = re.compile(r"^(-?)(\d+)\\frac\{(\d+)\}\{(\d+)\}$")  # 3\frac{1}{2} = 7/2
 _MATH_WORDS = {"and", "or", "to", "sin", "cos", "tan", "pi", "log", "ln", "sqrt", "i"}
 
 
@@ -95,6 +96,7 @@ def normalize(answer: str | None) -> str:
     s = m.group(1)  # "18 dollars" -> "18"
   s = s.replace(" .", " 0.").replace("{.", "{0.")
   s = fix_sqrt(s)
+  s = re.sub(r"([_^])\s*([A-Za-z0-9])\s+(?=[A-Za-z0-9\\])", r"\1{\2}", s)  # \log_2 8: keep the 2 alone
   s = s.replace(" ", "")
   s = _TRAILING_ZEROS.sub(r"\1", s)
   if s.startswith("."):
@@ -102,6 +104,7 @@ def normalize(answer: str | None) -> str:
   if s.startswith("-."):
     s = "-0" + s[1:]
   s = fix_fracs(s)
+  s = re.sub(r"^(\d+)_\{?(\d+)\}?$", r"\1_{\2}", s)  # a number in base b: 4210_5 -> 4210_{5}
   if (m := _SLASH_FRAC.match(s)):
     s = "\\frac{%s}{%s}" % m.groups()
   s = re.sub(r"(\\\\|,|\.)+$", "", s)
@@ -109,7 +112,7 @@ def normalize(answer: str | None) -> str:
 
 
 def parse_number(text: str) -> float | None:
-  """A float for plain numbers, `1,000`, `50%` (-> 0.5), `\\frac{3}{4}`, `-3/4`; else None."""
+  """A float for plain numbers, `1,000`, `50%` (-> 0.5), `\\frac{3}{4}`, `-3/4`, `3\\frac{1}{2}`; else None."""
   s = text.strip()
   if _THOUSANDS.match(s):
     s = s.replace(",", "")
@@ -123,6 +126,9 @@ def parse_number(text: str) -> float | None:
   elif (m := _SLASH_FRAC.match(s)):
     if int(m.group(2)) != 0:
       value = int(m.group(1)) / int(m.group(2))
+  elif (m := _MIXED_NUMBER.match(s)):
+    if int(m.group(4)) != 0:
+      value = (int(m.group(2)) + int(m.group(3)) / int(m.group(4))) * (-1 if m.group(1) else 1)
   elif re.fullmatch(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", s):
     value = float(s)
   if value is None or not math.isfinite(value):
