@@ -37,7 +37,11 @@ def tasks():
     from dsmath_jax.train import sft as sft_lib
     return sft_lib.run(c, w)
 
-  return {"corpus": corpus, "eval": eval_, "grpo": grpo, "pretrain": pretrain, "sft": sft}
+  def reward_model(c, w):
+    from dsmath_jax.rl import rm_task
+    return rm_task.run(c, w)
+
+  return {"corpus": corpus, "eval": eval_, "grpo": grpo, "reward_model": reward_model, "pretrain": pretrain, "sft": sft}
 
 
 def main(argv):
