@@ -196,6 +196,10 @@ def compare(prediction: str | None, gold: str, symbolic: Callable[[str, str], bo
   return symbolic(pred, ref), "symbolic"
 
 
+# Digits, one-letter variables, + - * / ^ ( ) ! and spaces: "x^2+2x+1", "(a+5)(b+2)", "10!".
+_PLAIN = re.compile(r"(?:[0-9.+\-*/^()! ]|[a-zA-Z](?![a-zA-Z]))+")
+
+
 @functools.lru_cache(maxsize=4096)
 def _parse_sympy(text: str):
   """sympy object of a normalized answer: LaTeX first, then plain sympy syntax; None if neither."""
@@ -203,15 +207,24 @@ def _parse_sympy(text: str):
   from sympy.parsing import sympy_parser
   text = text.replace("%", "\\%") if text.endswith("%") and not text.endswith("\\%") else text
   import sympy
-  try:  # `i` is the imaginary unit in MATH answers; latex2sympy reads it as a symbol
+  transformations = sympy_parser.standard_transformations + (
+      sympy_parser.implicit_multiplication_application, sympy_parser.convert_xor)
+
+  def python_syntax():  # `i` is the imaginary unit in MATH answers, `e` Euler's number (as in LaTeX)
+    return sympy_parser.parse_expr(text, transformations=transformations, local_dict={"e": sympy.E},
+                                   evaluate=True).subs(sympy.Symbol("i"), sympy.I)
+
+  if _PLAIN.fullmatch(text):  # reads the same in LaTeX and Python; 20-100x faster than the antlr parser
+    try:
+      return python_syntax()
+    except Exception:
+      pass
+  try:
     return latex2sympy(text).subs(sympy.Symbol("i"), sympy.I)
   except Exception:  # antlr / conversion errors of every kind
     pass
   try:
-    transformations = sympy_parser.standard_transformations + (
-        sympy_parser.implicit_multiplication_application, sympy_parser.convert_xor)
-    return sympy_parser.parse_expr(text, transformations=transformations, evaluate=True).subs(
-        sympy.Symbol("i"), sympy.I)
+    return python_syntax()
   except Exception:
     return None
 
@@ -316,7 +329,7 @@ def _worker_main(conn, memory_mb: int, second_opinion: bool, timeout_s: float):
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
   import logging
   logging.getLogger("math_verify").setLevel(logging.ERROR)
-  math_equal("\\frac{\\sqrt{2}}{2}", "x^2")  # warm up the parsers before taking jobs
+  math_equal("(x+1)^2", "x^2+2x+1")  # warm up the parser and simplify() before taking jobs
   if second_opinion:
     math_verify_equal("1", "1")
   conn.send(("ready",))
@@ -473,7 +486,7 @@ class Grader:
         worker.conn.send(None)
       except (OSError, BrokenPipeError):
         pass
-      worker.process.join(1)
+      worker.process.join(0.2)
       if worker.process.is_alive():
         worker.process.kill()
     self._workers = []

@@ -1,0 +1,79 @@
+"""The paper-faithful grader on ~300 hand-checked (prediction, gold, equal?) pairs, its worker
+pool (timeouts count as incorrect, the pool survives them) and the single-call API.
+
+tests/data/grader_cases.jsonl: every label was decided by hand from the mathematics (and the
+DeepSeek-Math convention of 1e-3 absolute tolerance with percent variants x, x/100, 100x),
+not by running the grader.
+"""
+import collections
+import json
+import pathlib
+
+import pytest
+
+from dsmath_jax.eval import grader
+
+CASES = [json.loads(line) for line in
+         (pathlib.Path(__file__).parent / "data" / "grader_cases.jsonl").read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def pool():
+  with grader.Grader(workers=2, timeout_s=20.0) as g:
+    yield g
+
+
+def test_cases_cover_both_outcomes():
+  counts = collections.Counter(case["equal"] for case in CASES)
+  assert len(CASES) >= 300 and counts[True] >= 150 and counts[False] >= 80, counts
+
+
+def test_hand_checked_pairs(pool):
+  verdicts = pool.grade_many([(case["prediction"], case["gold"]) for case in CASES])
+  wrong = [(case["prediction"], case["gold"], case["equal"], v) for case, v in zip(CASES, verdicts)
+           if v.correct != case["equal"] or v.status != "ok"]
+  assert not wrong, "\n".join(map(str, wrong))
+
+
+def test_timeout_counts_as_incorrect_and_pool_recovers():
+  # Equal expressions, but simplify() on degree-600 polynomials takes ~30 s (3 s at degree 200).
+  slow = ("(x+1)^{300}(x-1)^{300}", "(x^2-1)^{300}")
+  with grader.Grader(workers=1, timeout_s=2.0) as g:
+    verdicts = g.grade_many([slow, ("\\frac{\\sqrt{3}}{2}", "\\frac{1}{2}\\sqrt{3}"), ("3", "4")])
+    assert [v.status for v in verdicts] == ["timeout", "ok", "ok"]
+    assert [v.correct for v in verdicts] == [False, True, False]
+    assert g.restarts == 1
+    assert g.grade_many([("(x+1)^2", "x^2+2x+1")])[0].correct  # the replacement worker grades
+
+
+def test_no_answer_is_incorrect_without_a_worker():
+  g = grader.Grader(workers=1)
+  assert g.grade_many([(None, "5"), ("", "5")]) == [
+      grader.Verdict(False, "ok", "no answer"), grader.Verdict(False, "ok", "empty answer")]
+  assert g._workers == []  # decided in-process; no process was started
+  g.close()
+
+
+def test_second_opinion_from_math_verify():
+  pairs = [("\\frac{1}{2}", "0.5"), ("3", "4"), ("(x+1)^2", "x^2+2x+1")]
+  with grader.Grader(workers=1, timeout_s=20.0, second_opinion=True) as g:
+    verdicts = g.grade_many(pairs)
+  assert [v.correct for v in verdicts] == [True, False, True]
+  assert [v.math_verify for v in verdicts] == [True, False, True]
+
+
+def test_quick_path_needs_no_sympy():
+  assert grader.quick_compare("\\$1,000", "1000") == (True, "numeric")
+  assert grader.quick_compare("(1, 2)", "(1,3)") == (False, "tuple")
+  assert grader.quick_compare("x^2", "x \\cdot x") is None     # only sympy can decide
+
+
+def test_is_equiv_and_grade_output():
+  assert grader.is_equiv("0.5", "\\frac{1}{2}")
+  assert not grader.is_equiv("0.6", "\\frac{1}{2}")
+  assert grader.is_equiv("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}")  # through the shared pool
+  assert grader.grade_output("So we get $\\boxed{\\dfrac{1}{2}}$.", "0.5")
+  assert grader.grade_output("Janet makes 9 * 2 = 18.\n#### 18", "18")
+  assert not grader.grade_output("I give up.", "18")
+  tool = "```python\nprint(7)\n```\n```output\n7\n```\nThe answer is $\\boxed{8}$."
+  assert not grader.grade_output(tool, "7") and grader.grade_output(tool, "7", mode="program")
