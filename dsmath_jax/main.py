@@ -21,6 +21,10 @@ def tasks():
     from dsmath_jax.corpus import pipeline
     return pipeline.run(c, w)
 
+  def dataset(c, w):
+    from dsmath_jax.tfds import task as dataset_task
+    return dataset_task.run(c, w)
+
   def eval_(c, w):
     from dsmath_jax.eval import task as eval_task
     return eval_task.run(c, w)
@@ -41,7 +45,7 @@ def tasks():
     from dsmath_jax.rl import rm_task
     return rm_task.run(c, w)
 
-  return {"corpus": corpus, "eval": eval_, "grpo": grpo, "reward_model": reward_model, "pretrain": pretrain, "sft": sft}
+  return {"corpus": corpus, "dataset": dataset, "eval": eval_, "grpo": grpo, "reward_model": reward_model, "pretrain": pretrain, "sft": sft}
 
 
 def main(argv):
