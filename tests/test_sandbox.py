@@ -148,15 +148,39 @@ def test_ten_gigabytes_is_a_memory_error(sandbox, sentinel, code):
 
 @pytest.mark.parametrize("guards", [True, False])
 def test_cannot_write_or_delete_callers_files(sandbox, sentinel, guards):
-  if not guards and not ROOT:
-    pytest.skip("without root the Python guards are the only layer that protects files")
+  """With guards: PermissionError from the audit hook. Without: the kernel refuses, by the slot
+  uid (EACCES) or the read-only view (EROFS), whichever it checks first."""
+  if not guards and not (ROOT or sandbox.layers["read_only_filesystem"]):
+    pytest.skip("no uid change and no read-only view here: the Python guards are the only layer")
   for code in [f"open({sentinel!r}, 'w').write('gone')",
                f"import os\nos.remove({sentinel!r})",
                f"import shutil\nshutil.rmtree({os.path.dirname(sentinel)!r})",
                f"import os\nos.rename({sentinel!r}, {sentinel + '.moved'!r})",
                f"import os\nos.chmod({sentinel!r}, 0o777)"]:
     result = sandbox.run(code, python_guards=guards)
-    assert result.status == "error" and result.error.startswith("PermissionError"), (code, result)
+    refused = ("PermissionError", "OSError: [Errno 30] Read-only file system")
+    assert result.status == "error" and result.error.startswith(refused), (code, result)
+
+
+def test_read_only_view_outside_the_directory(sandbox):
+  if not sandbox.layers["read_only_filesystem"]:
+    pytest.skip("no mount namespace here")
+  target = os.path.join(tempfile.gettempdir(), f"sandbox_escape_{os.getpid()}")  # /tmp: world-writable
+  result = sandbox.run(f"open({target!r}, 'w').write('escaped')", python_guards=False)
+  assert result.error == f"OSError: [Errno 30] Read-only file system: {target!r}"
+  assert not os.path.exists(target)
+
+
+def test_home_directory_is_hidden(sandbox):
+  if not sandbox.layers["mount_namespace"]:
+    pytest.skip("no mount namespace here")
+  handle, secret = tempfile.mkstemp(dir=os.path.expanduser("~"), prefix=".sandbox_secret_")
+  os.close(handle)
+  try:
+    result = sandbox.run(f"print(open({secret!r}).read())", python_guards=False)
+    assert result.error.startswith("FileNotFoundError"), result
+  finally:
+    os.remove(secret)
 
 
 @pytest.mark.parametrize("guards", [True, False])

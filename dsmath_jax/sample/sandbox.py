@@ -9,12 +9,12 @@ Those programs are written by a model under training, so they are hostile by def
   run_program("print(1 + 1)").stdout         # '2\\n' (one shared 1-worker sandbox)
 
 Each pool slot is a warm worker process (`sandbox_worker.py`) that has imported sympy and
-numpy once (~1 s) and forks one child per program (~ms). The child gets its own session,
-rlimits, a fresh 0700 directory (removed after), a minimal environment, and, when the caller is
-root, its own uid and an empty network namespace; see `sandbox_worker.py` for exactly what
-each layer guarantees and what it does not. The caller never runs program code: a worker that
-dies or stops answering is killed with its whole group and restarted, and that program's
-result is "killed".
+numpy once (~1 s) and forks one child per program (~10 ms). The child gets its own session,
+rlimits, a fresh directory (removed after), a minimal environment, a read-only view of every
+other filesystem, no network, and, when the caller is root, its own uid; `sandbox_worker.py`
+says exactly what each layer guarantees and what it does not (`Sandbox.layers` says which
+ones this machine allowed). The caller never runs program code: a worker that dies or stops
+answering is killed with its whole group and restarted, and that program's result is "killed".
 
 The output protocol follows ToRA: the result of a program is what it printed; if it printed
 nothing and its last statement is an expression, that expression's value is printed
@@ -157,11 +157,12 @@ class Sandbox:
     self.workers = workers
     self.root_dir = tempfile.mkdtemp(prefix="dsmath_sandbox_")
     os.chmod(self.root_dir, 0o711)  # slot uids may enter (to reach their own dir), not list
-    uid_base = random.randrange(1 << 20, (1 << 31) - workers)  # unlikely to be anyone's uid
+    # Unlikely to be anyone's uid; SystemRandom leaves the caller's `random` state alone.
+    uid_base = random.SystemRandom().randrange(1 << 20, (1 << 31) - workers)
     slots = []
     for index in range(workers):
       config = {"slot": index, "root_dir": self.root_dir, "sys_path": [p for p in sys.path if p],
-                "warm_imports": list(warm_imports), "env": _ENV,
+                "warm_imports": list(warm_imports), "env": _ENV, "home": os.path.expanduser("~"),
                 "uid": uid_base + index if drop_privileges and os.geteuid() == 0 else None}
       slots.append(_Slot(index, config, start_timeout_s))
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:  # imports overlap

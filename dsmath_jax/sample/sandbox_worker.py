@@ -1,27 +1,35 @@
 """The warm sandbox worker: one per pool slot, it imports sympy once and forks per program.
 
-Started by `sandbox.py` as `python -I sandbox_worker.py` (a script, stdlib only until the warm
+Started by `sandbox.py` as `python -s sandbox_worker.py` (a script, stdlib only until the warm
 imports, so it needs nothing from the caller's environment). It talks to its caller over its
 stdin/stdout with length-prefixed JSON: one config message, a handshake reply, then one
 request -> one result per program. Importing sympy costs ~1 s per process; a fork of a
 process that already has it costs ~ms, which is why tool-integrated sampling (§3.1, §4) can
 afford a fresh process per program.
 
-Layers, from strongest to weakest (each is reported in the handshake, none is assumed):
-  kernel, always: own session/process group, rlimits (address space, CPU seconds, processes,
-    file size, no core files, open files), fresh 0700 working directory, minimal environment,
-    no inherited file descriptors, bounded pipes, SIGKILL of every descendant at the end
-    (this worker is a child subreaper, so a program's double-forked orphans come back to it).
-  kernel, when root: a separate uid per slot (so the program cannot write or delete the
-    caller's files, signal the caller or this worker, or read other slots' directories), a
-    network namespace with no interfaces, and a mount namespace that hides directories the
-    sandbox uid cannot traverse anyway (e.g. /root) while still showing the Python installation.
-  kernel, not root: a user+network namespace when unprivileged user namespaces are enabled.
-    The program then runs as the caller's uid: it CAN write wherever the caller can, and it
-    can signal the caller's processes unless the Python guards stop it.
-  Python guards (audit hook): no sockets, no exec/subprocess, no ctypes, no writes, renames or
-    deletions outside the working directory, no signals outside the program's own group. A
-    tripwire against ordinary code, not a wall: C extensions can bypass audit hooks.
+What each layer guarantees (each is reported in the handshake as `layers`; none is assumed):
+  always (kernel): own session/process group; rlimits on address space, CPU seconds, processes,
+    file size, open files, no core files; a fresh 0700 working directory, removed after; a
+    minimal environment (none of the caller's variables); no inherited file descriptors;
+    bounded reads of stdout/stderr; SIGKILL of every descendant when the program ends (this
+    worker is a child subreaper, so double-forked orphans come back to it); no capabilities.
+  with a mount namespace (root, or unprivileged user namespaces enabled): every filesystem is
+    read-only for the program except its own directory, which is a size-limited tmpfs that only
+    this worker's namespace sees (so it cannot fill the disk either).
+    The caller's home directory is an empty tmpfs too (with the Python paths bound back), so
+    its keys and tokens are out of sight.
+  with a network namespace (same condition): no interface is up, not even loopback.
+  root only: a separate uid per slot, so the program cannot signal the caller or this worker,
+    cannot read files that are not world-readable, and cannot see other slots' directories;
+    directories the uid cannot traverse (e.g. /root holding the Python install) are covered by
+    an empty tmpfs with the Python paths bound back, so the rest of them stays hidden.
+  not root: the program runs as the caller's uid. It can read what the caller can outside the
+    hidden home, and signal the caller's processes (the kernel allows it; only the Python guards
+    stop it). `os.kill(os.getppid(), 9)` kills this
+    worker, which the caller sees as "killed" before it starts a new worker.
+  Python guards (audit hook, on by default): no sockets, exec/subprocess or ctypes; no writes,
+    renames or deletions outside the working directory; no signals outside the program's own
+    process group. A tripwire that gives clear errors, not a wall: C code can bypass it.
 """
 import ast
 import builtins
@@ -30,6 +38,7 @@ import io
 import json
 import math
 import os
+import re
 import resource
 import select
 import signal
@@ -42,7 +51,9 @@ import time
 import traceback
 
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
-MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+PR_SET_NO_NEW_PRIVS = 38
+_CAPABILITY_VERSION_3 = 0x20080522
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, MNT_DETACH = 1, 36, 2
 EXIT_OK, EXIT_ERROR, EXIT_SETUP_FAILED = 0, 1, 70
 TIMEOUT_MESSAGE = "Timeout Error"  # the string ToRA / DeepSeekMath's executors put in the output block
@@ -91,22 +102,33 @@ def _others_can_enter(path: str) -> bool:
     return False
 
 
-def _blocked_ancestors(paths: list[str]) -> dict[str, list[str]]:
-  """Top-most ancestor that other uids cannot traverse -> the needed paths under it."""
-  blocked: dict[str, list[str]] = {}
-  for path in paths:
+def _under(path: str, directory: str) -> bool:
+  return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+def _directories_to_hide(paths: list[str], home: str | None, root: bool) -> dict[str, list[str]]:
+  """Directory to cover with an empty tmpfs -> the needed paths under it, bound back.
+
+  The caller's home (keys, tokens, shell history) is hidden in every mode. When root, so is the
+  top-most ancestor of a needed path that other uids cannot traverse (e.g. /root holding the
+  Python install): the slot uid could not import anything from it otherwise."""
+  hide = set()
+  if home and os.path.isdir(home) and os.path.realpath(home) != "/":
+    hide.add(os.path.abspath(home))
+  for path in paths if root else ():
     parts = os.path.abspath(path).split(os.sep)
     for depth in range(2, len(parts)):
       ancestor = os.sep.join(parts[:depth])
       if not _others_can_enter(ancestor):
-        blocked.setdefault(ancestor, []).append(os.path.abspath(path))
+        hide.add(ancestor)
         break
-  return blocked
+  outermost = [d for d in hide if not any(d != e and _under(d, e) for e in hide)]
+  return {d: [os.path.abspath(p) for p in paths if _under(os.path.abspath(p), d)] for d in outermost}
 
 
 def _reveal_paths(blocked: dict[str, list[str]]) -> None:
-  """In a private mount namespace, cover each blocked directory with an empty tmpfs and bind
-  the needed paths (the Python installation, the work root) back at their own names."""
+  """In this worker's private mount namespace, cover each directory with an empty tmpfs and
+  bind the needed paths (the Python installation, the work root) back at their own names."""
   for ancestor, paths in blocked.items():
     fds = {p: os.open(p, os.O_PATH) for p in paths}
     _libc_call("mount", b"tmpfs", ancestor.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755,size=1m")
@@ -127,19 +149,54 @@ def _python_paths(config) -> list[str]:
   return [p for p in paths if not any(p != q and p.startswith(q + os.sep) for q in paths)]
 
 
-def _own_network_namespace(root: bool) -> bool:
-  try:
-    if root:
-      _libc_call("unshare", CLONE_NEWNET)
-    else:
+def _enter_namespaces(root: bool) -> tuple[bool, bool]:
+  """(network namespace, mount namespace) for this worker and every program it forks. Not
+  root: both come with a user namespace (unprivileged user namespaces must be enabled)."""
+  if not root:
+    try:
       uid, gid = os.getuid(), os.getgid()
-      _libc_call("unshare", CLONE_NEWUSER | CLONE_NEWNET)
+      _libc_call("unshare", CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS)
       for name, text in (("uid_map", f"{uid} {uid} 1"), ("setgroups", "deny"), ("gid_map", f"{gid} {gid} 1")):
         with open(f"/proc/self/{name}", "w") as f:
           f.write(text)
-    return True
-  except OSError:
-    return False
+      _libc_call("mount", None, b"/", None, MS_REC | MS_PRIVATE, None)
+      return True, True
+    except OSError:
+      return False, False
+  namespaces = []
+  for flag in (CLONE_NEWNET, CLONE_NEWNS):
+    try:
+      _libc_call("unshare", flag)
+      namespaces.append(True)
+    except OSError:
+      namespaces.append(False)
+  if namespaces[1]:
+    _libc_call("mount", None, b"/", None, MS_REC | MS_PRIVATE, None)
+  return namespaces[0], namespaces[1]
+
+
+_MOUNT_FLAGS = {"ro": 1, "nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "nodiratime": 2048,
+                "relatime": 1 << 21, "strictatime": 1 << 24}
+
+
+def _read_only_except(writable: str) -> list[str]:
+  """Remount every mount read-only in this namespace, except `writable` (bound on itself
+  first); returns the mount points that refused. Each mount keeps its other flags, which a
+  user namespace requires (they are locked)."""
+  _libc_call("mount", writable.encode(), writable.encode(), None, MS_BIND | MS_REC, None)
+  refused = []
+  with open("/proc/self/mountinfo") as f:
+    mounts = [line.split() for line in f]
+  for fields in mounts:
+    point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+    if point == writable or point.startswith(writable + os.sep):
+      continue
+    flags = MS_BIND | MS_REMOUNT | MS_RDONLY
+    for option in fields[5].split(","):
+      flags |= _MOUNT_FLAGS.get(option, 0)
+    if _LIBC.mount(None, point.encode(), None, flags, None) != 0:
+      refused.append(point)
+  return refused
 
 
 def _probe_uid(uid: int, paths: list[str]) -> str | None:
@@ -161,41 +218,44 @@ def _probe_uid(uid: int, paths: list[str]) -> str | None:
 
 
 def isolate(config) -> dict:
-  """Set up this worker's namespaces and pick the uid programs run as; returns what holds."""
-  layers = {"uid": None, "network_namespace": False, "mount_namespace": False, "notes": []}
-  # With a mount namespace, each program's directory is its own size-limited tmpfs.
+  """Set up this worker's namespaces, read-only view and program uid; returns what holds."""
+  layers = {"uid": None, "network_namespace": False, "mount_namespace": False,
+            "read_only_filesystem": False, "hidden": [], "subreaper": False, "notes": []}
   try:
     _libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     layers["subreaper"] = True
   except OSError as e:
-    layers["subreaper"] = False
-    layers["notes"].append(f"no subreaper: {e}")
+    layers["notes"].append(f"no subreaper, double-forked orphans may outlive a program: {e}")
   root = os.geteuid() == 0
-  layers["network_namespace"] = _own_network_namespace(root)
+  layers["network_namespace"], layers["mount_namespace"] = _enter_namespaces(root)
   if not layers["network_namespace"]:
     layers["notes"].append("no network namespace: sockets are blocked by the Python guards only")
-  if not (root and config["uid"] is not None):
-    if not root:
-      layers["notes"].append("not root: programs run as the caller's uid")
-    return layers
+  if not root:
+    layers["notes"].append("not root: programs run as the caller's uid")
   paths = _python_paths(config)
-  try:  # a private mount namespace: per-program tmpfs directories, hidden blocked paths
-    _libc_call("unshare", CLONE_NEWNS)
-    _libc_call("mount", None, b"/", None, MS_REC | MS_PRIVATE, None)
-    layers["mount_namespace"] = True
-  except OSError as e:
-    layers["notes"].append(f"no mount namespace: no directory quota: {e}")
-  blocked = _blocked_ancestors(paths + [config["root_dir"]])
-  if blocked and layers["mount_namespace"]:
+  if layers["mount_namespace"]:
+    hide = _directories_to_hide(paths + [config["root_dir"]], config["home"],
+                                root and config["uid"] is not None)
     try:
-      _reveal_paths(blocked)
+      _reveal_paths(hide)
+      layers["hidden"] = sorted(hide)
     except OSError as e:
-      layers["notes"].append(f"cannot hide {sorted(blocked)}: {e}")
-  why_not = _probe_uid(config["uid"], paths)
-  if why_not is None:
-    layers["uid"] = config["uid"]
+      layers["notes"].append(f"cannot hide {sorted(hide)}: {e}")
+    try:
+      refused = _read_only_except(config["root_dir"])
+      layers["read_only_filesystem"] = not refused
+      if refused:
+        layers["notes"].append(f"mounts left writable: {refused}")
+    except OSError as e:
+      layers["notes"].append(f"no read-only view: {e}")
   else:
-    layers["notes"].append(f"programs run as root: {why_not}")
+    layers["notes"].append("no mount namespace: no read-only view, no directory quota")
+  if root and config["uid"] is not None:
+    why_not = _probe_uid(config["uid"], paths)
+    if why_not is None:
+      layers["uid"] = config["uid"]
+    else:
+      layers["notes"].append(f"programs run as root: {why_not}")
   return layers
 
 
@@ -238,6 +298,14 @@ def _set_limits(request, uid) -> None:
     resource.setrlimit(limit, value)
 
 
+def _drop_capabilities() -> None:
+  """No capabilities, and none regained through exec (so no remounting the read-only view)."""
+  header = (ctypes.c_uint32 * 2)(_CAPABILITY_VERSION_3, 0)
+  data = (ctypes.c_uint32 * 6)()
+  _libc_call("capset", header, data)
+  _libc_call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
 def _child(request, config, uid, workdir, out_w, err_w, worker_pid) -> None:
   """Runs in the forked process: isolate, then exec the program. Never returns."""
   try:
@@ -254,6 +322,7 @@ def _child(request, config, uid, workdir, out_w, err_w, worker_pid) -> None:
       os.setgroups([])
       os.setresgid(uid, uid, uid)
       os.setresuid(uid, uid, uid)
+    _drop_capabilities()  # in a user namespace the worker holds them; setuid did it for root
     _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid, which clears it
     if os.getppid() != worker_pid:
       os._exit(EXIT_SETUP_FAILED)
@@ -352,9 +421,10 @@ def run_one(request, config, layers) -> dict:
   max_chars = request["max_output_chars"]
   out_cap, err_cap = 4 * max_chars + 4, 1 << 16
   workdir = tempfile.mkdtemp(dir=config["root_dir"], prefix=f"slot{config['slot']}_")
-  quota = layers["mount_namespace"] and uid is not None
+  quota = layers["mount_namespace"]
   if quota:  # a disk quota for the directory, invisible outside this worker's namespace
-    options = f"size={request['max_dir_mb']}m,nr_inodes=4096,mode=0700,uid={uid},gid={uid}"
+    options = f"size={request['max_dir_mb']}m,nr_inodes=4096,mode=0700"
+    options += f",uid={uid},gid={uid}" if uid is not None else ""
     _libc_call("mount", b"tmpfs", workdir.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options.encode())
   elif uid is not None:
     os.chown(workdir, uid, uid)
