@@ -1,0 +1,208 @@
+"""HTML -> plain text that keeps the mathematics (paper §2.1: math web pages are only useful with their formulas).
+
+Common extractors (trafilatura, WET conversion) drop MathJax/KaTeX/MathML and so destroy the very text the
+classifier should learn from. This parser keeps:
+  - MathJax v2 `<script type="math/tex[; mode=display]">` -> `$...$` / `$$...$$`;
+  - `<math>` (MathML, also inside KaTeX): its `<annotation encoding="application/x-tex">` when present, else a
+    best-effort MathML -> LaTeX conversion (mi/mn/mo/mrow/mfrac/msup/msub/msubsup/msqrt/mroot/mover/munder);
+  - KaTeX's visual duplicate (`.katex-html`) and MathJax's rendered output (`.MathJax`, `mjx-container` without
+    a MathML child) are dropped, so formulas are not repeated as garbled glyphs;
+  - inline `$...$`, `\\(...\\)`, `\\[...\\]` written in the page text survive as they are.
+Boilerplate containers (nav, script, style, footer, header, aside, form, noscript, template, svg) are dropped.
+Pure stdlib (html.parser), so Common Crawl workers need no C extension.
+"""
+import html.parser
+import re
+
+_DROP = {"script", "style", "nav", "footer", "header", "aside", "noscript", "template", "svg", "form",
+         "select", "button", "iframe", "object", "canvas"}
+_BLOCK = {"p", "div", "br", "li", "ul", "ol", "tr", "table", "h1", "h2", "h3", "h4", "h5", "h6", "pre",
+          "blockquote", "section", "article", "dd", "dt", "dl", "hr", "main", "figure", "figcaption", "td",
+          "th", "title", "body", "html", "center"}
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+         "track", "wbr"}
+_DROP_CLASSES = ("katex-html", "mathjax_preview", "mjx-chtml", "mathjax_chtml", "mathjax_svg")
+_MO_LATEX = {"∑": r"\sum ", "∫": r"\int ", "∏": r"\prod ", "≤": r"\le ", "≥": r"\ge ", "≠": r"\neq ",
+             "±": r"\pm ", "×": r"\times ", "·": r"\cdot ", "→": r"\to ", "∞": r"\infty ", "∈": r"\in ",
+             "−": "-", "⋅": r"\cdot ", "∂": r"\partial ", "√": r"\sqrt "}
+_MI_LATEX = {"α": r"\alpha", "β": r"\beta", "γ": r"\gamma", "δ": r"\delta", "ε": r"\epsilon",
+             "θ": r"\theta", "λ": r"\lambda", "μ": r"\mu", "π": r"\pi", "σ": r"\sigma", "φ": r"\phi",
+             "ω": r"\omega", "Δ": r"\Delta", "Σ": r"\Sigma", "Ω": r"\Omega"}
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
+_BLANKS = re.compile(r"\n\s*\n+")
+
+
+class _MathNode:
+  """A MathML element, kept as a small tree until </math> so it can be converted as a whole."""
+
+  def __init__(self, tag, attrs):
+    self.tag, self.attrs, self.children = tag, attrs, []
+
+
+def mathml_to_latex(node) -> str:
+  """Best-effort LaTeX for a MathML tree (the annotation is preferred when the page has one)."""
+  if isinstance(node, str):
+    text = node.strip()
+    return "".join(_MO_LATEX.get(ch, _MI_LATEX.get(ch, ch)) for ch in text)
+  kids = [k for k in node.children if not (isinstance(k, str) and not k.strip())]
+  parts = [mathml_to_latex(k) for k in kids]
+  tag = node.tag
+  if tag == "mfrac" and len(parts) == 2:
+    return r"\frac{%s}{%s}" % tuple(parts)
+  if tag == "msup" and len(parts) == 2:
+    return "{%s}^{%s}" % tuple(parts)
+  if tag == "msub" and len(parts) == 2:
+    return "{%s}_{%s}" % tuple(parts)
+  if tag in ("msubsup", "munderover") and len(parts) == 3:
+    return "{%s}_{%s}^{%s}" % tuple(parts)
+  if tag == "munder" and len(parts) == 2:
+    return "{%s}_{%s}" % tuple(parts)
+  if tag == "mover" and len(parts) == 2:
+    return "{%s}^{%s}" % tuple(parts)
+  if tag == "msqrt":
+    return r"\sqrt{%s}" % "".join(parts)
+  if tag == "mroot" and len(parts) == 2:
+    return r"\sqrt[%s]{%s}" % (parts[1], parts[0])
+  if tag == "mfenced":
+    return "(" + ",".join(parts) + ")"
+  if tag == "mtext":
+    return r"\text{%s}" % "".join(parts)
+  if tag == "mtable":
+    return r"\begin{matrix}" + r" \\ ".join(parts) + r"\end{matrix}"
+  if tag == "mtr":
+    return " & ".join(parts)
+  return "".join(parts)
+
+
+class _Extractor(html.parser.HTMLParser):
+  """Streaming HTML -> text; see the module docstring for what is kept."""
+
+  def __init__(self):
+    super().__init__(convert_charrefs=True)
+    self.out = []
+    self.drop_depth = 0          # > 0 inside a dropped subtree
+    self.drop_stack = []         # tags that opened dropped subtrees
+    self.tex_script = None       # "inline" | "display" inside <script type="math/tex">
+    self.tex_buffer = []
+    self.math_stack = []         # open MathML nodes
+    self.math_display = False
+    self.annotation = None       # collecting a TeX annotation
+    self.tex_from_annotation = None
+
+  def handle_starttag(self, tag, attrs):
+    attrs = dict(attrs)
+    if self.math_stack:
+      if tag == "annotation" and "tex" in (attrs.get("encoding") or "").lower():
+        self.annotation = []
+      node = _MathNode(tag, attrs)
+      self.math_stack[-1].children.append(node)
+      if tag not in _VOID:
+        self.math_stack.append(node)
+      return
+    if self.drop_depth:
+      if tag not in _VOID:
+        self.drop_stack.append(tag)
+        self.drop_depth += 1
+      return
+    if tag == "math":
+      self.math_stack = [_MathNode(tag, attrs)]
+      self.math_display = attrs.get("display") == "block" or attrs.get("mode") == "display"
+      self.tex_from_annotation = None
+      return
+    if tag == "script":
+      kind = (attrs.get("type") or "").lower()
+      if kind.startswith("math/tex"):
+        self.tex_script = "display" if "display" in kind else "inline"
+        self.tex_buffer = []
+        return
+    classes = (attrs.get("class") or "").lower()
+    if tag in _DROP or any(c in classes for c in _DROP_CLASSES) or attrs.get("aria-hidden") == "true" and \
+        "katex" in classes:
+      if tag not in _VOID:
+        self.drop_stack.append(tag)
+        self.drop_depth = 1
+      return
+    if tag in _BLOCK:
+      self.out.append("\n")
+
+  def handle_startendtag(self, tag, attrs):
+    self.handle_starttag(tag, attrs)
+    if tag not in _VOID and (self.math_stack or self.drop_depth):
+      self.handle_endtag(tag)
+
+  def handle_endtag(self, tag):
+    if self.math_stack:
+      if tag == "annotation" and self.annotation is not None:
+        self.tex_from_annotation = "".join(self.annotation).strip()
+        self.annotation = None
+      # Pop to the matching open element (tolerates unclosed children).
+      for depth in range(len(self.math_stack) - 1, -1, -1):
+        if self.math_stack[depth].tag == tag:
+          if depth == 0:
+            root = self.math_stack[0]
+            self.math_stack = []
+            latex = self.tex_from_annotation
+            if not latex:
+              latex = mathml_to_latex(_without_annotations(root)).strip()
+            if latex:
+              self.out.append(("$$%s$$" if self.math_display else "$%s$") % latex)
+          else:
+            del self.math_stack[depth:]
+          break
+      return
+    if self.drop_depth:
+      if tag in self.drop_stack:
+        while self.drop_stack:
+          self.drop_depth -= 1
+          if self.drop_stack.pop() == tag:
+            break
+        if not self.drop_stack:
+          self.drop_depth = 0
+      return
+    if tag == "script" and self.tex_script:
+      latex = "".join(self.tex_buffer).strip()
+      if latex:
+        self.out.append(("$$%s$$" if self.tex_script == "display" else "$%s$") % latex)
+      self.tex_script = None
+      return
+    if tag in _BLOCK:
+      self.out.append("\n")
+
+  def handle_data(self, data):
+    if self.math_stack:
+      if self.annotation is not None:
+        self.annotation.append(data)
+      else:
+        self.math_stack[-1].children.append(data)
+      return
+    if self.tex_script:
+      self.tex_buffer.append(data)
+      return
+    if not self.drop_depth:
+      self.out.append(data)
+
+
+def _without_annotations(node):
+  """The presentation part of a <math> tree (drops <annotation*>; unwraps <semantics>)."""
+  kept = _MathNode(node.tag, node.attrs)
+  for child in node.children:
+    if isinstance(child, _MathNode):
+      if child.tag.startswith("annotation"):
+        continue
+      child = _without_annotations(child)
+    kept.children.append(child)
+  return kept
+
+
+def html_to_text(html_source: str) -> str:
+  """Visible text of an HTML page with its formulas as LaTeX; blank-line separated blocks, trimmed lines."""
+  parser = _Extractor()
+  try:
+    parser.feed(html_source)
+    parser.close()
+  except (AssertionError, ValueError):  # html.parser gives up on some broken markup; keep what it read
+    pass
+  text = "".join(parser.out)
+  lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+  text = "\n".join(lines)
+  return _BLANKS.sub("\n\n", text).strip()
