@@ -123,11 +123,15 @@ class GGUFCheckpoint:
   def __init__(self, path: str):
     self.path = path
     self.metadata, self._tensors, self._blob = read_gguf(path)
-    self._config = self.config_fields()
+    self._heads = None    # (num_heads, num_kv_heads), read on the first q/k tensor
 
   @property
   def names(self) -> set[str]:
     return {n for n in self._tensors if n not in _IGNORED}
+
+  @property
+  def has_vocabulary(self) -> bool:
+    return "tokenizer.ggml.tokens" in self.metadata
 
   def config_fields(self) -> dict:
     """LlamaConfig fields from the {arch}.* metadata."""
@@ -181,10 +185,11 @@ class GGUFCheckpoint:
     rows = int(np.prod(shape[:-1], dtype=np.int64))
     data = self._blob[offset:offset + rows * row_bytes].reshape(rows, row_bytes)
     weight = gguf.quants.dequantize(data, qtype).astype(np.float32).reshape(shape)
-    if name.endswith("attn_q.weight"):
-      weight = unpermute_rope_rows(weight, self._config["num_heads"])
-    elif name.endswith("attn_k.weight"):
-      weight = unpermute_rope_rows(weight, self._config["num_kv_heads"])
+    if name.endswith(("attn_q.weight", "attn_k.weight")):
+      if self._heads is None:
+        fields = self.config_fields()
+        self._heads = fields["num_heads"], fields["num_kv_heads"]
+      weight = unpermute_rope_rows(weight, self._heads[name.endswith("attn_k.weight")])
     return weight
 
   def tensor(self, key: str, layer: int | None) -> tuple[str, np.ndarray, bool]:

@@ -186,8 +186,9 @@ def load_pretrained(path: str, *, dtype=None, param_dtype=None, mesh=None, rules
     tokenizer = tokenizers.load_tokenizer(path) if has_tokenizer else None
   else:
     from dsmath_jax.model import gguf
-    params = stream_params(config, gguf.GGUFCheckpoint(path), shardings, path)
-    tokenizer = tokenizers.GGUFTokenizer(path)
+    checkpoint = gguf.GGUFCheckpoint(path)
+    params = stream_params(config, checkpoint, shardings, path)
+    tokenizer = tokenizers.GGUFTokenizer(path) if checkpoint.has_vocabulary else None
   return Pretrained(config, params, tokenizer)
 
 
