@@ -67,6 +67,7 @@ def write(builder_cls, source: str, split_records: dict, data_dir: str, descript
                         file_format=tfds.core.FileFormat.ARRAY_RECORD)
   if builder.data_path.exists():  # a rebuild replaces the previous records
     builder.data_path.rmtree()
+  tfds.disable_progress_bar()
   with tempfile.TemporaryDirectory() as downloads:  # nothing is downloaded; keeps data_dir clean
     builder.download_and_prepare(download_dir=downloads)
   return str(builder.data_path)

@@ -5,50 +5,23 @@ worth training on if its code really produces what the text says. Programs run i
 sandbox (dsmath_jax/sample/sandbox.py), the same executor the tool-integrated sampler
 uses, so "the output a record shows" means the same thing at SFT, RL and evaluation.
 """
-import collections
-import concurrent.futures
-import subprocess
-import sys
-import time
-
-ExecResult = collections.namedtuple("ExecResult", "status stdout error seconds")
+from dsmath_jax.sample import sandbox, tool_protocol
 
 
 def run_programs(codes: list[str], *, timeout_s: float = 10.0, workers: int = 2,
-                 memory_mb: int = 1024) -> list:
-  """ExecResults (sandbox contract: status ok|error|timeout|..., stdout, error, seconds)."""
+                 memory_mb: int = 1024) -> list[sandbox.ExecResult]:
+  """One sandbox.ExecResult per program, in order (status ok|error|timeout|..., stdout, error)."""
   if not codes:
     return []
-  try:
-    from dsmath_jax.sample import sandbox
-  except ImportError:  # the sandbox has not landed in this checkout: plain subprocesses
-    return _run_subprocesses(codes, timeout_s, workers)
   with sandbox.Sandbox(workers=workers, timeout_s=timeout_s, memory_mb=memory_mb) as box:
     return box.run_many(codes)
 
 
-def output_text(result) -> str:
-  """What a ```output block shows: stdout, or the last line of the error (tool_protocol)."""
-  if result.status == "ok":
-    return result.stdout.strip()
-  lines = [line for line in (result.error or result.status).strip().split("\n") if line.strip()]
-  return lines[-1].strip() if lines else result.status
-
-
-def _run_one(code, timeout_s):
-  start = time.time()
-  try:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=timeout_s, cwd="/tmp")
-  except subprocess.TimeoutExpired:
-    return ExecResult("timeout", "", f"TimeoutError: over {timeout_s}s", time.time() - start)
-  status = "ok" if done.returncode == 0 else "error"
-  return ExecResult(status, done.stdout, done.stderr, time.time() - start)
-
-
-def _run_subprocesses(codes, timeout_s, workers):
-  with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
-    return list(pool.map(lambda code: _run_one(code, timeout_s), codes))
+def output_text(result: sandbox.ExecResult) -> str:
+  """The inside of the ```output block the tool loop shows for `result` (tool_protocol.format_output:
+  stdout, else the error line, long text cut to its first and last 50 characters)."""
+  block = tool_protocol.format_output(result)
+  return block[len(tool_protocol.STOP) + 1:-len("\n```\n")]
 
 
 def as_number(text) -> float | None:

@@ -14,16 +14,19 @@ from dsmath_jax.tfds import execute, gsm8k, jsonl, pot, tora
 ANSWER_FROM = ("field", "boxed", "gsm8k")
 
 
-def _gold(text, answer_from, where):
+def _gold(text, answer_from) -> str:
+  """The gold answer from the answer field; ValueError when it has none."""
   text = str(text)
-  if answer_from == "field":
-    return text.strip()
   if answer_from == "gsm8k":
-    return gsm8k.final_answer(text, where)
-  boxed = answer_lib.boxed_answers(text)
-  if not boxed:
-    raise ValueError(f"{where}: no \\boxed{{}} answer")
-  return boxed[-1].strip()
+    return gsm8k.final_answer(text)
+  if answer_from == "boxed":
+    boxed = answer_lib.boxed_answers(text)
+    if not boxed:
+      raise ValueError("no \\boxed{} answer")
+    text = boxed[-1]
+  if not text.strip():
+    raise ValueError("empty answer")
+  return text.strip()
 
 
 def questions(path: str, split: str, *, source: str, fields: dict, answer_from: str = "field",
@@ -35,6 +38,7 @@ def questions(path: str, split: str, *, source: str, fields: dict, answer_from: 
   required = {"question": fields["question"], "answer": fields["answer"]}
   optional = {k: v for k, v in fields.items() if k not in required and v}
   raw_fields = dict(required, raw=None)
+  report = report if report is not None else {}
   for row in jsonl.read_jsonl(path, raw_fields, skip_bad_records=skip_bad_records, report=report):
     extra = {}
     for name, field in optional.items():
@@ -42,11 +46,15 @@ def questions(path: str, split: str, *, source: str, fields: dict, answer_from: 
         extra[name] = jsonl.get_field(row["raw"], field)
       except KeyError:
         extra[name] = None
-    where = f"{path}:{row['_line']} field {fields['answer']!r}"
+    try:
+      answer = _gold(row["answer"], answer_from)
+    except ValueError as error:
+      jsonl.count_bad(report, jsonl.BadRecordError(path, row["_line"], str(error), fields["answer"]),
+                      skip_bad_records)
+      continue
     level = extra.get("level")
     yield dict(id=str(extra.get("id") or f"{source}-{split}-{row['_line']}"),
-               question=str(row["question"]).strip(),
-               answer=_gold(row["answer"], answer_from, where),
+               question=str(row["question"]).strip(), answer=answer,
                solution=str(extra.get("solution") or row["answer"]),
                subject=str(extra.get("subject") or ""),
                level=int(level) if str(level or "").strip().isdigit() else 0, source=source)

@@ -15,11 +15,14 @@ _ANNOTATION = re.compile(r"<<([^<>]*)>>")
 _WRITTEN_NUMBER = re.compile(r"\s*\$?\s*(-?[\d,]*\.?\d+(?:/\d+)?)")
 
 
-def final_answer(solution: str, where: str = "") -> str:
+def final_answer(solution: str) -> str:
   """The number after the last `####`, without thousands separators ("1,200" -> "1200")."""
   if "####" not in solution:
-    raise ValueError(f"{where}: GSM8K solution has no '####' final answer line")
-  return solution.rsplit("####", 1)[1].strip().replace(",", "")
+    raise ValueError("GSM8K solution has no '#### <answer>' line")
+  answer = solution.rsplit("####", 1)[1].strip().replace(",", "")
+  if not answer:
+    raise ValueError("GSM8K solution has an empty '####' answer")
+  return answer
 
 
 def computed_numbers(solution: str) -> list[str]:
@@ -36,13 +39,13 @@ def _same_number(written: str, result: str) -> bool:
     return False
 
 
-def rewrite_solution(solution: str, where: str = "") -> str:
+def rewrite_solution(solution: str) -> str:
   """Plain chain-of-thought: calculator notes removed, `#### n` -> `The answer is $\\boxed{n}$.`
 
   A note's result is nearly always written right after it ("<<48/2=24>>24"); where it
   is not, the result is put in place of the note, so no computed number is lost.
   """
-  answer = final_answer(solution, where)
+  answer = final_answer(solution)
   body = solution.rsplit("####", 1)[0]
 
   def replace(match):
@@ -57,22 +60,28 @@ def rewrite_solution(solution: str, where: str = "") -> str:
   return "\n".join(steps + [f"The answer is $\\boxed{{{answer}}}$."])
 
 
-def questions(path: str, split: str, *, source: str = "gsm8k", skip_bad_records=False, report=None):
-  """Question records (contracts.md): gold = the number after ####."""
+def _rows(path, skip_bad_records, report):
+  """(row, rewritten-or-None) for lines whose solution has a final answer; others are bad records."""
+  report = report if report is not None else {}
   for row in jsonl.read_jsonl(path, {"question": "question", "solution": "answer"},
                               skip_bad_records=skip_bad_records, report=report):
-    where = f"{path}:{row['_line']} field 'answer'"
-    yield dict(id=f"{source}-{split}-{row['_line']}", question=row["question"].strip(),
-               answer=final_answer(row["solution"], where), solution=row["solution"],
-               subject="", level=0, source=source)
+    try:
+      yield row, final_answer(row["solution"])
+    except ValueError as error:
+      jsonl.count_bad(report, jsonl.BadRecordError(path, row["_line"], str(error), "answer"), skip_bad_records)
+
+
+def questions(path: str, split: str, *, source: str = "gsm8k", skip_bad_records=False, report=None):
+  """Question records (contracts.md): gold = the number after ####."""
+  for row, answer in _rows(path, skip_bad_records, report):
+    yield dict(id=f"{source}-{split}-{row['_line']}", question=row["question"].strip(), answer=answer,
+               solution=row["solution"], subject="", level=0, source=source)
 
 
 def cot_records(path: str, *, source: str = "gsm8k", skip_bad_records=False, report=None):
   """SFT records: the rewritten chain of thought after the CoT prompt (response starts with a space)."""
-  for row in jsonl.read_jsonl(path, {"question": "question", "solution": "answer"},
-                              skip_bad_records=skip_bad_records, report=report):
-    where = f"{path}:{row['_line']} field 'answer'"
+  for row, _ in _rows(path, skip_bad_records, report):
     question = row["question"].strip()
     yield dict(id=f"{source}-train-{row['_line']}", question=question,
                prompt=templates.render(question, "cot"),
-               response=" " + rewrite_solution(row["solution"], where), format="cot", source=source)
+               response=" " + rewrite_solution(row["solution"]), format="cot", source=source)

@@ -62,16 +62,23 @@ def read_jsonl(path, fields: dict, *, skip_bad_records: bool = False, keep: Call
         record = {name: obj if field is None else _field(path, line_number, obj, field)
                   for name, field in fields.items()}
       except BadRecordError as error:
-        if not skip_bad_records:
-          raise
-        report["bad"] += 1
-        if len(report["bad_examples"]) < 10:
-          report["bad_examples"].append(str(error))
-        logging.warning("skipping bad record: %s", error)
+        count_bad(report, error, skip_bad_records)
         continue
       report["read"] += 1
       record["_line"] = line_number
       yield record
+
+
+def count_bad(report: dict, error: BadRecordError, skip_bad_records: bool) -> None:
+  """Raises `error`, or (skip_bad_records) counts and logs it in `report`. Converters call this
+  for records that parse but make no sense (a GSM8K solution without '####')."""
+  if not skip_bad_records:
+    raise error
+  report["bad"] = report.get("bad", 0) + 1
+  examples = report.setdefault("bad_examples", [])
+  if len(examples) < 10:
+    examples.append(str(error))
+  logging.warning("skipping bad record: %s", error)
 
 
 def _parse(path, line_number, line):

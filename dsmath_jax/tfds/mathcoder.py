@@ -4,18 +4,21 @@ MathCoder runs its code cells in one Jupyter kernel (state carries over; the las
 expression of a cell is displayed). The DeepSeekMath tool format (paper §3.1, ToRA's
 protocol) runs every ```python block on its own and shows what it prints. So each cell
 becomes a self-contained program: the earlier cells' code (their displayed last
-expressions dropped) + this cell, its last expression wrapped in print(). Every program
-is run in the sandbox; the ```output block holds what it actually printed. A record is
-kept when every program runs and both the last output and the final \\boxed{} equal the
-gold answer; the others are dropped and counted by reason.
+expressions dropped) + this cell, its last expression wrapped in print((...)) (so a
+tuple prints as Jupyter shows it). Every program is run in the sandbox; the ```output
+block holds what it actually printed. A record is kept when every program runs, the last
+output shows the gold number (it may print several values, as `(949, 37.96)`) and the
+final \\boxed{} is the gold answer; the others are dropped and counted by reason.
 """
 import ast
 import collections
+import re
 
 from dsmath_jax import templates
 from dsmath_jax.eval import answer as answer_lib
 from dsmath_jax.tfds import execute, jsonl
 
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 FIELDS = {"turns": "debug_result", "gold": "ground_truth.answer"}
 
 
@@ -41,7 +44,7 @@ def standalone_programs(cells: list[str]) -> list[str]:
   programs, state = [], []
   for cell in cells:
     head, expression = _split_last_expression(cell.strip("\n"))
-    shown = head if expression is None else f"{head}\nprint({expression})".lstrip("\n")
+    shown = head if expression is None else f"{head}\nprint(({expression}))".lstrip("\n")
     programs.append("\n\n".join(state + [shown]))
     state.append(head)
   return programs
@@ -91,8 +94,8 @@ def _check(turns, results, gold) -> str | None:
     return "no_code"
   if any(r.status != "ok" for r in results):
     return "exec_" + next(r.status for r in results if r.status != "ok")
-  if not execute.same_number(execute.output_text(results[-1]), gold):
-    return "last_output_not_gold"
+  if not any(execute.same_number(number, gold) for number in _NUMBER.findall(results[-1].stdout)):
+    return "gold_not_in_last_output"
   boxed = answer_lib.boxed_answers("\n".join(t["content"] for t in turns if t["role"] == "text"))
   if not boxed or not execute.same_number(boxed[-1], gold):
     return "boxed_not_gold"

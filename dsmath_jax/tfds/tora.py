@@ -12,6 +12,7 @@ import re
 
 from dsmath_jax import templates
 from dsmath_jax.eval import answer as answer_lib
+from dsmath_jax.eval import grader
 from dsmath_jax.tfds import execute, jsonl
 
 FIELDS = {"question": "messages.0.content", "trajectory": "messages.1.content", "gold": "gt", "id": "id"}
@@ -29,14 +30,6 @@ def same_output(recorded: str, actual: str) -> bool:
   return " ".join(recorded.split()) == " ".join(actual.split())
 
 
-def _gold_matches(boxed: str, gold: str) -> bool:
-  try:
-    from dsmath_jax.eval import grader
-  except ImportError:  # before the grader lands: exact text, or the same number
-    return boxed.strip() == gold.strip() or execute.same_number(boxed, gold)
-  return grader.is_equiv(boxed, gold)
-
-
 def records(path: str, *, source: str = "tora", timeout_s: float = 10.0, workers: int = 2,
             skip_bad_records=False, report=None):
   """(kept tool-format SFT records, drop counts by reason)."""
@@ -52,7 +45,7 @@ def records(path: str, *, source: str = "tora", timeout_s: float = 10.0, workers
       dropped["no_code"] += 1
     elif not all(same_output(recorded, actual) for (_, recorded), actual in zip(row_steps, outputs)):
       dropped["output_differs"] += 1
-    elif not boxed or not _gold_matches(boxed[-1], str(row["gold"])):
+    elif not boxed or not grader.is_equiv(boxed[-1], str(row["gold"])):
       dropped["boxed_not_gold"] += 1
     else:
       question = row["question"].strip()
