@@ -237,6 +237,8 @@ def test_killed_worker_is_replaced(sentinel, monkeypatch):
     assert result.status == "killed" and seconds < 5.0
     after = box.run("import os\nprint(sorted(os.environ))")
     assert after.status == "ok" and "DSMATH_TEST_SECRET" not in after.stdout
+    os.killpg(box._slots[0].process.pid, 9)  # a worker that dies while idle costs no program
+    assert box.run("print(7)").stdout == "7\n"
 
 
 def test_isolation_layers_when_root(sandbox):

@@ -11,10 +11,11 @@ Those programs are written by a model under training, so they are hostile by def
 Each pool slot is a warm worker process (`sandbox_worker.py`) that has imported sympy and
 numpy once (~1 s) and forks one child per program (~10 ms). The child gets its own session,
 rlimits, a fresh directory (removed after), a minimal environment, a read-only view of every
-other filesystem, no network, and, when the caller is root, its own uid; `sandbox_worker.py`
-says exactly what each layer guarantees and what it does not (`Sandbox.layers` says which
-ones this machine allowed). The caller never runs program code: a worker that dies or stops
-answering is killed with its whole group and restarted, and that program's result is "killed".
+other filesystem, no network, and, when the caller is root, its own uid.
+`sandbox_isolation.py` says exactly what each layer guarantees and what it does not;
+`Sandbox.layers` says which ones this machine allowed. The caller never runs program code: a
+worker that dies or stops answering is killed with its whole group and restarted, and that
+program's result is "killed".
 
 The output protocol follows ToRA: the result of a program is what it printed; if it printed
 nothing and its last statement is an expression, that expression's value is printed
@@ -36,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 
 from dsmath_jax.sample import sandbox_worker
 
@@ -43,7 +45,7 @@ STATUSES = ("ok", "error", "timeout", "memory", "killed", "output_limit")
 # What math programs import; loaded once per worker so that a program does not pay for it.
 WARM_IMPORTS = ("math", "cmath", "fractions", "decimal", "itertools", "functools", "collections",
                 "statistics", "random", "re", "numpy", "sympy", "sympy.abc")
-_WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_worker.py")
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
         "PYTHONHASHSEED": "0", "PYTHONSAFEPATH": "1", "PYTHONDONTWRITEBYTECODE": "1",
         "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -71,7 +73,7 @@ class Limits:
   max_file_mb: int = 16            # RLIMIT_FSIZE: largest file the program may write
   max_dir_mb: int = 64             # its directory's size (a tmpfs; enforced only when root)
   print_last_expr: bool = True     # ToRA: print a final bare expression if nothing was printed
-  python_guards: bool = True       # audit-hook tripwires (see sandbox_worker.py)
+  python_guards: bool = True       # audit-hook tripwires (see sandbox_isolation.py)
 
 
 def _recv_before(fd: int, deadline: float):
@@ -107,8 +109,9 @@ class _Slot:
 
   def start(self) -> None:
     self.process = subprocess.Popen(
-        [sys.executable, "-s", _WORKER_SCRIPT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        env=_ENV, cwd=self.config["root_dir"], start_new_session=True, close_fds=True)
+        [sys.executable, "-s", "-m", "dsmath_jax.sample.sandbox_worker"], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, env=dict(_ENV, PYTHONPATH=_PACKAGE_ROOT), cwd=self.config["root_dir"],
+        start_new_session=True, close_fds=True)
     sandbox_worker.send(self.process.stdin.fileno(), self.config)
     handshake = _recv_before(self.process.stdout.fileno(), time.monotonic() + self.start_timeout_s)
     if handshake is None:
@@ -128,15 +131,19 @@ class _Slot:
       self.process = None
 
   def run(self, request: dict) -> ExecResult:
-    if self.process is None or self.process.poll() is not None:
-      self.kill()
-      self.start()
+    for _ in range(2):
+      if self.process is None or self.process.poll() is not None:
+        self.kill()
+        self.start()
+      try:
+        sandbox_worker.send(self.process.stdin.fileno(), request)
+        break
+      except OSError:  # the worker died while idle: the program never started, so retry
+        self.kill()
     start = time.monotonic()
-    try:
-      sandbox_worker.send(self.process.stdin.fileno(), request)
+    reply = None
+    if self.process is not None:
       reply = _recv_before(self.process.stdout.fileno(), start + request["timeout_s"] + _GRACE_S)
-    except OSError:  # the worker died between requests
-      reply = None
     if reply is None:  # the program killed its worker, or the worker hung: never trust it again
       self.kill()
       return ExecResult("killed", "", "SandboxError: the sandbox worker died or stopped answering",
@@ -173,6 +180,8 @@ class Sandbox:
       self._idle.put(slot)
     self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="sandbox")
     self._closed = False
+    # Workers and the directory go away even if close() is never called.
+    self._finalizer = weakref.finalize(self, _shut_down, slots, self.root_dir)
 
   @property
   def layers(self) -> dict:
@@ -199,15 +208,19 @@ class Sandbox:
       return
     self._closed = True
     self._pool.shutdown(wait=True)
-    for slot in self._slots:
-      slot.kill()
-    shutil.rmtree(self.root_dir, ignore_errors=True)
+    self._finalizer()
 
   def __enter__(self) -> "Sandbox":
     return self
 
   def __exit__(self, *exc) -> None:
     self.close()
+
+
+def _shut_down(slots: list[_Slot], root_dir: str) -> None:
+  for slot in slots:
+    slot.kill()
+  shutil.rmtree(root_dir, ignore_errors=True)
 
 
 _default: Sandbox | None = None
