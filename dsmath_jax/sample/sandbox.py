@@ -130,20 +130,26 @@ class _Slot:
         pipe.close()
       self.process = None
 
+  def _submit(self, request: dict) -> bool:
+    """Hands `request` to a live worker; False when the worker died before taking it."""
+    if self.process is None or self.process.poll() is not None:
+      self.kill()
+      self.start()
+    try:
+      sandbox_worker.send(self.process.stdin.fileno(), request)
+    except OSError:
+      return False
+    return _recv_before(self.process.stdout.fileno(), time.monotonic() + _GRACE_S) is not None
+
   def run(self, request: dict) -> ExecResult:
-    for _ in range(2):
-      if self.process is None or self.process.poll() is not None:
-        self.kill()
-        self.start()
-      try:
-        sandbox_worker.send(self.process.stdin.fileno(), request)
-        break
-      except OSError:  # the worker died while idle: the program never started, so retry
-        self.kill()
     start = time.monotonic()
+    submitted = self._submit(request)
+    if not submitted:  # the worker died while idle: the program never ran, so it gets a new one
+      self.kill()
+      submitted = self._submit(request)
     reply = None
-    if self.process is not None:
-      reply = _recv_before(self.process.stdout.fileno(), start + request["timeout_s"] + _GRACE_S)
+    if submitted:
+      reply = _recv_before(self.process.stdout.fileno(), time.monotonic() + request["timeout_s"] + _GRACE_S)
     if reply is None:  # the program killed its worker, or the worker hung: never trust it again
       self.kill()
       return ExecResult("killed", "", "SandboxError: the sandbox worker died or stopped answering",

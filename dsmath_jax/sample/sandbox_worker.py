@@ -2,8 +2,8 @@
 
 Started by `sandbox.py` as `python -s -m dsmath_jax.sample.sandbox_worker` with a minimal
 environment. It talks to its caller over stdin/stdout with length-prefixed JSON: one config
-message, a handshake reply (the isolation layers it achieved), then one request -> one result
-per program. Importing sympy costs ~1 s per process; forking a process that already has it
+message, a handshake reply (the isolation layers it achieved), then per program one request
+-> an acknowledgement and a result. Importing sympy costs ~1 s per process; forking a process that already has it
 costs ~10 ms, which is why tool-integrated sampling (§3.1, §4) can afford a fresh process per
 program. Per program it: makes the directory, forks, isolates the child
 (`sandbox_isolation`), runs the code in it (`sandbox_program`), reads its output with bounded
@@ -289,6 +289,7 @@ def main() -> None:
   send(protocol_out, {"pid": os.getpid(), "layers": layers, "warm_imports": imported,
                       "base_vm_mb": isolation.vm_bytes() >> 20})
   while (request := recv(protocol_in)) is not None:
+    send(protocol_out, {"started": True})  # lets the caller tell "never ran" from "killed"
     send(protocol_out, run_one(request, config, layers))
 
 
