@@ -386,7 +386,11 @@ def train(config, workdir: str, machinery, state, ref_params, rm_params=None, *,
 
 
 def run(config, workdir: str):
-  """Task `grpo`: train, plot the curves, save WORKDIR/model (load_pretrained reads it)."""
+  """Task `grpo`: train, plot the curves, save WORKDIR/model (load_pretrained reads it).
+  With rl.iterations > 0 this is iterative RL (iterative.py)."""
+  if int(config.rl.get("iterations", 0)):
+    from dsmath_jax.rl import iterative
+    return iterative.run(config, workdir)
   from dsmath_jax.model import loading
   from dsmath_jax.train.metrics import plot_curves
   sharding.maybe_initialize_distributed(config)

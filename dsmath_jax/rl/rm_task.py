@@ -101,8 +101,9 @@ def file_examples(source: str, kind: str, tokenizer, template: str = "cot"):
 
 # ---- Training ---------------------------------------------------------------------------------
 
-def create_rm_state(config, rm_config, mesh, rules, base_params=None):
-  """(TrainState of the reward model, shardings); `base_params` = the policy decoder's params."""
+def create_rm_state(config, rm_config, mesh, rules, base_params=None, params=None):
+  """(TrainState of the reward model, shardings) with a fresh optimizer. `base_params` = a policy
+  decoder's params (head at zero); `params` = a whole trained reward model (load_reward_model)."""
   from dsmath_jax.train import optim
   from dsmath_jax.train.state import TrainState
   tx = optim.make_optimizer(config.optim)
@@ -118,7 +119,12 @@ def create_rm_state(config, rm_config, mesh, rules, base_params=None):
     state = jax.jit(lambda k: nn.unbox(boxed(k)), out_shardings=shardings)(key)
   if base_params is not None:
     base = {k: v for k, v in base_params.items() if k in state.params["base"]}
-    state = state.replace(params={**state.params, "base": jax.device_put(base, shardings.params["base"])})
+    # A real copy (jnp.copy under jit), never an alias: the policy state may donate these buffers.
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+      base = jax.jit(lambda b: jax.tree.map(jnp.copy, b), out_shardings=shardings.params["base"])(base)
+    state = state.replace(params={**state.params, "base": base})
+  if params is not None:
+    state = state.replace(params=jax.device_put(params, shardings.params))
   return state, shardings
 
 
