@@ -20,6 +20,10 @@ class DecodedSource:
   def __getitem__(self, index):
     return _decode(self._source[index])
 
+  def __getitems__(self, indices):
+    """Many records in one read (grain batches use it; much faster than one by one)."""
+    return [_decode(record) for record in self._source.__getitems__(list(indices))]
+
   def __repr__(self):
     return f"DecodedSource({self._source!r})"
 
