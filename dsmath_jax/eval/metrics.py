@@ -71,22 +71,22 @@ def ks_up_to(n: int) -> list[int]:
 
 
 def summarize(per_question: list[dict], ks: Sequence[int] | None = None) -> dict:
-  """Benchmark-level metrics from per-question records with `answers` and `correct` lists
-  (all of length n = samples per question).
+  """Benchmark-level metrics (percent) from per-question records with `answers` and `correct` lists.
 
-  Returns accuracy (mean over questions of the fraction of correct samples = pass@1; with one
-  greedy sample, greedy accuracy), pass@k and maj@k for each k, in percent.
+  accuracy: mean over questions of each one's fraction of correct samples (pass@1; with one
+  greedy sample, the greedy accuracy). pass@k from each question's own n and c; maj@k from each
+  question's first k samples; k runs over 1, 2, 4, ... up to the smallest n.
   """
   if not per_question:
     return {"questions": 0, "samples_per_question": 0, "accuracy": 0.0, "pass@k": {}, "maj@k": {}}
-  n = min(len(q["correct"]) for q in per_question)
-  ks = [k for k in (ks or ks_up_to(n)) if 1 <= k <= n]
-  accuracy = np.mean([np.mean(q["correct"][:n]) for q in per_question])
-  result = {"questions": len(per_question), "samples_per_question": n, "accuracy": 100.0 * float(accuracy),
+  n_min = min(len(q["correct"]) for q in per_question)
+  ks = [k for k in (ks or ks_up_to(n_min)) if 1 <= k <= n_min]
+  accuracy = np.mean([np.mean(q["correct"]) for q in per_question])
+  result = {"questions": len(per_question), "samples_per_question": n_min, "accuracy": 100.0 * float(accuracy),
             "pass@k": {}, "maj@k": {}}
   for k in ks:
     result["pass@k"][str(k)] = 100.0 * float(np.mean(
-        [pass_at_k(n, int(sum(q["correct"][:n])), k) for q in per_question]))
+        [pass_at_k(len(q["correct"]), int(sum(q["correct"])), k) for q in per_question]))
     result["maj@k"][str(k)] = 100.0 * float(np.mean(
         [maj_at_k(q["answers"], q["correct"], k) for q in per_question]))
   return result

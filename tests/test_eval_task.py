@@ -1,0 +1,74 @@
+"""The `eval` task end to end: predictions mode (bad lines reported by line number, a timed-out
+comparison counted incorrect and listed) and model mode (`configs/eval.py:tiny`, a random tiny
+model with the byte tokenizer, through the real entry point)."""
+import json
+import pathlib
+import subprocess
+import sys
+
+from configs import eval as eval_config
+from dsmath_jax.eval import answer, task
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ASSETS = ROOT / "dsmath_jax" / "assets" / "eval"
+
+
+def _write_jsonl(path, records):
+  path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+  return str(path)
+
+
+def test_predictions_mode_reports_bad_lines_and_timeouts(tmp_path):
+  questions = _write_jsonl(tmp_path / "q.jsonl", [
+      dict(id="a", question="Expand.", answer="(x^2-1)^{300}"),
+      dict(id="b", question="1+1?", answer="2"),
+      dict(id="c", question="Never answered.", answer="5")])
+  predictions = _write_jsonl(tmp_path / "p.jsonl", [
+      dict(id="a", output="So it is $\\boxed{(x+1)^{300}(x-1)^{300}}$."),   # line 1: equal, but too slow
+      dict(id="b", output="The answer is 2."),                               # line 2: correct
+      dict(id="zzz", output="\\boxed{2}"),                                   # line 3: unknown id
+      dict(id="b"),                                                          # line 4: no output
+      "{not json",                                                           # line 5
+      dict(id="b", output="   "),                                            # line 6: empty output
+      dict(id="b", output="\\boxed{3}")])                                    # line 7: wrong
+  config = eval_config.get_config(questions)
+  config.predictions = predictions
+  config.data.id_field = "id"
+  config.grader.update(timeout_s=2.0, workers=1, second_opinion=False)
+  summary = task.run(config, str(tmp_path / "work"))
+
+  assert [b["line"] for b in summary["bad_lines"]] == [3, 4, 5, 6]
+  assert "unknown id 'zzz'" in summary["bad_lines"][0]["error"] and "p.jsonl:3" in summary["bad_lines"][0]["error"]
+  assert "'output'" in summary["bad_lines"][1]["error"]
+  assert summary["grader"]["timeouts"] == 1
+  assert summary["grader"]["failed"][0]["id"] == "a" and summary["grader"]["failed"][0]["status"] == "timeout"
+  # a: 1 sample, wrong (timeout); b: 2 samples, 1 right; c: no outputs
+  assert summary["questions"] == 2 and summary["questions_without_outputs"] == 1
+  assert summary["accuracy"] == 25.0
+
+  out = tmp_path / "work" / "eval" / "q"
+  rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+  assert [(r["id"], r["correct"], r["status"]) for r in rows] == [
+      ("a", False, "timeout"), ("b", True, "ok"), ("b", False, "ok")]
+  report_md = (out / "report.md").read_text()
+  assert "1 comparisons timed out" in report_md and "line 3:" in report_md
+  assert (out / "accuracy_vs_k.png").read_bytes()[:4] == b"\x89PNG"
+  assert json.loads((out / "summary.json").read_text())["accuracy"] == 25.0
+
+
+def test_tiny_model_run_through_main(tmp_path):
+  workdir = tmp_path / "run"
+  result = subprocess.run(
+      [sys.executable, "-m", "dsmath_jax.main", "--config=configs/eval.py:tiny", f"--workdir={workdir}",
+       "--config.grader.workers=1"],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  out = workdir / "eval" / "tiny"
+  rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+  summary = json.loads((out / "summary.json").read_text())
+  assert len(rows) == 4 * 2 and summary["samples_per_question"] == 2       # 4 questions x 2 samples
+  assert summary["run"]["mode"] == "model" and summary["run"]["generation"]["new_tokens"] > 0
+  for row in rows:
+    assert row["extracted"] == answer.extract_answer(row["prediction"])
+  assert summary["accuracy"] == 100.0 * sum(r["correct"] for r in rows) / len(rows)
+  assert set(summary["pass@k"]) == {"1", "2"} and (out / "report.md").exists()
