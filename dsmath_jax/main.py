@@ -45,7 +45,11 @@ def tasks():
     from dsmath_jax.rl import rm_task
     return rm_task.run(c, w)
 
-  return {"corpus": corpus, "dataset": dataset, "eval": eval_, "grpo": grpo, "reward_model": reward_model, "pretrain": pretrain, "sft": sft}
+  def convert(c, w):
+    from dsmath_jax.model import convert as convert_lib
+    return convert_lib.run(c, w)
+
+  return {"convert": convert, "corpus": corpus, "dataset": dataset, "eval": eval_, "grpo": grpo, "reward_model": reward_model, "pretrain": pretrain, "sft": sft}
 
 
 def main(argv):
