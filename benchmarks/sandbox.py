@@ -84,7 +84,8 @@ def main() -> None:
   figures["tora_mismatch"] = sorted({name for name, _, _ in programs} - set(matches))
 
   for kind in ("tora", "trivial"):
-    print(f"{kind:8s} programs/s: cold {figures[f'cold_{kind}']:7.2f} | warm x1 {figures[f'warm1_{kind}']:7.2f}"
+    print(f"{kind:8s} programs/s: cold {figures[f'cold_{kind}']:7.2f}"
+          f" | warm x1 {figures[f'warm1_{kind}']:7.2f}"
           f" | pool x{args.workers} {figures[f'pool_{kind}']:7.2f}"
           f"  (pool/cold {figures[f'pool_{kind}'] / figures[f'cold_{kind}']:.1f}x,"
           f" pool/warm1 {figures[f'pool_{kind}'] / figures[f'warm1_{kind}']:.2f}x)")

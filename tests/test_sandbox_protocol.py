@@ -20,7 +20,8 @@ def test_last_program_none_without_a_finished_block():
 
 def test_format_output_shows_stdout_or_the_error():
   assert STOP == "```output"
-  assert format_output(ExecResult("ok", "21.0000000000000\n", "", 0.1)) == "```output\n21.0000000000000\n```\n"
+  printed = ExecResult("ok", "21.0000000000000\n", "", 0.1)
+  assert format_output(printed) == "```output\n21.0000000000000\n```\n"
   error = ExecResult("error", "", "NameError: name 'x' is not defined", 0.1)
   assert format_output(error) == "```output\nNameError: name 'x' is not defined\n```\n"
   assert format_output(ExecResult("timeout", "", "Timeout Error", 10.0)) == "```output\nTimeout Error\n```\n"

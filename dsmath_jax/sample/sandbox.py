@@ -75,6 +75,12 @@ class Limits:
   print_last_expr: bool = True     # ToRA: print a final bare expression if nothing was printed
   python_guards: bool = True       # audit-hook tripwires (see sandbox_isolation.py)
 
+  def __post_init__(self):
+    for name in ("timeout_s", "memory_mb", "max_output_chars", "max_processes", "max_file_mb",
+                 "max_dir_mb"):
+      if not getattr(self, name) > 0:
+        raise ValueError(f"sandbox limit {name}={getattr(self, name)!r} must be positive")
+
 
 def _recv_before(fd: int, deadline: float):
   """One framed message from a worker, or None on EOF or when `deadline` passes."""
@@ -149,7 +155,8 @@ class _Slot:
       submitted = self._submit(request)
     reply = None
     if submitted:
-      reply = _recv_before(self.process.stdout.fileno(), time.monotonic() + request["timeout_s"] + _GRACE_S)
+      deadline = time.monotonic() + request["timeout_s"] + _GRACE_S
+      reply = _recv_before(self.process.stdout.fileno(), deadline)
     if reply is None:  # the program killed its worker, or the worker hung: never trust it again
       self.kill()
       return ExecResult("killed", "", "SandboxError: the sandbox worker died or stopped answering",
@@ -166,6 +173,8 @@ class Sandbox:
 
   def __init__(self, workers: int = 4, *, drop_privileges: bool = True,
                warm_imports=WARM_IMPORTS, start_timeout_s: float = 120.0, **limits):
+    if workers < 1:
+      raise ValueError(f"Sandbox(workers={workers}): need at least one worker")
     self.limits = Limits(**limits)
     self.workers = workers
     self.root_dir = tempfile.mkdtemp(prefix="dsmath_sandbox_")
@@ -174,12 +183,17 @@ class Sandbox:
     uid_base = random.SystemRandom().randrange(1 << 20, (1 << 31) - workers)
     slots = []
     for index in range(workers):
-      config = {"slot": index, "root_dir": self.root_dir, "sys_path": [p for p in sys.path if p],
+      config = {"slot": index, "root_dir": self.root_dir,
+                "sys_path": [os.path.abspath(p) for p in sys.path if p],
                 "warm_imports": list(warm_imports), "env": _ENV, "home": os.path.expanduser("~"),
                 "uid": uid_base + index if drop_privileges and os.geteuid() == 0 else None}
       slots.append(_Slot(index, config, start_timeout_s))
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:  # imports overlap
-      list(pool.map(_Slot.start, slots))
+    try:
+      with concurrent.futures.ThreadPoolExecutor(workers) as pool:  # imports overlap
+        list(pool.map(_Slot.start, slots))
+    except BaseException:
+      _shut_down(slots, self.root_dir)
+      raise
     self._slots = slots
     self._idle: queue.Queue[_Slot] = queue.Queue()
     for slot in slots:

@@ -3,8 +3,8 @@
 Started by `sandbox.py` as `python -s -m dsmath_jax.sample.sandbox_worker` with a minimal
 environment. It talks to its caller over stdin/stdout with length-prefixed JSON: one config
 message, a handshake reply (the isolation layers it achieved), then per program one request
--> an acknowledgement and a result. Importing sympy costs ~1 s per process; forking a process that already has it
-costs ~10 ms, which is why tool-integrated sampling (§3.1, §4) can afford a fresh process per
+-> an acknowledgement and a result. Importing sympy costs ~1 s per process; forking a process
+that already has it costs ~10 ms, which is why tool-integrated sampling (§3.1, §4) can afford a fresh process per
 program. Per program it: makes the directory, forks, isolates the child
 (`sandbox_isolation`), runs the code in it (`sandbox_program`), reads its output with bounded
 buffers until it exits or the wall-clock deadline passes, SIGKILLs everything it left behind,
@@ -188,7 +188,8 @@ def run_one(request, config, layers) -> dict:
   if quota:  # a disk quota for the directory, invisible outside this worker's namespace
     options = f"size={request['max_dir_mb']}m,nr_inodes=4096,mode=0700"
     options += f",uid={uid},gid={uid}" if uid is not None else ""
-    isolation.libc_call("mount", b"tmpfs", workdir.encode(), b"tmpfs", isolation.MS_NOSUID | isolation.MS_NODEV, options.encode())
+    isolation.libc_call("mount", b"tmpfs", workdir.encode(), b"tmpfs",
+                        isolation.MS_NOSUID | isolation.MS_NODEV, options.encode())
   elif uid is not None:
     os.chown(workdir, uid, uid)
   out_r, out_w = os.pipe()
