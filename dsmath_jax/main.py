@@ -49,7 +49,11 @@ def tasks():
     from dsmath_jax.model import convert as convert_lib
     return convert_lib.run(c, w)
 
-  return {"convert": convert, "corpus": corpus, "dataset": dataset, "eval": eval_, "grpo": grpo, "reward_model": reward_model, "pretrain": pretrain, "sft": sft}
+  def tokenizer(c, w):
+    from dsmath_jax import tokenizer_task
+    return tokenizer_task.run(c, w)
+
+  return {"convert": convert, "corpus": corpus, "dataset": dataset, "eval": eval_, "grpo": grpo, "reward_model": reward_model, "pretrain": pretrain, "sft": sft, "tokenizer": tokenizer}
 
 
 def main(argv):

@@ -322,7 +322,7 @@ def load_tokenizer(path: str) -> Tokenizer:
   raise ValueError(f"{path}: unknown tokenizer file type (expected *.model, *.json or *.gguf)")
 
 
-def _iter_texts(input_files: Sequence[str], text_fields: Sequence[str]):
+def iter_texts(input_files: Sequence[str], text_fields: Sequence[str]):
   """Lines of *.txt files; the named fields (joined by a newline) of each JSONL record."""
   for path in input_files:
     with open(path, encoding="utf-8") as f:
@@ -349,7 +349,8 @@ def train_sentencepiece(input_files: Sequence[str], model_prefix: str, vocab_siz
   """Trains a SentencePiece BPE with byte fallback and split digits, as DeepSeek's (paper §2.3).
 
   Ids: pad 0, bos 1, eos 2, unk 3. Text is kept verbatim (identity normalization, whitespace
-  preserved) so LaTeX and code survive a round trip; anything unseen falls back to bytes.
+  preserved, no dummy "▁" prefix, so encode(a) + encode(b) decodes to a + b) and LaTeX and
+  code survive a round trip; anything unseen falls back to bytes.
   `opts` go to SentencePieceTrainer.train unchanged (e.g. character_coverage, num_threads).
   Returns the tokenizer loaded from `{model_prefix}.model`.
   """
@@ -358,7 +359,7 @@ def train_sentencepiece(input_files: Sequence[str], model_prefix: str, vocab_siz
     os.makedirs(os.path.dirname(model_prefix), exist_ok=True)
   with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8", delete=False) as corpus:
     count = 0
-    for text in _iter_texts(input_files, text_fields):
+    for text in iter_texts(input_files, text_fields):
       # SentencePiece reads one sentence per line: a document's lines become sentences.
       for line in text.split("\n"):
         if line.strip():
@@ -371,7 +372,8 @@ def train_sentencepiece(input_files: Sequence[str], model_prefix: str, vocab_siz
       input=corpus.name, model_prefix=model_prefix, vocab_size=vocab_size, model_type=model_type,
       byte_fallback=True, split_digits=True, character_coverage=0.9999,
       normalization_rule_name="identity", remove_extra_whitespaces=False,
-      allow_whitespace_only_pieces=True, pad_id=0, bos_id=1, eos_id=2, unk_id=3,
+      allow_whitespace_only_pieces=True, add_dummy_prefix=False,
+      pad_id=0, bos_id=1, eos_id=2, unk_id=3,
       input_sentence_size=max_sentences, shuffle_input_sentence=True,
       max_sentence_length=1 << 16, num_threads=os.cpu_count() or 1, minloglevel=2)
   settings.update(opts)

@@ -1,0 +1,72 @@
+"""Task `tokenizer`: train a SentencePiece BPE (byte fallback, split digits) on text/JSONL files.
+
+For from-scratch experiments (paper §2.2 trains 1.3B models from scratch on each corpus to
+compare them); released checkpoints keep their own tokenizer. Writes WORKDIR/tokenizer/
+tokenizer.model (what `config.data.tokenizer` of the pretrain/SFT configs takes) and
+WORKDIR/tokenizer_stats.json: bytes and characters per token and the exact round-trip rate on
+a sample of the input texts.
+"""
+import json
+import os
+import time
+
+from absl import logging
+
+from dsmath_jax import tokenizer as tokenizers
+
+
+def _tiny_corpus(workdir: str, size: int) -> str:
+  """Generated arithmetic problems (no files needed): the `:tiny` input."""
+  from dsmath_jax.data.sources import arithmetic_records
+  path = os.path.join(workdir, "tiny_corpus.jsonl")
+  with open(path, "w") as f:
+    for record in arithmetic_records(size, seed=0):
+      f.write(json.dumps({"text": record["text"]}) + "\n")
+  return path
+
+
+def corpus_stats(tokenizer: tokenizers.Tokenizer, texts: list[str]) -> dict:
+  """Compression (bytes/chars per token) and the fraction of texts that decode back exactly."""
+  token_count = sum(len(tokenizer.encode(t)) for t in texts)
+  exact = sum(tokenizer.decode(tokenizer.encode(t)) == t for t in texts)
+  return dict(texts=len(texts), tokens=token_count,
+              bytes_per_token=sum(len(t.encode("utf-8")) for t in texts) / max(token_count, 1),
+              chars_per_token=sum(len(t) for t in texts) / max(token_count, 1),
+              round_trip_exact=exact / max(len(texts), 1))
+
+
+def run(config, workdir: str) -> dict:
+  os.makedirs(workdir, exist_ok=True)
+  files = list(config.data.files)
+  if config.data.generated_size:
+    files.append(_tiny_corpus(workdir, config.data.generated_size))
+  if not files:
+    raise ValueError("tokenizer: name the training text with --config.data.files=\"('a.jsonl', "
+                     "'b.txt')\" (JSONL records use config.data.text_fields)")
+  for path in files:
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"tokenizer: config.data.files names {path}, which does not exist")
+  output = config.output or os.path.join(workdir, "tokenizer")
+  os.makedirs(output, exist_ok=True)
+  start = time.perf_counter()
+  logging.info("tokenizer: training %s (vocab %d) on %s", config.model_type, config.vocab_size,
+               files)
+  tokenizer = tokenizers.train_sentencepiece(
+      files, os.path.join(output, "tokenizer"), config.vocab_size,
+      text_fields=tuple(config.data.text_fields), model_type=config.model_type,
+      max_sentences=config.data.max_sentences, character_coverage=config.character_coverage)
+  seconds = time.perf_counter() - start
+  sample = []
+  for text in tokenizers.iter_texts(files, tuple(config.data.text_fields)):
+    sample.append(text)
+    if len(sample) >= config.stats_sample:
+      break
+  stats = dict(corpus_stats(tokenizer, sample), vocab_size=tokenizer.vocab_size,
+               train_seconds=round(seconds, 2), files=files,
+               model=os.path.abspath(os.path.join(output, "tokenizer.model")),
+               special_ids=dict(pad=tokenizer.pad_id, bos=tokenizer.bos_id, eos=tokenizer.eos_id))
+  with open(os.path.join(workdir, "tokenizer_stats.json"), "w") as f:
+    json.dump(stats, f, indent=1)
+  logging.info("tokenizer: %s in %.1f s; %.2f bytes/token, round trip %.3f", stats["model"],
+               seconds, stats["bytes_per_token"], stats["round_trip_exact"])
+  return stats
