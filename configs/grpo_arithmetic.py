@@ -1,0 +1,35 @@
+"""GRPO on generated arithmetic word problems: the CPU experiment that shows GRPO learning.
+
+  python experiments/grpo_arithmetic/run.py --config=configs/grpo_arithmetic.py --workdir=runs/grpo_arith
+
+experiments/grpo_arithmetic/run.py generates the task (task.py), SFTs the `small` preset
+(~3M params, byte tokenizer) to modest accuracy, evaluates greedy accuracy, maj@k and pass@k on
+held-out questions, runs GRPO (rule-based grader reward) for `experiment.minutes` of wall
+clock, evaluates again and plots reward/accuracy/KL/length. Only the grader decides accuracy,
+so a format reward cannot be what rises. `:tiny` runs every stage for a few steps.
+"""
+from configs import common
+from configs import grpo
+
+
+def get_config(arg: str | None = None):
+  args = common.parse_arg(arg)
+  c = grpo.get_config(arg)
+  c.model = common.model("small")
+  c.tokenizer = "byte"
+  c.checkpoint = ""                      # set by run.py to WORKDIR/sft/model
+  c.data.questions = ""                  # set by run.py to WORKDIR/task/rl_train.jsonl
+  c.data.questions_per_step = 8
+  c.rl.update(group_size=8, max_prompt_len=192, max_new_tokens=40, logprob_gap_every=10)
+  c.optim.update(lr=2e-5, steps=100000, clip_norm=1.0)      # bounded by experiment.minutes
+  c.train.num_microbatches = 1
+  c.experiment = dict(num_train=20000, num_test=200, seed=0,
+                      sft_steps=300, sft_lr=1e-3, sft_batch=32,
+                      minutes=20.0, eval_k=8, eval_questions=100)
+  if args.variant == "tiny":
+    c.model = common.model("tiny")
+    c.data.questions_per_step = 2
+    c.rl.update(group_size=4, max_new_tokens=8)
+    c.experiment.update(num_train=64, num_test=4, sft_steps=2, sft_batch=4, minutes=0.05, eval_k=2,
+                        eval_questions=4)
+  return c

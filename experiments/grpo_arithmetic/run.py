@@ -1,0 +1,147 @@
+"""The CPU GRPO experiment (configs/grpo_arithmetic.py): SFT -> eval -> GRPO -> eval -> plots.
+
+  python experiments/grpo_arithmetic/run.py --config=configs/grpo_arithmetic.py --workdir=runs/grpo_arith
+
+Writes WORKDIR/task/*.jsonl (the generated task), WORKDIR/sft/model, WORKDIR/rl/metrics.jsonl,
+WORKDIR/rl/curves.png (reward, grader accuracy, KL, length), WORKDIR/results.json with held-out
+greedy accuracy, maj@k and pass@k before and after GRPO.
+"""
+import json
+import os
+import sys
+import time
+
+import flax.linen as nn
+import jax
+import ml_collections
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+import task  # noqa: E402
+from dsmath_jax import sharding  # noqa: E402
+from dsmath_jax.eval import answer as answer_lib  # noqa: E402
+from dsmath_jax.eval import metrics as eval_metrics  # noqa: E402
+from dsmath_jax.eval.grader import grade_output  # noqa: E402
+from dsmath_jax.rl import grpo  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "configs/grpo_arithmetic.py[:tiny]", lock_config=False)
+_WORKDIR = flags.DEFINE_string("workdir", None, "output directory")
+
+
+def sft(config, records, workdir: str) -> str:
+  """Supervised fine-tuning of a random model on worked solutions; returns the model dir."""
+  from dsmath_jax import tokenizer as tokenizer_lib
+  from dsmath_jax.model import llama, loading
+  from dsmath_jax.train import loss as loss_lib, state as state_lib, step as step_lib
+  from dsmath_jax.train.metrics import MetricsWriter
+  e = config.experiment
+  tokenizer = tokenizer_lib.load_tokenizer(config.tokenizer)
+  model_config = llama.LlamaConfig.from_config(config.model)
+  mesh = sharding.make_mesh(config.mesh)
+  rules = tuple(tuple(r) for r in config.logical_axis_rules)
+  view = ml_collections.ConfigDict(dict(seed=int(e.seed), optim=dict(
+      lr=float(e.sft_lr), schedule="cosine", steps=int(e.sft_steps), warmup_steps=10, weight_decay=0.0,
+      clip_norm=1.0, end_lr_ratio=0.1)))
+  state, shardings = state_lib.create_train_state(view, model_config, mesh, rules)
+  seq_len = int(config.rl.max_prompt_len) + int(config.rl.max_new_tokens)
+  batch_size = int(e.sft_batch)
+  spec = {k: (batch_size, seq_len) for k in ("tokens", "segment_ids", "positions", "loss_mask")}
+  step = step_lib.compile_train_step(shardings, mesh, rules, spec, loss_fn=loss_lib.cross_entropy_loss,
+                                     apply_fn=step_lib.make_apply_fn(model_config))
+  writer = MetricsWriter(os.path.join(workdir, "sft"))
+  rng = np.random.default_rng(int(e.seed))
+  for index in range(int(e.sft_steps)):
+    batch = {k: np.zeros((batch_size, seq_len), np.float32 if k == "loss_mask" else np.int32) for k in spec}
+    for row, i in enumerate(rng.choice(len(records), batch_size, replace=False)):
+      prompt = grpo.encode_prompt(tokenizer, records[i]["question"], config.data.template)
+      response = tokenizer.encode(records[i]["solution"]) + [tokenizer.eos_id]
+      ids = (prompt + response)[:seq_len]
+      batch["tokens"][row, :len(ids)] = ids
+      batch["segment_ids"][row, :len(ids)] = 1
+      batch["positions"][row, :len(ids)] = np.arange(len(ids))
+      batch["loss_mask"][row, len(prompt):len(ids)] = 1.0
+    state, metrics = step(state, sharding.put_global(batch, sharding.batch_sharding(mesh, rules, 2)))
+    if index % 20 == 0 or index == int(e.sft_steps) - 1:
+      writer.write(index + 1, jax.device_get(metrics))
+  writer.close()
+  return loading.save_pretrained(os.path.join(workdir, "sft", "model"), model_config, state.params, tokenizer)
+
+
+def evaluate(config, machinery, params, questions, rng) -> dict:
+  """Held-out greedy accuracy and maj@k / pass@k (k = experiment.eval_k), graded by the grader."""
+  from dsmath_jax.sample import sampler
+  tokenizer, k = machinery.tokenizer, int(config.experiment.eval_k)
+  prompts = [grpo.encode_prompt(tokenizer, q["question"], config.data.template) for q in questions]
+  greedy = sampler.generate(params, machinery.model_config, tokenizer, prompts,
+                            grpo.sampling_params(config.rl, greedy=True, num_samples=1), rng,
+                            mesh=machinery.mesh, rules=machinery.rules)
+  greedy_correct = [grade_output(c.text, questions[c.prompt_index]["answer"]) for c in greedy]
+  sampled = sampler.generate(params, machinery.model_config, tokenizer, prompts,
+                             grpo.sampling_params(config.rl, num_samples=k), jax.random.fold_in(rng, 1),
+                             mesh=machinery.mesh, rules=machinery.rules)
+  maj, passk, boxed = [], [], []
+  for i, q in enumerate(questions):
+    texts = [c.text for c in sampled[i * k:(i + 1) * k]]
+    flags_ = [grade_output(t, q["answer"]) for t in texts]
+    answers = [answer_lib.extract_answer(t) for t in texts]
+    maj.append(eval_metrics.maj_at_k(answers, flags_, k))
+    passk.append(eval_metrics.pass_at_k(k, sum(flags_), k))
+    boxed.extend("\\boxed{" in t for t in texts)
+  return {"greedy_accuracy": 100 * float(np.mean(greedy_correct)), f"maj@{k}": 100 * float(np.mean(maj)),
+          f"pass@{k}": 100 * float(np.mean(passk)),
+          "boxed_fraction": 100 * float(np.mean(boxed))}
+
+
+def main(argv):
+  del argv
+  config, workdir = _CONFIG.value, _WORKDIR.value
+  e = config.experiment
+  os.makedirs(os.path.join(workdir, "task"), exist_ok=True)
+  train_records, test_records = task.generate(int(e.num_train), int(e.num_test), int(e.seed))
+  task.write_jsonl(train_records, os.path.join(workdir, "task", "train.jsonl"))
+  task.write_jsonl(test_records, os.path.join(workdir, "task", "test.jsonl"))
+  # SFT sees the first half of the training questions; RL gets questions only, from the second half.
+  half = len(train_records) // 2
+  rl_path = task.write_jsonl(train_records[half:], os.path.join(workdir, "task", "rl_train.jsonl"))
+  start = time.time()
+  config.checkpoint = sft(config, train_records[:half], workdir)
+  logging.info("SFT done in %.0fs", time.time() - start)
+  config.data.questions = f"jsonl:{rl_path}"
+
+  machinery, state, ref_params, _ = grpo.setup(config)
+  held_out = test_records[:int(e.eval_questions)]
+  eval_rng = jax.random.key(1234)
+  before = evaluate(config, machinery, state.params, held_out, eval_rng)
+  logging.info("before GRPO: %s", before)
+
+  rl_dir = os.path.join(workdir, "rl")
+  from dsmath_jax.train.metrics import MetricsWriter, plot_curves
+  writer = MetricsWriter(rl_dir, console_keys=("reward_mean", "accuracy", "kl", "response_length"))
+  questions = grpo.fit_questions(grpo.load_questions(config.data.questions), machinery.tokenizer,
+                                 config.data.template, int(config.rl.max_prompt_len))
+  deadline, steps = time.time() + 60 * float(e.minutes), 0
+  rl_start = time.time()
+  while time.time() < deadline:            # the loop of grpo.train, one step at a time, wall-clock bounded
+    state = grpo.train(config, rl_dir, machinery, state, ref_params, steps=1, questions=questions,
+                       writer=writer, step_offset=steps)
+    steps += 1
+  rl_seconds = time.time() - rl_start
+  writer.close()
+  after = evaluate(config, machinery, state.params, held_out, eval_rng)
+  logging.info("after GRPO (%d steps, %.0fs): %s", steps, rl_seconds, after)
+  plot_curves(os.path.join(rl_dir, "metrics.jsonl"), ("reward_mean", "accuracy", "kl", "response_length"),
+              os.path.join(rl_dir, "curves.png"))
+  results = {"before": before, "after": after, "rl_steps": steps, "rl_seconds": rl_seconds,
+             "greedy_gain_points": after["greedy_accuracy"] - before["greedy_accuracy"]}
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=1)
+  print(json.dumps(results))
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config", "workdir"])
+  app.run(main)

@@ -1,0 +1,59 @@
+"""A generated arithmetic word-problem task for the CPU GRPO experiment (GSM8K-like, tiny).
+
+Two-operation problems over small numbers ("Tom has 7 boxes of 6 pens and gives away 5 pens.
+How many pens does he have now?"), a worked solution in the SFT format (one line per step,
+final answer in \\boxed{}), and the gold answer. Deterministic from the seed; held-out
+questions never appear in training (checked by text).
+"""
+import json
+import random
+
+NAMES = ["Tom", "Ana", "Li", "Sam", "Maya", "Omar", "Kim", "Ravi"]
+THINGS = ["apples", "pens", "books", "coins", "stickers", "cards", "marbles", "shells"]
+
+
+def _problem(rng: random.Random) -> dict:
+  name, thing = rng.choice(NAMES), rng.choice(THINGS)
+  kind = rng.randrange(4)
+  a, b, c = rng.randint(2, 9), rng.randint(2, 9), rng.randint(2, 30)
+  if kind == 0:
+    q = f"{name} has {a} boxes of {b} {thing} and finds {c} more {thing}. How many {thing} does {name} have?"
+    steps, answer = [f"{a} * {b} = {a * b}.", f"{a * b} + {c} = {a * b + c}."], a * b + c
+  elif kind == 1:
+    c = rng.randint(1, a * b - 1)
+    q = f"{name} has {a} bags of {b} {thing} and gives away {c} {thing}. How many {thing} are left?"
+    steps, answer = [f"{a} * {b} = {a * b}.", f"{a * b} - {c} = {a * b - c}."], a * b - c
+  elif kind == 2:
+    d = rng.randint(2, 30)
+    q = f"{name} has {c} {thing}, buys {d} more and then {a} more. How many {thing} does {name} have?"
+    steps, answer = [f"{c} + {d} = {c + d}.", f"{c + d} + {a} = {c + d + a}."], c + d + a
+  else:
+    d = rng.randint(2, 30)
+    e = rng.randint(1, c + d - 1)
+    q = f"{name} has {c} {thing}, gets {d} more and loses {e}. How many {thing} are left?"
+    steps, answer = [f"{c} + {d} = {c + d}.", f"{c + d} - {e} = {c + d - e}."], c + d - e
+  solution = " " + "\n".join(steps + [f"The answer is \\boxed{{{answer}}}."])
+  return {"question": q, "answer": str(answer), "solution": solution}
+
+
+def generate(num_train: int, num_test: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
+  rng = random.Random(seed)
+  test, seen = [], set()
+  while len(test) < num_test:
+    p = _problem(rng)
+    if p["question"] not in seen:
+      seen.add(p["question"])
+      test.append(p)
+  train = []
+  while len(train) < num_train:
+    p = _problem(rng)
+    if p["question"] not in seen:
+      train.append(p)
+  return train, test
+
+
+def write_jsonl(records, path: str) -> str:
+  with open(path, "w") as f:
+    for r in records:
+      f.write(json.dumps(r) + "\n")
+  return path
