@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import tempfile
+import threading
 import time
 import traceback
 
@@ -228,17 +229,37 @@ def test_disk_is_bounded(sandbox):
     assert many.status == "error" and "No space left on device" in many.error
 
 
-def test_killed_worker_is_replaced(sentinel, monkeypatch):
-  """The unprivileged layout: the program CAN kill its worker (same uid, no guards); the caller
-  reports "killed", starts a new worker, and never saw the caller's environment."""
+def test_same_uid_layout_keeps_the_caller_out_of_reach(sentinel, monkeypatch):
+  """Programs that run as the caller's uid (not root, or drop_privileges=False) with the guards
+  off: the PID namespace hides the worker and the caller, and the caller's environment never
+  reaches the program."""
   monkeypatch.setenv("DSMATH_TEST_SECRET", "s3cret")
   with Sandbox(workers=1, drop_privileges=False, python_guards=False, warm_imports=()) as box:
-    result, seconds = _timed(box.run, "import os\nos.kill(os.getppid(), 9)")
+    if not box.layers["pid_namespace"]:
+      pytest.skip("no PID namespace here")
+    worker = box._slots[0].process.pid
+    assert box.run("import os\nos.kill(os.getppid(), 9)\nprint('alive')").stdout == "alive\n"
+    mine = box.run(f"import os\nos.kill({os.getpid()}, 9)")
+    assert mine.error == "ProcessLookupError: [Errno 3] No such process"
+    escape = box.run(f"open('/proc/{os.getpid()}/root{sentinel}', 'w').write('gone')")
+    assert escape.error.startswith("FileNotFoundError")
+    environment = box.run("import os\nprint(sorted(os.environ))")
+    assert environment.status == "ok" and "DSMATH_TEST_SECRET" not in environment.stdout
+    assert box._slots[0].process.pid == worker
+
+
+def test_dead_worker_is_replaced():
+  """A worker killed mid-program gives that program "killed"; one killed while idle costs no
+  program; either way the next program runs on a new worker."""
+  with Sandbox(workers=1, warm_imports=()) as box:
+    worker = box._slots[0].process.pid
+    killer = threading.Timer(0.5, os.killpg, (worker, 9))
+    killer.start()
+    result, seconds = _timed(box.run, "import time\ntime.sleep(30)")
     assert result.status == "killed" and seconds < 5.0
-    after = box.run("import os\nprint(sorted(os.environ))")
-    assert after.status == "ok" and "DSMATH_TEST_SECRET" not in after.stdout
-    os.killpg(box._slots[0].process.pid, 9)  # a worker that dies while idle costs no program
-    assert box.run("print(7)").stdout == "7\n"
+    assert box.run("print(7)").stdout == "7\n" and box._slots[0].process.pid != worker
+    os.killpg(box._slots[0].process.pid, 9)
+    assert box.run("print(8)").stdout == "8\n"
 
 
 def test_isolation_layers_when_root(sandbox):

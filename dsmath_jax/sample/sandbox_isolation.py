@@ -1,7 +1,8 @@
 """Kernel-level isolation of sandboxed programs: namespaces, read-only view, uid, rlimits.
 
 `isolate` runs once in each warm worker (everything it sets up is inherited by each program
-the worker forks); `set_limits` and `drop_capabilities` run in each forked program process.
+the worker forks); `set_limits`, `enter_pid_namespace` and `drop_capabilities` run in each
+forked program process.
 
 What each layer guarantees (each is reported in the handshake as `layers`; none is assumed):
   always (kernel): own session/process group; rlimits on address space, CPU seconds, processes,
@@ -19,10 +20,14 @@ What each layer guarantees (each is reported in the handshake as `layers`; none 
     cannot read files that are not world-readable, and cannot see other slots' directories;
     directories the uid cannot traverse (e.g. /root holding the Python install) are covered by
     an empty tmpfs with the Python paths bound back, so the rest of them stays hidden.
-  not root: the program runs as the caller's uid. It can read what the caller can outside the
-    hidden home, and signal the caller's processes (the kernel allows it; only the Python guards
-    stop it). `os.kill(os.getppid(), 9)` kills this
-    worker, which the caller sees as "killed" before it starts a new worker.
+  not root (or drop_privileges=False): the program runs as the caller's uid, so a PID
+    namespace stands in for the uid change: the program is init of its own namespace with its
+    own /proc, so it cannot see or signal the caller or this worker (os.kill(os.getppid(), 9)
+    is a no-op, os.kill(caller_pid, 9) is ESRCH) nor reach the caller's files through
+    /proc/PID/root; when it ends, the kernel kills everything it started. It can still read
+    what the caller can outside the hidden home. Without user namespaces none of this holds and
+    only the Python guards stand between the program and the caller; a worker the program
+    kills is seen by the caller as "killed" and replaced.
   Python guards (audit hook, on by default): no sockets, exec/subprocess or ctypes; no writes,
     renames or deletions outside the working directory; no signals outside the program's own
     process group. A tripwire that gives clear errors, not a wall: C code can bypass it.
@@ -32,12 +37,15 @@ import math
 import os
 import re
 import resource
+import signal
 import stat
 import sys
 
-CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
+CLONE_NEWNS, CLONE_NEWPID = 0x00020000, 0x20000000
+CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
+MS_NOEXEC = 8
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 36, 38
 _CAPABILITY_VERSION_3 = 0x20080522
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -211,7 +219,51 @@ def isolate(config) -> dict:
       layers["uid"] = config["uid"]
     else:
       layers["notes"].append(f"programs run as root: {why_not}")
+  layers["pid_namespace"] = False
+  if layers["uid"] is None and layers["mount_namespace"]:  # same uid as the caller: hide it
+    layers["pid_namespace"] = _probe_pid_namespace()
+    if not layers["pid_namespace"]:
+      layers["notes"].append("no PID namespace: programs can signal the caller's processes, "
+                             "and reach its files through /proc/PID/root, past the guards")
   return layers
+
+
+def enter_pid_namespace(proc: str) -> None:
+  """Forks into a new PID (and mount) namespace and returns in its init process, which gets a
+  /proc of its own (`proc` = "proc") or an empty one ("empty"), so that the caller's processes
+  are neither visible nor signalable, and /proc/PID/root cannot lead out of the read-only
+  view. The original process stays behind as a shim: it waits and exits as the init did."""
+  libc_call("unshare", CLONE_NEWPID | CLONE_NEWNS)
+  inner = os.fork()
+  if inner == 0:
+    os.setsid()  # kill(0, ...) from inside must not reach the shim
+    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if proc == "proc":
+      libc_call("mount", b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    else:
+      libc_call("mount", b"tmpfs", b"/proc", b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, b"size=4k")
+    return
+  status = os.waitpid(inner, 0)[1]
+  if os.WIFSIGNALED(status):
+    signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+    os.kill(os.getpid(), os.WTERMSIG(status))
+  os._exit(os.waitstatus_to_exitcode(status))
+
+
+def _probe_pid_namespace() -> str | bool:
+  """"proc" when a program can get a PID namespace with its own /proc; "empty" when only an
+  empty /proc can be mounted there (e.g. a container masks parts of /proc); else False."""
+  for proc in ("proc", "empty"):
+    pid = os.fork()
+    if pid == 0:
+      try:
+        enter_pid_namespace(proc)
+        os._exit(0 if os.getpid() == 1 else 1)
+      except BaseException:
+        os._exit(1)
+    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0:
+      return proc
+  return False
 
 
 def vm_bytes() -> int:

@@ -69,10 +69,14 @@ def warm_imports(modules: list[str]) -> list[str]:
   return imported
 
 
-def _child(request, config, uid, workdir, out_w, err_w, worker_pid) -> None:
-  """Runs in the forked process: isolate, then exec the program. Never returns."""
+def _child(request, config, layers, workdir, out_w, err_w, worker_pid) -> None:
+  """Runs in the forked process: isolate, then run the program. Never returns."""
+  uid = layers["uid"]
   try:
     os.setsid()
+    isolation.LIBC.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != worker_pid:  # the worker died before the line above
+      os._exit(EXIT_SETUP_FAILED)
     os.dup2(out_w, 1)
     os.dup2(err_w, 2)
     null = os.open(os.devnull, os.O_RDONLY)
@@ -85,10 +89,10 @@ def _child(request, config, uid, workdir, out_w, err_w, worker_pid) -> None:
       os.setgroups([])
       os.setresgid(uid, uid, uid)
       os.setresuid(uid, uid, uid)
-    isolation.drop_capabilities()  # in a user namespace the worker holds them; setuid did it for root
-    isolation.LIBC.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid, which clears it
-    if os.getppid() != worker_pid:
-      os._exit(EXIT_SETUP_FAILED)
+      isolation.LIBC.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # setuid cleared it
+    elif layers.get("pid_namespace"):
+      isolation.enter_pid_namespace(layers["pid_namespace"])
+    isolation.drop_capabilities()  # a user namespace gives the worker some; setuid did it for root
     os.environ.clear()
     os.environ.update(config["env"], HOME=workdir, TMPDIR=workdir, MPLCONFIGDIR=workdir)
     tempfile.tempdir = None
@@ -197,7 +201,7 @@ def run_one(request, config, layers) -> dict:
   start = time.monotonic()
   pid = os.fork()
   if pid == 0:
-    _child(request, config, uid, workdir, out_w, err_w, config["worker_pid"])
+    _child(request, config, layers, workdir, out_w, err_w, config["worker_pid"])
   os.close(out_w)
   os.close(err_w)
   pidfd = os.pidfd_open(pid)
