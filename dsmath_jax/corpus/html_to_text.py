@@ -88,6 +88,7 @@ class _Extractor(html.parser.HTMLParser):
     self.math_display = False
     self.annotation = None       # collecting a TeX annotation
     self.tex_from_annotation = None
+    self.pre_depth = 0
 
   def handle_starttag(self, tag, attrs):
     attrs = dict(attrs)
@@ -124,6 +125,8 @@ class _Extractor(html.parser.HTMLParser):
       return
     if tag in _BLOCK:
       self.out.append("\n")
+    if tag == "pre":
+      self.pre_depth += 1
 
   def handle_startendtag(self, tag, attrs):
     self.handle_starttag(tag, attrs)
@@ -167,6 +170,8 @@ class _Extractor(html.parser.HTMLParser):
       return
     if tag in _BLOCK:
       self.out.append("\n")
+    if tag == "pre":
+      self.pre_depth = max(self.pre_depth - 1, 0)
 
   def handle_data(self, data):
     if self.math_stack:
@@ -179,7 +184,8 @@ class _Extractor(html.parser.HTMLParser):
       self.tex_buffer.append(data)
       return
     if not self.drop_depth:
-      self.out.append(data)
+      # Source line breaks are spaces in HTML (except in <pre>); blocks make the real line breaks.
+      self.out.append(data if self.pre_depth else data.replace("\n", " "))
 
 
 def _without_annotations(node):

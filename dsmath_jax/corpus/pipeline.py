@@ -142,10 +142,12 @@ def round_stage(config, corpus_dir, round_index, seed_status, pool_status, previ
   train_kwargs = {k: classify_config[k] for k in ("dim", "lr", "word_ngrams", "min_count", "epoch", "bucket",
                                                   "threads", "max_chars")}
   model_path = os.path.join(directory, "classifier.bin")
-  model = classify.train([p for p in positives if not stages.is_heldout(p, heldout)],
+  added_ids = set(added)                     # pages from marked paths always train; held-out is seed only
+  test_pos = [p for p in positives if p["id"] not in added_ids and stages.is_heldout(p, heldout)]
+  test_ids = {p["id"] for p in test_pos}
+  model = classify.train([p for p in positives if p["id"] not in test_ids],
                          [p for p in negatives if not stages.is_heldout(p, heldout)], model_path, **train_kwargs)
   scorer = classify.Scorer(model, classify_config["max_chars"])
-  test_pos = [p for p in positives if stages.is_heldout(p, heldout)]
   test_neg = [p for p in negatives if stages.is_heldout(p, heldout)]
   heldout_metrics = classify.precision_recall(
       scorer([p["text"] for p in test_pos + test_neg]), [True] * len(test_pos) + [False] * len(test_neg),

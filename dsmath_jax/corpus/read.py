@@ -127,7 +127,9 @@ def read_warc(path: str, counts: Counts, fmt: str = "warc"):
   from warcio.exceptions import ArchiveLoadFailed
   index = -1
   try:
-    with fsspec.open(path, "rb") as stream:
+    with fsspec.open(path, "rb") as raw:
+      # Python's gzip (not warcio's lenient inflater) so that a file cut inside a gzip member raises EOFError.
+      stream = _StrictGzip(gzip.GzipFile(fileobj=raw)) if _is_gzip(raw) else raw
       for index, record in enumerate(ArchiveIterator(stream, arc2warc=True)):
         kind = record.rec_type
         url = _clean_url(record.rec_headers.get_header("WARC-Target-URI"))
@@ -147,6 +149,9 @@ def read_warc(path: str, counts: Counts, fmt: str = "warc"):
             counts.add("skipped/not_html")
             continue
           payload = record.content_stream().read()
+          if getattr(record.raw_stream, "limit", 0) > 0:   # fewer bytes than Content-Length: cut record
+            counts.add("skipped/malformed_warc_record", path, where, "payload shorter than Content-Length")
+            continue
           charset = _charset(content_type) or _sniff_charset(payload)
           html = _decode(payload, charset, path, where, counts)
           text = html_to_text.html_to_text(html)
@@ -157,12 +162,44 @@ def read_warc(path: str, counts: Counts, fmt: str = "warc"):
           continue
         counts.add("pages")
         yield make_page(url, text, f"{path}#{index}")
-  except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+  except (TruncatedGzip, EOFError, zlib.error, gzip.BadGzipFile) as error:
     counts.add("skipped/truncated_or_corrupt_gzip", path, f"after record {index}", repr(error)[:200])
   except ArchiveLoadFailed as error:
     counts.add("skipped/malformed_warc_record", path, f"after record {index}", str(error)[:200])
   except (ValueError, OSError) as error:
     counts.add("skipped/malformed_warc_record", path, f"after record {index}", repr(error)[:200])
+
+
+class TruncatedGzip(Exception):
+  """A gzip stream ended inside a member (warcio would take the EOFError for a clean end of file)."""
+
+
+class _StrictGzip:
+  """A GzipFile whose EOFError (file cut inside a member) is raised as TruncatedGzip."""
+
+  def __init__(self, gzip_file):
+    self.gzip_file = gzip_file
+
+  def read(self, size=-1):
+    try:
+      return self.gzip_file.read(size)
+    except EOFError as error:
+      raise TruncatedGzip(str(error)) from None
+
+  def readline(self, size=-1):
+    try:
+      return self.gzip_file.readline(size)
+    except EOFError as error:
+      raise TruncatedGzip(str(error)) from None
+
+  def tell(self):
+    return self.gzip_file.tell()
+
+
+def _is_gzip(stream) -> bool:
+  magic = stream.read(2)
+  stream.seek(0)
+  return magic == b"\x1f\x8b"
 
 
 def _lookup(record: dict, dotted: str):
