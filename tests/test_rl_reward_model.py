@@ -109,3 +109,40 @@ def test_prm800k_reader_errors_name_file_line_field(tmp_path):
   bad.write_text("{not json\n")
   with pytest.raises(ValueError, match="bad.jsonl:1: not JSON"):
     list(rm.read_prm800k(str(bad)))
+
+
+def test_rm_task_reads_prm800k_into_step_labels(shared_data):
+  from dsmath_jax.rl import rm_task
+  from dsmath_jax.tokenizer import ByteTokenizer
+  tokenizer = ByteTokenizer()
+  path = shared_data / "prm800k" / "phase2_example_records.jsonl"
+  examples = rm_task.file_examples(f"prm800k:{path}", "process", tokenizer)
+  records = list(rm.read_prm800k(str(path)))
+  assert len(examples) == 9
+  for example, record in zip(examples, records):
+    assert example.labels == record["labels"]
+    text = tokenizer.decode(example.response_ids)
+    # Each label sits on the newline that ends its step.
+    assert [text[p] for p in example.label_positions] == ["\n"] * len(record["steps"])
+    assert text == " " + "\n".join(record["steps"]) + "\n"
+  with pytest.raises(ValueError, match="data.source"):
+    rm_task.file_examples("csv:x", "process", tokenizer)
+
+
+@pytest.mark.parametrize("name", ["grpo", "grpo_deepseekmath_rl", "grpo_process", "grpo_iterative",
+                                  "reward_model", "grpo_arithmetic"])
+def test_rl_configs_build_and_forks_change_only_what_differs(name):
+  import importlib
+  module = importlib.import_module(f"configs.{name}")
+  full, tiny = module.get_config(None), module.get_config("tiny")
+  assert tiny.model.hidden_size <= full.model.hidden_size
+  if name == "grpo":
+    assert (full.optim.lr, full.rl.kl_coef, full.rl.group_size, full.rl.max_new_tokens, full.rl.num_updates,
+            full.data.questions_per_step * full.rl.group_size, full.rl.reward) == (
+                1e-6, 0.04, 64, 1024, 1, 1024, "rule")
+  if name == "reward_model":
+    assert full.optim.lr == 2e-5
+  if name == "grpo_process":
+    assert full.rl.reward == "process_rm" and full.rl.kl_coef == 0.04
+  if name == "grpo_iterative":
+    assert full.rm.replay_fraction == 0.1 and full.rl.iterations >= 2
