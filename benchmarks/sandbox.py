@@ -69,7 +69,9 @@ def main() -> None:
 
   figures["cold_tora"] = cold(tora[:args.cold], 60.0)
   figures["cold_trivial"] = cold(trivial[:args.cold], 60.0)
+  start = time.perf_counter()
   with Sandbox(workers=1) as one:
+    figures["worker_start_s"] = time.perf_counter() - start  # interpreter + sympy/numpy imports
     warm(one, trivial[:2], pooled=False)
     figures["warm1_tora"] = warm(one, tora, pooled=False)
     figures["warm1_trivial"] = warm(one, trivial, pooled=False)
@@ -91,6 +93,7 @@ def main() -> None:
           f" pool/warm1 {figures[f'pool_{kind}'] / figures[f'warm1_{kind}']:.2f}x)")
     figures[f"pool_over_cold_{kind}"] = figures[f"pool_{kind}"] / figures[f"cold_{kind}"]
     figures[f"pool_over_warm1_{kind}"] = figures[f"pool_{kind}"] / figures[f"warm1_{kind}"]
+  print(f"one warm worker starts in {figures['worker_start_s']:.2f} s (what every cold program pays)")
   print(f"ToRA outputs reproduced: {figures['tora_match']} (mismatch: {figures['tora_mismatch']})")
   print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}))
 
