@@ -30,7 +30,8 @@ def last_program(text: str) -> str | None:
   """
   program, inside = None, False
   lines: list[str] = []
-  for line in text.split("\n"):
+  # A response starts with a space after "Assistant:" (" ```python\n..." when it opens with code).
+  for line in text.lstrip(" ").split("\n"):
     if line.startswith(_OPEN):
       inside, lines = True, []
     elif inside and line.startswith(_CLOSE):
