@@ -24,7 +24,11 @@ def test_format_output_shows_stdout_or_the_error():
   assert format_output(printed) == "```output\n21.0000000000000\n```\n"
   error = ExecResult("error", "", "NameError: name 'x' is not defined", 0.1)
   assert format_output(error) == "```output\nNameError: name 'x' is not defined\n```\n"
-  assert format_output(ExecResult("timeout", "", "Timeout Error", 10.0)) == "```output\nTimeout Error\n```\n"
+  timeout = ExecResult("timeout", "", "Timeout Error", 10.0)
+  assert format_output(timeout) == "```output\nTimeout Error\n```\n"
+  printed_then_failed = ExecResult("error", "partial\n", "ZeroDivisionError: division by zero", 0.1)
+  assert format_output(printed_then_failed) == "```output\nZeroDivisionError: division by zero\n```\n"
+  assert format_output(ExecResult("ok", "", "", 0.1)) == "```output\n\n```\n"
 
 
 def test_format_output_keeps_head_and_tail_of_long_text():

@@ -4,7 +4,9 @@ Python guards, after `sandbox_worker` has forked and isolated the process.
 ToRA (Gou et al., 2023) and DeepSeekMath's tool-integrated evaluation exec the program as one
 script and take what it printed as its result; an error's result is the last line of its
 traceback. `print_last_expr` adds the notebook-like rule: a final bare expression is printed
-when the program printed nothing.
+when the program printed nothing. With `guards`, an audit hook refuses sockets, exec and
+ctypes, writes and deletions outside the working directory, and signals outside the
+program's own process group, with clear PermissionErrors.
 """
 import ast
 import builtins
@@ -42,7 +44,7 @@ _FORBIDDEN_EVENTS = ("os.system", "os.exec", "os.posix_spawn", "os.spawn", "subp
 
 
 def _install_guards(workdir: str) -> None:
-  """The Python-level tripwires (see the module docstring for what they do not guarantee)."""
+  """The Python-level tripwires; sandbox_isolation's docstring says what they do not guarantee."""
   inside = os.path.realpath(workdir) + os.sep
   pgid = os.getpgrp()
 
@@ -66,7 +68,8 @@ def _install_guards(workdir: str) -> None:
     elif event in _PATH_EVENTS:
       for position in _PATH_EVENTS[event]:
         if not allowed_path(args[position]):
-          raise PermissionError(f"{event} outside the sandbox directory is disabled: {args[position]!r}")
+          raise PermissionError(
+              f"{event} outside the sandbox directory is disabled: {args[position]!r}")
     elif event in ("os.kill", "os.killpg"):
       target = args[0]
       own = target in (0, os.getpid(), -pgid) or (event == "os.killpg" and target == pgid)
@@ -77,8 +80,6 @@ def _install_guards(workdir: str) -> None:
           own = False
       if not own:
         raise PermissionError(f"signalling process {target} is disabled in the sandbox")
-    elif event == "signal.pthread_kill":
-      pass  # threads of this process only
 
   sys.addaudithook(guard)
   if "socket" in sys.modules:  # also make the obvious entry points fail loudly

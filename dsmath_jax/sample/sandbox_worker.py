@@ -4,8 +4,8 @@ Started by `sandbox.py` as `python -s -m dsmath_jax.sample.sandbox_worker` with 
 environment. It talks to its caller over stdin/stdout with length-prefixed JSON: one config
 message, a handshake reply (the isolation layers it achieved), then per program one request
 -> an acknowledgement and a result. Importing sympy costs ~1 s per process; forking a process
-that already has it costs ~10 ms, which is why tool-integrated sampling (§3.1, §4) can afford a fresh process per
-program. Per program it: makes the directory, forks, isolates the child
+that already has it costs ~10 ms, which is why tool-integrated sampling (§3.1, §4) can afford
+a fresh process per program. Per program it makes the directory, forks, isolates the child
 (`sandbox_isolation`), runs the code in it (`sandbox_program`), reads its output with bounded
 buffers until it exits or the wall-clock deadline passes, SIGKILLs everything it left behind,
 and removes the directory.
@@ -28,8 +28,6 @@ TIMEOUT_MESSAGE = "Timeout Error"  # the string ToRA / DeepSeekMath's executors 
 
 
 # ---- framing: 4-byte big-endian length + UTF-8 JSON --------------------------------------
-
-
 def send(fd: int, message) -> None:
   data = json.dumps(message).encode()
   data = struct.pack(">I", len(data)) + data
@@ -99,8 +97,8 @@ def _child(request, config, layers, workdir, out_w, err_w, worker_pid) -> None:
     sys.dont_write_bytecode = True
   except BaseException:
     os._exit(EXIT_SETUP_FAILED)
-  os._exit(sandbox_program.run_program(request["code"], workdir, print_last_expr=request["print_last_expr"],
-                       guards=request["python_guards"]))
+  os._exit(sandbox_program.run_program(request["code"], workdir, guards=request["python_guards"],
+                                       print_last_expr=request["print_last_expr"]))
 
 
 def _read_into(fd: int, buffer: bytearray, cap: int) -> int:

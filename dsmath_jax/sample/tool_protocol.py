@@ -13,8 +13,10 @@ run, and its result is appended as an output block, after which generation conti
 
 The tool loop cuts the text at STOP (the model's own "```output" is replaced) and appends
 `format_output(result)`. As in ToRA's and DeepSeekMath's evaluation code, the block holds the
-stripped stdout, or when nothing was printed the last line of the error, and text longer than
-100 characters keeps its first and last 50 around "...".
+stripped stdout of a program that finished, or else the last line of its error (what it
+printed before failing is dropped, as their executors drop it), and text longer than 100
+characters keeps its first and last 50 around "...". A program that finished without
+printing gives an empty block, as in DeepSeekMath's evaluation.
 """
 from dsmath_jax.sample.sandbox import ExecResult
 
@@ -50,5 +52,6 @@ def _shorten(text: str, max_chars: int | None) -> str:
 
 def format_output(result: ExecResult, *, max_chars: int | None = 100) -> str:
   """'```output\\n<stdout or last error line>\\n```\\n' (ToRA / DeepSeekMath truncation)."""
-  shown = result.stdout.strip() or result.error.strip()
+  finished = result.status in ("ok", "output_limit")  # output_limit: the head of its stdout
+  shown = (result.stdout if finished else result.error).strip()
   return f"{STOP}\n{_shorten(shown, max_chars)}\n```\n"
