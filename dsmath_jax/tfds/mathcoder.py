@@ -6,9 +6,11 @@ protocol) runs every ```python block on its own and shows what it prints. So eac
 becomes a self-contained program: the earlier cells' code (their displayed last
 expressions dropped) + this cell, its last expression wrapped in print((...)) (so a
 tuple prints as Jupyter shows it). Every program is run in the sandbox; the ```output
-block holds what it actually printed. A record is kept when every program runs, the last
-output shows the gold number (it may print several values, as `(949, 37.96)`) and the
-final \\boxed{} is the gold answer; the others are dropped and counted by reason.
+block holds what it actually printed. A record is kept when every program runs as it did
+in the recorded run (a cell that raised there raises here and is then left out of later
+programs: MathCoder trajectories correct their own errors), the last output shows the
+gold number (it may print several values, as `(949, 37.96)`) and the final \\boxed{} is
+the gold answer; the others are dropped and counted by reason.
 """
 import ast
 import collections
@@ -16,8 +18,10 @@ import re
 
 from dsmath_jax import templates
 from dsmath_jax.eval import answer as answer_lib
+from dsmath_jax.eval import grader
 from dsmath_jax.tfds import execute, jsonl
 
+_TRACEBACK = re.compile(r"Traceback|\b\w*(?:Error|Exception)\b:?")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 FIELDS = {"turns": "debug_result", "gold": "ground_truth.answer"}
 
@@ -39,15 +43,30 @@ def _split_last_expression(code: str) -> tuple[str, str | None]:
   return head, expression
 
 
-def standalone_programs(cells: list[str]) -> list[str]:
-  """One self-contained program per notebook cell (see the module docstring)."""
+def standalone_programs(cells: list[str], failed: list[bool] | None = None) -> list[str]:
+  """One self-contained program per notebook cell (see the module docstring). A cell that
+  failed in the recorded run (`failed[i]`) is not carried into later programs: the
+  trajectory's later cells correct it, and re-running it would fail them too."""
+  failed = failed or [False] * len(cells)
   programs, state = [], []
-  for cell in cells:
+  for cell, cell_failed in zip(cells, failed):
     head, expression = _split_last_expression(cell.strip("\n"))
     shown = head if expression is None else f"{head}\nprint(({expression}))".lstrip("\n")
     programs.append("\n\n".join(state + [shown]))
-    state.append(head)
+    if not cell_failed:
+      state.append(head)
   return programs
+
+
+def _code_cells(turns) -> tuple[list[str], list[bool]]:
+  """The code cells and whether each failed in the recorded run (its execution shows a traceback)."""
+  cells, failed = [], []
+  for i, turn in enumerate(turns):
+    if turn["role"] == "code":
+      following = turns[i + 1] if i + 1 < len(turns) else {"role": "", "content": ""}
+      cells.append(turn["content"])
+      failed.append(following["role"] == "execution" and bool(_TRACEBACK.search(following["content"])))
+  return cells, failed
 
 
 def _turns(row):
@@ -64,14 +83,14 @@ def records(path: str, *, source: str = "mathcoder_svamp", timeout_s: float = 10
   """(kept tool-format SFT records, drop counts by reason)."""
   rows = list(jsonl.read_jsonl(path, FIELDS, skip_bad_records=skip_bad_records, report=report))
   parsed = [_turns(row) for row in rows]
-  programs = [standalone_programs([t["content"] for t in turns if t["role"] == "code"])
-              for _, turns in parsed]
+  cells = [_code_cells(turns) for _, turns in parsed]
+  programs = [standalone_programs(*row_cells) for row_cells in cells]
   flat = [program for per_row in programs for program in per_row]
   results = iter(execute.run_programs(flat, timeout_s=timeout_s, workers=workers))
   kept, dropped = [], collections.Counter()
-  for row, (question, turns), row_programs in zip(rows, parsed, programs):
+  for row, (question, turns), row_programs, (_, failed) in zip(rows, parsed, programs, cells):
     row_results = [next(results) for _ in row_programs]
-    reason = _check(turns, row_results, row["gold"])
+    reason = _check(turns, row_results, failed, row["gold"])
     if reason:
       dropped[reason] += 1
       continue
@@ -88,15 +107,16 @@ def records(path: str, *, source: str = "mathcoder_svamp", timeout_s: float = 10
   return kept, dropped
 
 
-def _check(turns, results, gold) -> str | None:
+def _check(turns, results, failed, gold) -> str | None:
   """Why a trajectory is dropped, or None to keep it."""
   if not results:
     return "no_code"
-  if any(r.status != "ok" for r in results):
-    return "exec_" + next(r.status for r in results if r.status != "ok")
+  for result, cell_failed in zip(results, failed):
+    if (result.status == "error") != cell_failed or result.status not in ("ok", "error"):
+      return "exec_" + (result.status if result.status != "ok" else "no_longer_fails")
   if not any(execute.same_number(number, gold) for number in _NUMBER.findall(results[-1].stdout)):
     return "gold_not_in_last_output"
   boxed = answer_lib.boxed_answers("\n".join(t["content"] for t in turns if t["role"] == "text"))
-  if not boxed or not execute.same_number(boxed[-1], gold):
+  if not boxed or not grader.is_equiv(boxed[-1], execute.format_number(gold)):
     return "boxed_not_gold"
   return None
