@@ -12,6 +12,11 @@ def test_last_program_takes_the_last_closed_block():
   assert last_program(text + "```output\n4\n```\n") == "x = 2\nprint(x ** 2)"
 
 
+def test_last_program_at_the_start_of_a_response():
+  """A response follows "Assistant:" with a space, so it may open with " ```python"."""
+  assert last_program(" ```python\nprint(1)\n```\n") == "print(1)"
+
+
 def test_last_program_none_without_a_finished_block():
   assert last_program("The answer is $\\boxed{3}$.") is None
   assert last_program("```python\nprint(1)\n```\nthen\n```python\nprint(") is None
