@@ -23,14 +23,18 @@ MATH, OTHER = "__label__math", "__label__other"
 SCORE_BINS = 10000
 # Characters split off as their own tokens: LaTeX and code punctuation are the strongest math signal.
 # A backslash starts a token (`\int`, `\frac` stay whole); \( \) \[ \] become `$` like the other delimiters.
-_SPLIT = "${}^_=+-*/()[]|<>,.;:!?'\"&%#@~`"
-_TABLE = str.maketrans({**{ch: f" {ch} " for ch in _SPLIT}, "\\": " \\", "\n": " ", "\r": " ", "\t": " "})
+# One str.replace per character is ~2x faster than str.translate with multi-character targets.
+_SPLIT = tuple((ch, f" {ch} ") for ch in "${}^_=+-*/()[]|<>,.;:!?'\"&%#@~`")
+_SPACES = (("\\", " \\"), ("\n", " "), ("\r", " "), ("\t", " "))
 
 
 def fasttext_line(text: str, max_chars: int = 20000) -> str:
   """The text as fastText sees it: lowercased, punctuation split off, one line (C-level str ops only)."""
   text = text[:max_chars].replace("\\(", "$").replace("\\)", "$").replace("\\[", "$").replace("\\]", "$")
-  return text.lower().translate(_TABLE)
+  text = text.lower()
+  for old, new in _SPLIT + _SPACES:
+    text = text.replace(old, new)
+  return text
 
 
 def stable_fraction(key: str, salt: str = "") -> float:
