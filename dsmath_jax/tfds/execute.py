@@ -8,7 +8,7 @@ uses, so "the output a record shows" means the same thing at SFT, RL and evaluat
 from dsmath_jax.sample import sandbox, tool_protocol
 
 
-def run_programs(codes: list[str], *, timeout_s: float = 10.0, workers: int = 2,
+def run_programs(codes: list[str], *, timeout_s: float = 30.0, workers: int = 2,
                  memory_mb: int = 1024) -> list[sandbox.ExecResult]:
   """One sandbox.ExecResult per program, in order (status ok|error|timeout|..., stdout, error)."""
   if not codes:

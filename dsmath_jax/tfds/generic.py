@@ -60,7 +60,7 @@ def questions(path: str, split: str, *, source: str, fields: dict, answer_from: 
                level=int(level) if str(level or "").strip().isdigit() else 0, source=source)
 
 
-def sft_records(path: str, *, source: str, fields: dict, format: str = "cot", timeout_s: float = 10.0,
+def sft_records(path: str, *, source: str, fields: dict, format: str = "cot", timeout_s: float = 30.0,
                 workers: int = 2, skip_bad_records=False, report=None):
   """(kept SFT records, drop counts by reason).
 

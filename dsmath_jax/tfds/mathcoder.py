@@ -78,7 +78,7 @@ def _turns(row):
   return question.strip(), turns
 
 
-def records(path: str, *, source: str = "mathcoder_svamp", timeout_s: float = 10.0, workers: int = 2,
+def records(path: str, *, source: str = "mathcoder_svamp", timeout_s: float = 30.0, workers: int = 2,
             skip_bad_records=False, report=None):
   """(kept tool-format SFT records, drop counts by reason)."""
   rows = list(jsonl.read_jsonl(path, FIELDS, skip_bad_records=skip_bad_records, report=report))

@@ -20,7 +20,7 @@ def program_response(code: str, output: str, answer: str) -> str:
           f"The answer is $\\boxed{{{answer}}}$.")
 
 
-def records(path: str, *, source: str = "pot_svamp", timeout_s: float = 10.0, workers: int = 2,
+def records(path: str, *, source: str = "pot_svamp", timeout_s: float = 30.0, workers: int = 2,
             skip_bad_records=False, report=None):
   """(kept SFT records, drop counts by reason). Lines without `question` (few-shot demos) are skipped."""
   rows = list(jsonl.read_jsonl(path, FIELDS, skip_bad_records=skip_bad_records, report=report,

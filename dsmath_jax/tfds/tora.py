@@ -30,7 +30,7 @@ def same_output(recorded: str, actual: str) -> bool:
   return " ".join(recorded.split()) == " ".join(actual.split())
 
 
-def records(path: str, *, source: str = "tora", timeout_s: float = 10.0, workers: int = 2,
+def records(path: str, *, source: str = "tora", timeout_s: float = 30.0, workers: int = 2,
             skip_bad_records=False, report=None):
   """(kept tool-format SFT records, drop counts by reason)."""
   rows = list(jsonl.read_jsonl(path, FIELDS, skip_bad_records=skip_bad_records, report=report))
