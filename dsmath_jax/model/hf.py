@@ -114,7 +114,6 @@ class SafetensorsCheckpoint:
         path = os.path.join(directory, file_name)
         with safe_open(path, framework="np") as f:
           self.files.update({name: path for name in f.keys()})
-    self._handles = {}
 
   @property
   def names(self) -> set[str]:
@@ -124,9 +123,9 @@ class SafetensorsCheckpoint:
     path = self.files.get(name)
     if path is None:
       raise KeyError(f"{self.directory}: the checkpoint has no tensor {name!r}")
-    if path not in self._handles:
-      self._handles[path] = safe_open(path, framework="np")
-    return self._handles[path].get_tensor(name)
+    # Opened per tensor: a handle kept open keeps every page read so far mapped (resident).
+    with safe_open(path, framework="np") as f:
+      return f.get_tensor(name)
 
   def tensor(self, key: str, layer: int | None) -> tuple[str, np.ndarray, bool]:
     """(HF name, array in our layout, transposed?) of our parameter `key` of `layer`."""

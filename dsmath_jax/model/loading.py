@@ -115,7 +115,9 @@ def stream_params(config: llama.LlamaConfig, source, shardings, where: str):
       host[...] = fetch(rest, int(head[len("layers_"):]), shape.shape)
     else:
       host[...] = fetch(path, None, shape.shape)
-    params[path] = jax.device_put(host, flat_shardings[path])
+    # Wait for the copy: an in-flight transfer keeps its host buffer alive, and with async
+    # dispatch every parameter's buffer would be alive at once (2x the model on the host).
+    params[path] = jax.block_until_ready(jax.device_put(host, flat_shardings[path]))
     del host
   unused = source.names - used
   if config.tie_embeddings:
