@@ -47,3 +47,16 @@ def test_generic_sft_program_and_cot(tmp_path):
   assert len(cot) == 4 and cot[1]["response"] == " print(7 * 5)" and cot[1]["format"] == "cot"
   with pytest.raises(jsonl.BadRecordError, match=r"mathinstruct.jsonl:1 field 'input'"):
     generic.sft_records(str(path), source="mi", fields=dict(question="input", response="output"))
+
+
+def test_load_source_reads_the_corpus_dataset(tmp_path):
+  """`load_source("dsmath_corpus", ...)` reads what the corpus task writes (contracts.md)."""
+  from dsmath_jax.corpus import write
+  from dsmath_jax.tfds import load_source
+  pages = [dict(id=f"p{i}", text=f"Let $x = {i}$.", url=f"https://a.org/{i}", domain="a.org", score=0.5 + i / 10,
+                round=1, num_tokens=3 + i) for i in range(3)]
+  write.write_dataset(pages, str(tmp_path))
+  source = load_source("dsmath_corpus", "train", str(tmp_path))
+  records = sorted((source[i] for i in range(len(source))), key=lambda r: r["id"])
+  assert [(r["id"], r["text"], r["round"]) for r in records] == [(p["id"], p["text"], 1) for p in pages]
+  assert abs(records[2]["score"] - 0.7) < 1e-6 and isinstance(records[2]["score"], float)

@@ -51,8 +51,13 @@ def dataset_dir(name: str, data_dir: str) -> str:
   return os.path.join(root, max(versions, key=lambda v: tuple(int(p) for p in v.split(".") if p.isdigit())))
 
 
-def load_source(name: str, split: str, data_dir: str) -> DecodedSource:
-  """A grain RandomAccessDataSource over one split of a built dataset (contracts.md)."""
+def load_source(name: str, split: str, data_dir: str | None = None) -> DecodedSource:
+  """A grain RandomAccessDataSource over one split of a built dataset (contracts.md).
+
+  data_dir None: $TFDS_DATA_DIR, else ~/tensorflow_datasets (tfds' own default).
+  """
+  if not data_dir:
+    data_dir = os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
   builder = tfds.builder_from_directory(dataset_dir(name, data_dir))
   if split not in builder.info.splits:
     raise KeyError(f"{name} has no split {split!r}; splits: {sorted(builder.info.splits)}")
