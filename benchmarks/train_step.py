@@ -1,0 +1,150 @@
+"""Train-step throughput: our jitted sharded step vs transformers + torch AdamW, and MFU.
+
+  python benchmarks/train_step.py [--preset=llama_125m --batch=2 --seq=128 --steps=3]
+
+Prints, from ONE run on this machine: the measured matmul peak (a large jitted f32
+matmul), our step's tokens/s and MFU (LlamaConfig.flops_per_token over that measured
+peak), the tokens/s of transformers' LlamaForCausalLM + torch.optim.AdamW on the same
+shapes, the ratio ours/torch, and one JSON line with all figures.
+Targets: ours >= torch; MFU >= 40% of the measured peak.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+
+from configs import common  # noqa: E402
+from dsmath_jax import sharding  # noqa: E402
+from dsmath_jax.model import llama  # noqa: E402
+from dsmath_jax.train import loss as loss_lib  # noqa: E402
+from dsmath_jax.train import state as state_lib  # noqa: E402
+from dsmath_jax.train import step as step_lib  # noqa: E402
+
+
+def _seconds(fn):
+  start = time.perf_counter()
+  fn()
+  return time.perf_counter() - start
+
+
+def matmul_step(size: int = 2048, dtype=jnp.float32):
+  """(callable, FLOPs): a large jitted [size, size] @ [size, size] matmul."""
+  a = jax.random.normal(jax.random.key(0), (size, size), dtype)
+  b = jax.random.normal(jax.random.key(1), (size, size), dtype)
+  matmul = jax.jit(lambda x, y: x @ y)
+  return (lambda: matmul(a, b).block_until_ready()), 2 * size ** 3
+
+
+def _batch(batch, seq, vocab):
+  tokens = np.random.default_rng(0).integers(3, vocab, size=(batch, seq)).astype(np.int32)
+  ones = np.ones((batch, seq), np.int32)
+  return dict(tokens=tokens, segment_ids=ones, positions=np.broadcast_to(np.arange(seq, dtype=np.int32), (batch, seq)).copy(),
+              loss_mask=ones.astype(np.float32))
+
+
+def ours(preset, batch, seq, remat):
+  """(one-step callable, LlamaConfig, compile seconds) for our jitted train step."""
+  config = ml_collections.ConfigDict(dict(
+      seed=0, model=common.model(preset, remat=remat),
+      optim=dict(lr=1e-4, schedule="constant", steps=100, weight_decay=0.1, clip_norm=1.0)))
+  model_config = llama.LlamaConfig.from_config(config.model)
+  mesh = sharding.make_mesh(dict(data=1, fsdp=-1, tensor=1))
+  rules = common.LOGICAL_AXIS_RULES
+  state, shardings = state_lib.create_train_state(config, model_config, mesh, rules)
+  host_batch = _batch(batch, seq, model_config.vocab_size)
+  step = step_lib.compile_train_step(
+      shardings, mesh, rules, {k: v.shape for k, v in host_batch.items()},
+      loss_fn=loss_lib.cross_entropy_loss, apply_fn=step_lib.make_apply_fn(model_config))
+  global_batch = sharding.put_global(host_batch, sharding.batch_sharding(mesh, rules, 2))
+  holder = [state]
+
+  def one_step():
+    holder[0], metrics = step(holder[0], global_batch)
+    jax.block_until_ready(metrics["loss"])
+
+  start = time.perf_counter()
+  one_step()
+  compile_s = time.perf_counter() - start
+  return one_step, model_config, compile_s
+
+
+def torch_reference(model_config, batch, seq):
+  """One-step callable: transformers LlamaForCausalLM + torch AdamW on the same shapes."""
+  import torch
+  import transformers
+  torch.set_num_threads(os.cpu_count())
+  hf_config = transformers.LlamaConfig(
+      vocab_size=model_config.vocab_size, hidden_size=model_config.hidden_size,
+      intermediate_size=model_config.mlp_dim, num_hidden_layers=model_config.num_layers,
+      num_attention_heads=model_config.num_heads, num_key_value_heads=model_config.num_kv_heads,
+      head_dim=model_config.head_dim, rope_theta=model_config.rope_theta,
+      rms_norm_eps=model_config.rms_norm_eps, tie_word_embeddings=model_config.tie_embeddings,
+      max_position_embeddings=model_config.max_position_embeddings, attn_implementation="sdpa")
+  model = transformers.LlamaForCausalLM(hf_config)
+  optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
+  tokens = torch.from_numpy(_batch(batch, seq, model_config.vocab_size)["tokens"]).long()
+
+  def one_step():
+    loss = model(input_ids=tokens, labels=tokens).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+  one_step()
+  return one_step
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--preset", default="llama_125m")
+  parser.add_argument("--batch", type=int, default=2)
+  parser.add_argument("--seq", type=int, default=128)
+  parser.add_argument("--steps", type=int, default=3, help="measurement rounds")
+  parser.add_argument("--remat", default="none")
+  parser.add_argument("--skip_torch", action="store_true")
+  args = parser.parse_args()
+
+  matmul, matmul_flops = matmul_step()
+  our_step, model_config, compile_s = ours(args.preset, args.batch, args.seq, args.remat)
+  torch_step = None if args.skip_torch else torch_reference(model_config, args.batch, args.seq)
+  # Rounds interleave the three measurements and keep each one's best time, so that load
+  # from other processes on a shared machine hits all three alike.
+  best = {"matmul": float("inf"), "ours": float("inf"), "torch": float("inf")}
+  for _ in range(args.steps):
+    best["matmul"] = min(best["matmul"], _seconds(matmul))
+    best["ours"] = min(best["ours"], _seconds(our_step))
+    if torch_step is not None:
+      best["torch"] = min(best["torch"], _seconds(torch_step))
+  peak = matmul_flops / best["matmul"]
+  tokens = args.batch * args.seq
+  our_tokens_per_s = tokens / best["ours"]
+  flops_per_token = model_config.flops_per_token(args.seq)
+  mfu = our_tokens_per_s * flops_per_token / peak
+  print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, "
+        f"{args.preset} ({model_config.num_params / 1e6:.0f}M params), batch {args.batch} x seq {args.seq}")
+  print(f"measured matmul peak: {peak / 1e9:.1f} GFLOP/s (jitted 2048^2 f32 matmul)")
+  print(f"ours: {our_tokens_per_s:.0f} tokens/s, MFU {mfu:.1%} of measured peak "
+        f"({flops_per_token / 1e6:.0f} MFLOP/token; compile {compile_s:.1f}s)")
+  torch_tokens_per_s = None
+  if torch_step is not None:
+    torch_tokens_per_s = tokens / best["torch"]
+    print(f"transformers LlamaForCausalLM + torch AdamW: {torch_tokens_per_s:.0f} tokens/s; "
+          f"ours / torch = {our_tokens_per_s / torch_tokens_per_s:.2f}")
+  print(json.dumps(dict(benchmark="train_step", preset=args.preset, batch=args.batch, seq=args.seq,
+                        peak_flops=peak, tokens_per_s=our_tokens_per_s, mfu=mfu,
+                        torch_tokens_per_s=torch_tokens_per_s,
+                        ratio_vs_torch=None if not torch_tokens_per_s
+                        else our_tokens_per_s / torch_tokens_per_s)))
+
+
+if __name__ == "__main__":
+  main()
