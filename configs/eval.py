@@ -71,6 +71,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       predictions_id_field="id", predictions_output_field="output")
   c.prompt = dict(
       template="tool" if "tool" in flags else "cot",      # templates.py, for instruct/RL checkpoints
+      chat=False,                                         # True: wrap in the checkpoint's chat template
       fewshot=0,                                          # >0: few-shot CoT for base checkpoints
       fewshot_style=style,                                # gsm8k | math: exemplar layout
       fewshot_path=train_path,                            # exemplars come from this training file

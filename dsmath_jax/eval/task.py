@@ -24,9 +24,18 @@ def load_questions(config) -> list[dict]:
       level_field=d.level_field, limit=int(d.limit))
 
 
-def prompt_texts(config, questions: list[dict]) -> list[str]:
-  """The prompt string of every question under config.prompt."""
+def prompt_texts(config, questions: list[dict], tokenizer=None) -> list[str]:
+  """The prompt string of every question under config.prompt.
+
+  prompt.chat: the template's user turn (question + instruction) goes through the checkpoint's
+  own chat template (tokenizer.render_chat) instead of DeepSeekMath's "User: ... Assistant:".
+  """
   p = config.prompt
+  if p.chat and int(p.fewshot) == 0:
+    from dsmath_jax import tokenizer as tokenizer_lib
+    users = [templates.render(q["question"], p.template).removeprefix("User: ").removesuffix("\n\nAssistant:")
+             for q in questions]
+    return [tokenizer_lib.render_chat(tokenizer, [dict(role="user", content=u)]) for u in users]
   if int(p.fewshot) > 0:
     if not p.fewshot_style or not p.fewshot_path:
       raise ValueError("prompt.fewshot > 0 needs prompt.fewshot_style (gsm8k|math) and prompt.fewshot_path "
@@ -63,8 +72,9 @@ def generate_outputs(config, questions: list[dict]) -> tuple[dict[str, list[str]
   rules = tuple(tuple(rule) for rule in config.logical_axis_rules)
   model_config, params, tokenizer = _load_model(config, mesh, rules)
   s, p = config.sampling, config.prompt
-  texts = prompt_texts(config, questions)
-  bos = [tokenizer.bos_id] if tokenizer.bos_id is not None else []
+  texts = prompt_texts(config, questions, tokenizer)
+  # Chat templates write BOS themselves where they want it.
+  bos = [tokenizer.bos_id] if tokenizer.bos_id is not None and not p.chat else []
   prompts = [bos + tokenizer.encode(text) for text in texts]
   room = model_config.max_position_embeddings - int(s.max_new_tokens)
   too_long = [q["id"] for q, ids in zip(questions, prompts) if len(ids) > room]
@@ -87,7 +97,7 @@ def generate_outputs(config, questions: list[dict]) -> tuple[dict[str, list[str]
     from dsmath_jax.sample import tool_loop
     completions = tool_loop.generate_with_tools(
         params, model_config, tokenizer, prompts, sampling, rng, mesh=mesh, rules=rules,
-        max_tool_rounds=int(s.max_tool_rounds), batch_size=int(s.batch_size))
+        max_tool_rounds=int(s.max_tool_rounds), batch_size=int(s.batch_size), progress=progress)
   else:
     completions = sampler.generate(params, model_config, tokenizer, prompts, sampling, rng, mesh=mesh,
                                    rules=rules, batch_size=int(s.batch_size), progress=progress)
@@ -132,7 +142,9 @@ def run(config, workdir: str) -> dict:
 
   with Grader(workers=int(g.workers), timeout_s=float(g.timeout_s), second_opinion=bool(g.second_opinion),
               memory_mb=int(g.memory_mb)) as grader:
-    rows, summary = scoring.score(questions, outputs, grader, progress=progress)
+    tool_run = not config.predictions and config.prompt.template == "tool" and int(config.prompt.fewshot) == 0
+    rows, summary = scoring.score(questions, outputs, grader, progress=progress,
+                                  program_accuracy=True if tool_run else None)
   summary["run"] = dict(
       benchmark=config.data.name, source=config.data.path,
       mode="predictions" if config.predictions else "model",
@@ -140,7 +152,7 @@ def run(config, workdir: str) -> dict:
       predictions=config.predictions,
       prompt=("" if config.predictions else
               f"{config.prompt.fewshot}-shot {config.prompt.fewshot_style}" if int(config.prompt.fewshot) > 0
-              else config.prompt.template),
+              else config.prompt.template + (" (chat template)" if config.prompt.chat else "")),
       sampling={} if config.predictions else config.sampling.to_dict(), generation=generation)
   summary["bad_lines"] = bad_lines
   paths = report.write(out_dir, rows, summary)
