@@ -53,7 +53,11 @@ def tasks():
     from dsmath_jax import tokenizer_task
     return tokenizer_task.run(c, w)
 
-  return {"convert": convert, "corpus": corpus, "dataset": dataset, "eval": eval_, "grpo": grpo, "reward_model": reward_model, "pretrain": pretrain, "sft": sft, "tokenizer": tokenizer}
+  def sample(c, w):
+    from dsmath_jax.sample import task as sample_task
+    return sample_task.run(c, w)
+
+  return {"convert": convert, "corpus": corpus, "dataset": dataset, "eval": eval_, "grpo": grpo, "reward_model": reward_model, "pretrain": pretrain, "sft": sft, "tokenizer": tokenizer, "sample": sample}
 
 
 def main(argv):

@@ -1,0 +1,57 @@
+"""Sample completions from any checkpoint (paper §3.2/§4: the generations eval and GRPO score).
+
+  python -m dsmath_jax.main --config=configs/sample.py --config.checkpoint=runs/sft/model \
+      --config.prompts=questions.jsonl --config.num_samples=4 --config.temperature=0.7 \
+      --config.max_new_tokens=512 --config.tools=True --workdir=runs/sample
+  python -m dsmath_jax.main --config=configs/sample.py:tiny --workdir=/tmp/sample_tiny   (seconds)
+
+`checkpoint` is a save_pretrained dir, a Hugging Face dir or a GGUF file; "" = random init of
+`model`. Each line of `prompts` has a `prompt` (raw text), a `question` (rendered with
+`template`: "cot" or "tool", templates.py) or `prompt_ids` (token ids, for a checkpoint without
+a tokenizer). Writes WORKDIR/samples.jsonl (prompt, completion, token ids, log-probs, tool mask,
+finish reason per sample) and WORKDIR/sample_summary.json (tokens/s, finish reasons).
+`tools=True` runs the tool-integrated loop (programs executed in the sandbox, ``` output
+blocks appended, at most `max_tool_rounds` per sample).
+"""
+import ml_collections
+
+from configs import common
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  args = common.parse_arg(arg)
+  c = ml_collections.ConfigDict()
+  c.task = "sample"
+  c.seed = 0
+  c.checkpoint = ""                       # load_pretrained path; "" = random init of `model`
+  c.tokenizer = "byte"                    # used when the checkpoint carries none; "" = none
+  c.model = common.model("deepseek_math_7b")
+  c.prompts = ""                          # JSONL; "" = the `questions` below
+  c.questions = ()                        # inline questions (rendered with `template`)
+  c.template = "cot"                      # for `question` records: cot | tool | program
+  c.add_bos = True                        # prepend the tokenizer's BOS to text prompts
+  c.limit = 0                             # first N prompts (0 = all)
+  # Sampling (paper §4.2 GRPO: 64 samples per question at temperature 1.0 is the RL setting;
+  # eval §2.2: greedy, or T=0.7 for maj@k).
+  c.num_samples = 1
+  c.temperature = 1.0
+  c.top_p = 1.0
+  c.top_k = 0                             # 0 = no top-k
+  c.greedy = False                        # argmax; ignores temperature/top_p/top_k
+  c.max_new_tokens = 512
+  c.stop_strings = ()
+  c.tools = False                         # tool-integrated loop (ToRA protocol, §3.1)
+  c.max_tool_rounds = 4
+  c.sandbox = dict(workers=4, timeout_s=10.0, memory_mb=1024)
+  c.batch_size = 64                       # rows (prompt x sample) per sampler call
+  c.mesh = common.mesh()
+  c.logical_axis_rules = common.LOGICAL_AXIS_RULES
+  if args.variant == "tiny":              # seconds on one CPU: random tiny model, byte tokenizer
+    c.model = common.model("tiny")
+    c.questions = ("What is 2 + 3?", "Compute 7 * 6.", "Is 17 prime?")
+    c.num_samples = 2
+    c.max_new_tokens = 16
+    c.batch_size = 8
+  elif args.variant:
+    raise ValueError(f"configs/sample.py: unknown variant {args.variant!r}; known: tiny")
+  return c
