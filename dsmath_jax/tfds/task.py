@@ -6,7 +6,8 @@ Writes `dsmath_questions/<source>` (benchmark and RL questions, splits as config
 and `dsmath_sft/<source>` (SFT records, split train) under config.data_dir (default
 WORKDIR/tfds), then prints and saves (WORKDIR/dataset_counts.json) the counts per source,
 split and format: records read, bad lines skipped, programs dropped and why, questions
-removed by decontamination (paper §2.1 rule against the benchmark test splits), written.
+removed by decontamination (paper §2.1 rule against the benchmark test splits; applied to
+every SFT record and to the `train` split of every question source), written.
 """
 import collections
 import json
@@ -83,8 +84,8 @@ def run(config, workdir: str) -> list[dict]:
 
   for row in rows:
     source, split = row["dataset"].split("/")[1], row["split"]
-    if f"{source}/{split}" in config.decontamination.benchmarks:
-      row["removed"] = {"exact": 0, "ngram": 0}
+    if split != "train" or f"{source}/{split}" in config.decontamination.benchmarks:
+      row["removed"] = {"exact": 0, "ngram": 0, "examples": []}      # evaluation splits stay whole
     else:                                          # RL questions: keep them off the benchmarks
       kept, removed = decontamination.decontaminate(questions[source][split], question_index)
       questions[source][split] = kept
