@@ -71,6 +71,7 @@ def normalize(answer: str | None) -> str:
   s = str(answer).strip().replace("\n", "")
   s = _SPACES.sub(" ", s).replace("{,}", ",")
   s = re.sub(r"\\text\{\s*and\s*\}", ",", s)
+  s = re.sub(r"(?<=\d)\s+and\s+(?=-?\d)", ",", s)  # "2 and 3": a list of two answers
   s = s.replace("\\$", "").replace("$", "")
   s = re.sub(r"\\[dtc]frac", r"\\frac", s)
   s = _LEFT_RIGHT.sub("", s).replace("\\{", "{").replace("\\}", "}")

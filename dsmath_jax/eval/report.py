@@ -69,6 +69,8 @@ def plot_accuracy_vs_k(summary: dict, png_path: str) -> None:
     axes.plot(ks, [summary[key][str(k)] for k in ks], marker=marker, label=key.replace("@k", "@K"))
   if summary["pass@k"] and max(int(k) for k in summary["pass@k"]) > 1:
     axes.set_xscale("log", base=2)
+    ks = [int(k) for k in summary["pass@k"]]
+    axes.set_xticks(ks, [str(k) for k in ks])
   axes.set_xlabel("K (samples per question)")
   axes.set_ylabel("accuracy (%)")
   axes.set_title(summary.get("run", {}).get("benchmark", ""))
