@@ -68,6 +68,7 @@ def generate_outputs(config, questions: list[dict]) -> tuple[dict[str, list[str]
 
   from dsmath_jax import sharding
   from dsmath_jax.sample import sampler
+  sharding.maybe_initialize_distributed(config)
   mesh = sharding.make_mesh(config.mesh)
   rules = tuple(tuple(rule) for rule in config.logical_axis_rules)
   model_config, params, tokenizer = _load_model(config, mesh, rules)
@@ -155,6 +156,10 @@ def run(config, workdir: str) -> dict:
               else config.prompt.template + (" (chat template)" if config.prompt.chat else "")),
       sampling={} if config.predictions else config.sampling.to_dict(), generation=generation)
   summary["bad_lines"] = bad_lines
+  if not config.predictions:
+    import jax
+    if jax.process_index() != 0:  # multi-host: every host samples its rows and grades; one writes
+      return summary
   paths = report.write(out_dir, rows, summary)
   headline = f"{config.data.name}: accuracy {summary['accuracy']:.1f}% on {summary['questions']} questions"
   if summary["samples_per_question"] > 1:
