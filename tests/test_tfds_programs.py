@@ -61,7 +61,7 @@ def test_pot_kept_programs_reproduce_their_output(pot_built):
 def test_mathcoder_cells_become_self_contained_programs():
   cells = ["a = 3\nb = 4\na + b", "c = a * b\nprint('c is', c)", "e = z + 1", "d = c - a\nd, c"]
   programs = mathcoder.standalone_programs(cells, [False, False, True, False])
-  assert programs[0].endswith("print((a + b))")
+  assert programs[0].endswith("print(a + b)")
   assert "a + b" not in programs[1] and programs[3].endswith("print((d, c))")
   assert "z + 1" not in programs[3]                              # the failed cell is not carried on
   results = execute.run_programs(programs)

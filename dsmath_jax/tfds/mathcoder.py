@@ -4,8 +4,8 @@ MathCoder runs its code cells in one Jupyter kernel (state carries over; the las
 expression of a cell is displayed). The DeepSeekMath tool format (paper §3.1, ToRA's
 protocol) runs every ```python block on its own and shows what it prints. So each cell
 becomes a self-contained program: the earlier cells' code (their displayed last
-expressions dropped) + this cell, its last expression wrapped in print((...)) (so a
-tuple prints as Jupyter shows it). Every program is run in the sandbox; the ```output
+expressions dropped) + this cell, its last expression wrapped in print() (a tuple in
+parentheses, as Jupyter shows it). Every program is run in the sandbox; the ```output
 block holds what it actually printed. A record is kept when every program runs as it did
 in the recorded run (a cell that raised there raises here and is then left out of later
 programs: MathCoder trajectories correct their own errors), the last output shows the
@@ -40,6 +40,8 @@ def _split_last_expression(code: str) -> tuple[str, str | None]:
   lines = code.split("\n")
   head = "\n".join(lines[:last.lineno - 1] + [lines[last.lineno - 1][:last.col_offset]]).rstrip()
   expression = ast.get_source_segment(code, last)
+  if isinstance(last.value, ast.Tuple):  # `a, b` is shown as Jupyter shows it: (1, 2)
+    expression = f"({expression})"
   return head, expression
 
 
@@ -51,7 +53,7 @@ def standalone_programs(cells: list[str], failed: list[bool] | None = None) -> l
   programs, state = [], []
   for cell, cell_failed in zip(cells, failed):
     head, expression = _split_last_expression(cell.strip("\n"))
-    shown = head if expression is None else f"{head}\nprint(({expression}))".lstrip("\n")
+    shown = head if expression is None else f"{head}\nprint({expression})".lstrip("\n")
     programs.append("\n\n".join(state + [shown]))
     if not cell_failed:
       state.append(head)
