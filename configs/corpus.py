@@ -6,10 +6,12 @@
   # 98.6% overlap with round 2, so it is also where the paper's ~98% rule stops); see
   # runs/corpus_tiny/corpus/report.md, stats.json, scores.png and tfds/dsmath_corpus.
 
-  python -m dsmath_jax.main --config=configs/corpus.py --workdir=gs://.../corpus \
-    --config.read.inputs='[{"path": "gs://bucket/CC-MAIN-2023-*/*.warc.wet.gz"}]' --config.runner=beam \
-    --config.beam_options='["--runner=DataflowRunner", "--project=P", "--region=R", "--temp_location=gs://T"]'
+  python -m dsmath_jax.main --config=configs/corpus.py --workdir=/mnt/bucket/corpus \
+    --config.read.inputs='({"path": "gs://bucket/CC-MAIN-2023-*/*.warc.wet.gz"},)' --config.runner=beam \
+    --config.beam_options='("--runner=DataflowRunner", "--project=P", "--region=R", "--temp_location=gs://T")'
   # Flink/Spark: --runner=FlinkRunner --flink_master=HOST:8081 | --runner=SparkRunner --spark_master_url=...
+  # Inputs may be gs:// or s3:// (fsspec); WORKDIR must be a filesystem path that the driver and every worker
+  # see (local disk for DirectRunner, a gcsfuse/Filestore/NFS mount for Dataflow, Flink or Spark).
 
 Paper hyperparameters: fastText dim 256, lr 0.1, word n-grams 3, min count 3, 3 epochs; 500K seed positives vs
 500K random negatives; round 1 keeps the top 40B tokens; domains with >10% pages collected are reviewed; stop when
@@ -31,41 +33,41 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.task = "corpus"
   c.runner = "local"                                        # "local" (in-process) | "beam"
-  c.beam_options = ["--runner=DirectRunner", "--direct_num_workers=1"]
+  c.beam_options = ("--runner=DirectRunner", "--direct_num_workers=1")
   c.tokenizer = "byte"                                      # any dsmath_jax.tokenizer.load_tokenizer path
   c.read = dict(
       # Each input: path (glob, local or gs://, s3://), format auto|warc|wet|jsonl, JSONL text/url keys.
-      inputs=[dict(path="CC-MAIN-*.warc.wet.gz", format="auto")],
-      seeds=[dict(path="open-web-math/*.jsonl.gz", format="jsonl", text_keys=["text"], url_keys=["url"])],
-      negatives=[],                                         # random pages; empty: sample the pool
-      languages=["en", "zh"],                               # empty: no language filter
+      inputs=(dict(path="CC-MAIN-*.warc.wet.gz", format="auto"),),
+      seeds=(dict(path="open-web-math/*.jsonl.gz", format="jsonl", text_keys=("text",), url_keys=("url",)),),
+      negatives=(),                                         # random pages; empty: sample the pool
+      languages=("en", "zh"),                               # empty: no language filter
       lid_model="")                                         # fastText lid.176.bin; empty: heuristic
   c.dedup = dict(shingle_size=5, num_perm=128, threshold=0.8)
   c.classify = dict(dim=256, lr=0.1, word_ngrams=3, min_count=3, epoch=3, bucket=2_000_000, threads=1,
                     max_chars=20000, num_negatives=500_000, heldout_fraction=0.02,
                     token_budget=40_000_000_000, min_score=0.0)
   c.domains = dict(min_fraction=0.10, min_pages=10)
-  c.rounds = dict(num_rounds=4, stop_overlap=0.98, annotations=[])
-  c.decontaminate = dict(n=10, min_words=3, benchmarks=[
-      dict(name="gsm8k", path=f"{SHARED}/gsm8k/test.jsonl", fields=["question", "answer"], optional=False),
-      dict(name="math", path=f"{SHARED}/math/math500_test.jsonl", fields=["problem", "answer"], optional=False),
+  c.rounds = dict(num_rounds=4, stop_overlap=0.98, annotations=())
+  c.decontaminate = dict(n=10, min_words=3, benchmarks=(
+      dict(name="gsm8k", path=f"{SHARED}/gsm8k/test.jsonl", fields=("question", "answer"), optional=False),
+      dict(name="math", path=f"{SHARED}/math/math500_test.jsonl", fields=("problem", "answer"), optional=False),
       # Download these (CMATH: weitianwen/cmath; AGIEval: ruixiangcui/AGIEval math subsets) as JSONL.
-      dict(name="cmath", path="benchmarks/cmath_test.jsonl", fields=["question", "golden"], optional=True),
-      dict(name="agieval", path="benchmarks/agieval_math.jsonl", fields=["question", "answer"], optional=True)])
+      dict(name="cmath", path="benchmarks/cmath_test.jsonl", fields=("question", "golden"), optional=True),
+      dict(name="agieval", path="benchmarks/agieval_math.jsonl", fields=("question", "answer"), optional=True)))
   c.write = dict(store_tokens=False)
   if args.variant == "tiny":                                # seconds on one CPU, shipped sample only
-    c.read.inputs = [dict(path=f"{ASSETS}/web.jsonl.gz", format="jsonl"),
-                     dict(path=f"{ASSETS}/pages.warc.gz", format="warc")]
-    c.read.seeds = [dict(path=f"{ASSETS}/seed.jsonl.gz", format="jsonl")]
-    c.read.negatives = [dict(path=f"{ASSETS}/random_pages.jsonl.gz", format="jsonl")]
-    c.read.languages = []                                  # the sample is multilingual CC on purpose
+    c.read.inputs = (dict(path=f"{ASSETS}/web.jsonl.gz", format="jsonl"),
+                     dict(path=f"{ASSETS}/pages.warc.gz", format="warc"))
+    c.read.seeds = (dict(path=f"{ASSETS}/seed.jsonl.gz", format="jsonl"),)
+    c.read.negatives = (dict(path=f"{ASSETS}/random_pages.jsonl.gz", format="jsonl"),)
+    c.read.languages = ()                                  # the sample is multilingual CC on purpose
     # A 60-page seed needs more passes and a smaller hash table than the paper's 500K-page seed.
     c.classify.update(dim=64, lr=0.5, epoch=25, min_count=1, bucket=100_000, max_chars=3000,
                       num_negatives=1000, heldout_fraction=0.2, token_budget=0, min_score=0.99)
     c.domains.min_pages = 3
     c.rounds.num_rounds = 3
-    c.rounds.annotations = [f"{ASSETS}/review_round_1.txt", f"{ASSETS}/review_round_2.txt"]
-    c.decontaminate.benchmarks = [
-        dict(name="gsm8k", path=f"{ASSETS}/gsm8k_test_head.jsonl", fields=["question", "answer"], optional=False),
-        dict(name="math", path=f"{ASSETS}/math500_test_head.jsonl", fields=["problem", "answer"], optional=False)]
+    c.rounds.annotations = (f"{ASSETS}/review_round_1.txt", f"{ASSETS}/review_round_2.txt")
+    c.decontaminate.benchmarks = (
+        dict(name="gsm8k", path=f"{ASSETS}/gsm8k_test_head.jsonl", fields=("question", "answer"), optional=False),
+        dict(name="math", path=f"{ASSETS}/math500_test_head.jsonl", fields=("problem", "answer"), optional=False))
   return c

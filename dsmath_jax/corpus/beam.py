@@ -126,7 +126,9 @@ def run_dedup(config, source_dir, directory) -> read.Counts:
     _write(kept, directory)
     counts = ((unique.dropped | _count("CountUrl", "dedup/url_duplicate")),
               (duplicates | _count("CountNear", "dedup/near_duplicate")),
-              (kept | _count("CountKept", "dedup/kept"))) | beam.Flatten()
+              (kept | _count("CountKept", "dedup/kept")),
+              (kept | "Tokens" >> beam.Map(lambda p: p.get("num_tokens", 0)) | beam.CombineGlobally(sum)
+               | beam.Map(lambda n: json.dumps({"counts": {"dedup/kept_tokens": n}})))) | beam.Flatten()
     _write_counts(counts, directory)
   return _read_counts(directory)
 

@@ -127,4 +127,5 @@ def dedup(pages: list[dict], *, shingle_size: int, num_perm: int, threshold: flo
   counts.add("dedup/near_duplicate", n=len(duplicates))
   kept = sorted((p for p in unique if p["id"] not in duplicates), key=lambda p: p["id"])
   counts.add("dedup/kept", n=len(kept))
+  counts.add("dedup/kept_tokens", n=sum(p.get("num_tokens", 0) for p in kept))
   return kept

@@ -50,9 +50,10 @@ def write_report(corpus_dir: str, stats: dict):
   read_counts = data["read"]["counts"]
   lines = ["# Corpus collection report (DeepSeekMath §2.1)", "",
            f"Runner: {data['runner']}. Pool: {read_counts.get('pages', 0)} pages read from "
-           f"{read_counts.get('files', 0)} files, {read_counts.get('kept', 0)} kept after language ID, "
-           f"{data['dedup']['counts'].get('dedup/kept', 0)} after dedup "
-           f"({data['dedup']['counts'].get('dedup/url_duplicate', 0)} URL duplicates, "
+           f"{read_counts.get('files', 0)} files, {read_counts.get('kept', 0)} kept after language ID "
+           f"({read_counts.get('kept_tokens', 0)} tokens), {data['dedup']['counts'].get('dedup/kept', 0)} after "
+           f"dedup ({data['dedup']['counts'].get('dedup/kept_tokens', 0)} tokens, "
+           f"{data['dedup']['counts'].get('dedup/url_duplicate', 0)} URL duplicates, "
            f"{data['dedup']['counts'].get('dedup/near_duplicate', 0)} near duplicates).", "",
            "Skipped or repaired input:", ""]
   lines += [f"- {k}: {v}" for k, v in read_counts.items() if k.startswith(("skipped/", "repaired/"))] or ["- none"]

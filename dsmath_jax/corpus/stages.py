@@ -28,6 +28,7 @@ def pages_of_file(spec: dict, path: str, counts: read.Counts, *, languages, iden
     page["domain"] = domains.domain_of(page["url"])
     page["num_tokens"] = len(tokenizer.encode(page["text"]))
     counts.add("kept")
+    counts.add("kept_tokens", n=page["num_tokens"])
     yield page
 
 
