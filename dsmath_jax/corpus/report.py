@@ -33,7 +33,8 @@ def plot_scores(corpus_dir: str, stats: dict, path: str):
   edges = np.linspace(0, 1, 51)
   for index, status in enumerate(stats["rounds"]):
     histogram = np.load(os.path.join(corpus_dir, f"round_{index + 1}", "score_histogram.npy"))
-    axis.step(edges[:-1], np.maximum(histogram, 0.8), where="post", label=f"round {index + 1}")
+    counts = np.where(histogram > 0, histogram, np.nan)                 # empty bins leave gaps on a log axis
+    axis.step(edges[:-1], counts, where="post", label=f"round {index + 1} (threshold dotted)")
     axis.axvline(status["threshold"], linestyle=":", color=f"C{index}")
   axis.set(yscale="log", xlabel="fastText P(math)", ylabel="pages", title="Score distribution of the pool")
   axis.legend()
