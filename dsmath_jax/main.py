@@ -57,7 +57,11 @@ def tasks():
     from dsmath_jax.sample import task as sample_task
     return sample_task.run(c, w)
 
-  return {"convert": convert, "corpus": corpus, "dataset": dataset, "eval": eval_, "grpo": grpo, "reward_model": reward_model, "pretrain": pretrain, "sft": sft, "tokenizer": tokenizer, "sample": sample}
+  def quickstart(c, w):
+    from dsmath_jax import quickstart as quickstart_lib
+    return quickstart_lib.run(c, w)
+
+  return {"convert": convert, "corpus": corpus, "dataset": dataset, "eval": eval_, "grpo": grpo, "reward_model": reward_model, "pretrain": pretrain, "sft": sft, "tokenizer": tokenizer, "sample": sample, "quickstart": quickstart}
 
 
 def main(argv):

@@ -1,0 +1,112 @@
+"""The DeepSeekMath recipe in miniature on a laptop CPU: corpus -> tokenizer -> pretrain -> SFT -> GRPO -> eval.
+
+  python -m dsmath_jax.main --config=configs/quickstart.py --workdir=runs/quickstart
+    ~5 minutes on 2 quiet CPU cores, from data shipped in the package: three corpus rounds over the
+    sample web text (dsmath_jax/assets/corpus), a 512-piece SentencePiece on corpus + arithmetic text,
+    a ~3M-parameter model pretrained on corpus + arithmetic, SFT on generated arithmetic problems,
+    GRPO with the grader's reward, greedy accuracy on held-out problems before and after GRPO.
+    Prints the table (also WORKDIR/summary.md and summary.json); every stage writes WORKDIR/<stage>.
+  python -m dsmath_jax.main --config=configs/quickstart.py:tiny --workdir=/tmp/qs_tiny   (CI: ~1-2 minutes)
+
+Each stage's config is the stage's own config file, nested and shrunk here, so any field can be
+overridden: `--config.sft.optim.steps=300`, `--config.grpo.rl.kl_coef=0.0`. Paths may name
+"{workdir}" (the quickstart's WORKDIR); each stage's `checkpoint` is the previous stage's
+WORKDIR/<stage>/model. A stage whose outputs exist is skipped on re-run (delete WORKDIR/<stage>
+to redo it and the stages after it).
+
+The arithmetic problems are the package generator (dsmath_jax.data.sources.arithmetic_records):
+"What is 37 + 58?" -> " 37 + 58 = 95. The answer is \\boxed{95}."; the held-out problems
+(eval) and the RL questions never share a question with the SFT/pretraining ones.
+"""
+import ml_collections
+
+from configs import common
+from configs import corpus as corpus_config
+from configs import eval as eval_config
+from configs import grpo as grpo_config
+from configs import pretrain as pretrain_config
+from configs import sft as sft_config
+from configs import tokenizer as tokenizer_config
+
+# Stages in order; `stages` in the config may drop trailing ones (e.g. to stop after SFT).
+STAGES = ("problems", "corpus", "tokenizer", "pretrain", "sft", "eval_sft", "grpo", "eval_grpo")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  args = common.parse_arg(arg, variant="default")            # "default" | "tiny"
+  tiny = args.variant == "tiny"
+  c = ml_collections.ConfigDict()
+  c.task = "quickstart"
+  c.stages = STAGES
+  # Generated problems, written to WORKDIR/problems/{sft,rl,test}.jsonl (disjoint questions).
+  c.problems = dict(seed=0, sft=4000, rl=1000, test=200)
+
+  # §2.1: fastText rounds over the shipped Common Crawl sample (3 rounds, 2 review files).
+  c.corpus = corpus_config.get_config("tiny")
+
+  # §2.3 (DeepSeek tokenizer: BPE, split digits, byte fallback) with 1024 pieces (256 are bytes),
+  # on the collected corpus (exported by the quickstart) + the SFT problems' text and prompts.
+  c.tokenizer = tokenizer_config.get_config("tiny,vocab_size=1024")
+  c.tokenizer.output = "{workdir}/tokenizer"
+  c.tokenizer.character_coverage = 0.995     # the multilingual sample's rare characters fall back to bytes
+  c.tokenizer.data.update(files=("{workdir}/tokenizer/corpus_text.jsonl", "{workdir}/problems/sft.jsonl"),
+                          text_fields=("text", "prompt"), generated_size=0)
+
+  # §2.3: pretrain on a mixture; here 50% DeepSeekMath-corpus pages, 50% arithmetic text.
+  c.pretrain = pretrain_config.get_config("small")
+  c.pretrain.model = common.model("small", vocab_size=1024)    # ~3.3M parameters
+  c.pretrain.data.tokenizer = "{workdir}/tokenizer/tokenizer.model"
+  c.pretrain.data.sources = dict(
+      math=dict(tfds="dsmath_corpus", split="train", data_dir="{workdir}/corpus/tfds", weight=0.5),
+      arithmetic=dict(jsonl="{workdir}/problems/sft.jsonl", weight=0.5))
+  c.pretrain.data.update(seq_len=128, global_batch=16)
+  c.pretrain.optim.update(lr=3e-3, steps=200, warmup_steps=20)
+  c.pretrain.train.update(log_every=10, checkpoint_every=100)
+  c.pretrain.eval = dict(every_steps=50, num_batches=2, sources=dict(
+      held_out=dict(jsonl="{workdir}/problems/test.jsonl")))
+
+  # §3.1: SFT on prompt/response pairs (CoT template), loss on responses only.
+  c.sft = sft_config.get_config("tiny")
+  c.sft.checkpoint = "{workdir}/pretrain/model"
+  c.sft.model = common.model("small", vocab_size=1024)   # the checkpoint's shape; its run-time fields apply
+  c.sft.data.update(tokenizer="", seq_len=128, global_batch=16)
+  c.sft.data.sources = dict(sft=dict(jsonl="{workdir}/problems/sft.jsonl"))
+  c.sft.optim.update(lr=1e-3, steps=200, schedule="cosine", warmup_steps=10)
+  c.sft.train.update(log_every=10, checkpoint_every=100)
+  c.sft.eval = dict(every_steps=50, num_batches=2, sources=dict(
+      held_out=dict(jsonl="{workdir}/problems/test.jsonl")))
+
+  # §4.1: GRPO with the rule-based reward (the grader), outcome supervision, k3 KL to the SFT model.
+  c.grpo = grpo_config.get_config("tiny")
+  c.grpo.checkpoint = "{workdir}/sft/model"
+  c.grpo.model = common.model("small", vocab_size=1024)
+  c.grpo.data.update(questions="jsonl:{workdir}/problems/rl.jsonl", questions_per_step=8)
+  c.grpo.rl.update(group_size=8, max_prompt_len=96, max_new_tokens=24, logprob_gap_every=10)
+  c.grpo.optim.update(lr=2e-5, steps=30)
+
+  # §3.2: greedy accuracy of the SFT and the GRPO model on the held-out problems.
+  c.eval_sft = eval_config.get_config("{workdir}/problems/test.jsonl")
+  c.eval_sft.checkpoint = "{workdir}/sft/model"
+  c.eval_sft.data.name = "arithmetic"
+  c.eval_sft.sampling.update(max_new_tokens=24, batch_size=100)
+  c.eval_sft.grader.workers = 1
+  c.eval_grpo = c.eval_sft.copy_and_resolve_references()
+  c.eval_grpo.checkpoint = "{workdir}/grpo/model"
+
+  if tiny:                                                  # every stage for a few steps: CI
+    c.problems.update(sft=400, rl=64, test=16)
+    c.tokenizer.vocab_size = 512
+    for stage in (c.pretrain, c.sft, c.grpo):
+      stage.model = common.model("tiny", vocab_size=512)
+    for stage in (c.pretrain, c.sft):
+      stage.data.update(seq_len=64, global_batch=8)
+      stage.optim.update(steps=6, warmup_steps=1)
+      stage.train.update(log_every=2, checkpoint_every=6)
+      stage.eval.update(every_steps=3, num_batches=1)
+    c.pretrain.optim.lr = 1e-2
+    c.grpo.data.questions_per_step = 2
+    c.grpo.rl.update(group_size=4, max_new_tokens=8, logprob_gap_every=1)
+    c.grpo.optim.steps = 2
+    for stage in (c.eval_sft, c.eval_grpo):
+      stage.sampling.max_new_tokens = 8
+  return c

@@ -1,0 +1,295 @@
+"""Task `quickstart`: the DeepSeekMath recipe end to end in miniature (configs/quickstart.py).
+
+  problems (generated arithmetic, disjoint sft/rl/test) -> corpus (§2.1, fastText rounds)
+  -> tokenizer (§2.3, SentencePiece on corpus + arithmetic) -> pretrain (§2.3) -> sft (§3.1)
+  -> eval_sft -> grpo (§4.1, rule reward) -> eval_grpo -> WORKDIR/summary.{md,json}
+
+Every stage is the stage's own task `run(config, workdir)` with its own nested config, run in
+this process into WORKDIR/<stage>; nothing here trains or samples. A stage whose outputs exist
+is skipped, so re-running the command resumes after the last finished stage (pretrain and sft
+also resume mid-run from their checkpoints). The table is built from the files the stages
+wrote, never from in-memory results, so a resumed run reports the same numbers.
+"""
+import json
+import os
+import shutil
+import time
+
+from absl import logging
+
+from dsmath_jax import templates
+
+WORKDIR_TOKEN = "{workdir}"
+STAGE_RECORD = "quickstart_stage.json"     # WORKDIR/<stage>/: the resolved config and the seconds it took
+
+
+# ---- Config ------------------------------------------------------------------------------------
+
+def _substitute(value, workdir: str):
+  if isinstance(value, str):
+    return value.replace(WORKDIR_TOKEN, workdir)
+  if isinstance(value, (list, tuple)):
+    return type(value)(_substitute(v, workdir) for v in value)
+  if isinstance(value, dict):
+    return {k: _substitute(v, workdir) for k, v in value.items()}
+  return value
+
+
+def resolve(stage_config, workdir: str):
+  """A copy of a stage's config with "{workdir}" replaced by the quickstart's WORKDIR everywhere."""
+  import ml_collections
+  return ml_collections.ConfigDict(_substitute(stage_config.to_dict(), os.path.abspath(workdir)))
+
+
+# ---- Stage inputs the tasks do not make themselves ----------------------------------------------
+
+def write_problems(problems_config, directory: str) -> dict:
+  """WORKDIR/problems/{test,rl,sft}.jsonl from the package generator, with no question shared.
+
+  Records carry what each consumer reads: `question`/`answer` (GRPO, eval), `prompt`/`response`
+  (SFT; prompt = the CoT template of templates.py), `text` (pretraining, tokenizer)."""
+  from dsmath_jax.data.sources import arithmetic_records
+  from dsmath_jax.eval.answer import extract_answer
+  sizes = {name: int(problems_config[name]) for name in ("test", "rl", "sft")}
+  wanted, draws = sum(sizes.values()), 2 * sum(sizes.values())
+  while True:                                # draws with replacement: keep the first of each question
+    unique = {}
+    for record in arithmetic_records(draws, int(problems_config.seed)):
+      unique.setdefault(record["question"], record)
+    if len(unique) >= wanted or draws > 64 * wanted:
+      break
+    draws *= 2
+  if len(unique) < wanted:
+    raise ValueError(f"problems: asked for {wanted} distinct questions, the generator has {len(unique)}")
+  records, counts, start = list(unique.values()), {}, 0
+  os.makedirs(directory, exist_ok=True)
+  for name, size in sizes.items():
+    with open(os.path.join(directory, f"{name}.jsonl"), "w") as f:
+      for record in records[start:start + size]:
+        f.write(json.dumps(dict(
+            id=record["id"], question=record["question"], answer=extract_answer(record["response"]),
+            prompt=templates.render(record["question"], "cot"), response=record["response"],
+            text=record["text"], source=record["source"])) + "\n")
+    counts[name], start = size, start + size
+  return counts
+
+
+def export_corpus_text(data_dir: str, path: str) -> int:
+  """The `dsmath_corpus` pages as JSONL {"text"} (the tokenizer task reads JSONL); returns pages."""
+  from dsmath_jax.tfds import load_source
+  source = load_source("dsmath_corpus", "train", data_dir)
+  if len(source) == 0:
+    raise ValueError(f"{data_dir}/dsmath_corpus is empty: the corpus stage collected no page")
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w") as f:
+    for index in range(len(source)):
+      f.write(json.dumps({"text": source[index]["text"]}) + "\n")
+  return len(source)
+
+
+# ---- Stages ------------------------------------------------------------------------------------
+
+def _model_saved(directory: str) -> bool:
+  return os.path.isfile(os.path.join(directory, "model", "model.json"))
+
+
+def stage_done(stage: str, stage_dir: str, stage_config) -> bool:
+  """Whether a stage's final output exists (what the next stage reads)."""
+  if stage == "problems":
+    return all(os.path.isfile(os.path.join(stage_dir, f"{n}.jsonl")) for n in ("test", "rl", "sft"))
+  if stage == "corpus":
+    return os.path.isfile(os.path.join(stage_dir, "corpus", "stats.json"))
+  if stage == "tokenizer":
+    return os.path.isfile(os.path.join(stage_dir, "tokenizer_stats.json"))
+  if stage.startswith("eval"):
+    return os.path.isfile(os.path.join(stage_dir, "eval", stage_config.data.name, "summary.json"))
+  return _model_saved(stage_dir)
+
+
+def run_stage(stage: str, stage_config, stage_dir: str, workdir: str):
+  """Runs one stage through its task's run(); local imports as in main.tasks()."""
+  if stage == "problems":
+    return write_problems(stage_config, stage_dir)
+  if stage == "corpus":
+    from dsmath_jax.corpus import pipeline
+    return pipeline.run(stage_config, stage_dir)
+  if stage == "tokenizer":
+    export_corpus_text(os.path.join(workdir, "corpus", "tfds"), os.path.join(stage_dir, "corpus_text.jsonl"))
+    from dsmath_jax import tokenizer_task
+    return tokenizer_task.run(stage_config, stage_dir)
+  if stage == "pretrain":
+    from dsmath_jax.train import pretrain
+    return pretrain.run(stage_config, stage_dir)
+  if stage == "sft":
+    from dsmath_jax.train import sft
+    return sft.run(stage_config, stage_dir)
+  if stage == "grpo":
+    from dsmath_jax.rl import grpo
+    # GRPO does not resume mid-run: an unfinished run starts over, with fresh metrics.
+    for leftover in ("metrics.jsonl", "tensorboard"):
+      path = os.path.join(stage_dir, leftover)
+      if os.path.isdir(path):
+        shutil.rmtree(path)
+      elif os.path.exists(path):
+        os.remove(path)
+    return grpo.run(stage_config, stage_dir)
+  if stage.startswith("eval"):
+    from dsmath_jax.eval import task as eval_task
+    return eval_task.run(stage_config, stage_dir)
+  raise ValueError(f"quickstart: unknown stage {stage!r}")
+
+
+# ---- Summary -----------------------------------------------------------------------------------
+
+def _read_json(path: str):
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def _curve(path: str, key: str) -> list[tuple[int, float]]:
+  if not os.path.isfile(path):
+    return []
+  points = {}
+  with open(path) as f:
+    for line in f:
+      if line.strip():
+        record = json.loads(line)
+        if key in record:
+          points[int(record["step"])] = float(record[key])     # a resumed step overwrites
+  return sorted(points.items())
+
+
+def _first_last(points, window: int = 1) -> dict | None:
+  if not points:
+    return None
+  values = [v for _, v in points]
+  window = min(window, max(len(values) // 2, 1))
+  return dict(first=sum(values[:window]) / window, last=sum(values[-window:]) / window,
+              steps=points[-1][0], window=window)
+
+
+def summarize(config, workdir: str) -> dict:
+  """The numbers of the table, read from what each stage wrote under WORKDIR."""
+  summary = {"workdir": os.path.abspath(workdir), "seconds": {}}
+  for stage in config.stages:
+    record = _read_json(os.path.join(workdir, stage, STAGE_RECORD))
+    summary["seconds"][stage] = record["seconds"] if record else None
+  stats = _read_json(os.path.join(workdir, "corpus", "corpus", "stats.json"))
+  if stats:
+    summary["corpus"] = dict(
+        rounds=[dict(round=r["round"], pages=r["collected"], tokens=r["collected_tokens"],
+                     overlap_with_previous=r["overlap_with_previous"]) for r in stats["rounds"]],
+        written_pages=stats["write"]["counts"]["write/pages"],
+        written_tokens=stats["write"]["counts"]["write/tokens"])
+  tokenizer = _read_json(os.path.join(workdir, "tokenizer", "tokenizer_stats.json"))
+  if tokenizer:
+    summary["tokenizer"] = dict(vocab_size=tokenizer["vocab_size"], bytes_per_token=tokenizer["bytes_per_token"],
+                                round_trip_exact=tokenizer["round_trip_exact"])
+  for stage in ("pretrain", "sft"):
+    metrics = os.path.join(workdir, stage, "metrics.jsonl")
+    loss, eval_loss = _first_last(_curve(metrics, "loss")), _first_last(_curve(metrics, "eval_loss"))
+    if loss or eval_loss:
+      summary[stage] = dict(loss=loss, eval_loss=eval_loss)
+  metrics = os.path.join(workdir, "grpo", "metrics.jsonl")
+  if os.path.isfile(metrics):
+    summary["grpo"] = dict(reward=_first_last(_curve(metrics, "reward_mean"), window=5),
+                           kl=_first_last(_curve(metrics, "kl"), window=5))
+  for stage in ("eval_sft", "eval_grpo"):
+    if stage in config.stages:
+      result = _read_json(os.path.join(workdir, stage, "eval", config[stage].data.name, "summary.json"))
+      if result:
+        summary[stage] = dict(accuracy=result["accuracy"], questions=result["questions"],
+                              no_answer_samples=result["no_answer_samples"])
+  known = [s for s in summary["seconds"].values() if s is not None]
+  summary["total_seconds"] = round(sum(known), 1) if known else None
+  return summary
+
+
+def _change(values: dict | None, fmt: str = "{:.3f}") -> str:
+  if not values:
+    return "-"
+  return f"{fmt.format(values['first'])} -> {fmt.format(values['last'])}"
+
+
+def table(summary: dict) -> str:
+  """summary.md: one row per measured quantity, the stage's wall time beside it."""
+  def seconds(stage):
+    value = summary["seconds"].get(stage)
+    return "-" if value is None else f"{value:.0f}"
+
+  rows = []
+  if "corpus" in summary:
+    rounds = " -> ".join(f"{r['pages']} ({r['tokens']:,})" for r in summary["corpus"]["rounds"])
+    rows.append(("corpus", "pages (byte tokens) collected per round", rounds, seconds("corpus")))
+  if "tokenizer" in summary:
+    t = summary["tokenizer"]
+    rows.append(("tokenizer", "vocab / bytes per token / exact round trip",
+                 f"{t['vocab_size']} / {t['bytes_per_token']:.2f} / {t['round_trip_exact']:.3f}",
+                 seconds("tokenizer")))
+  for stage in ("pretrain", "sft"):
+    if stage in summary:
+      s = summary[stage]
+      steps = (s["loss"] or s["eval_loss"])["steps"]
+      rows.append((stage, f"train loss, first -> last logged ({steps} steps)", _change(s["loss"]), seconds(stage)))
+      rows.append((stage, "held-out loss, start -> end", _change(s["eval_loss"]), ""))
+  if "eval_sft" in summary:
+    e = summary["eval_sft"]
+    rows.append(("eval_sft", f"greedy accuracy, {e['questions']} held-out problems", f"{e['accuracy']:.1f}%",
+                 seconds("eval_sft")))
+  if "grpo" in summary:
+    g = summary["grpo"]
+    window = (g["reward"] or {}).get("window", 1)
+    rows.append(("grpo", f"reward (grader), mean of first -> last {window} steps", _change(g["reward"]),
+                 seconds("grpo")))
+    rows.append(("grpo", f"KL to the SFT model, first -> last {window} steps", _change(g["kl"], "{:.4f}"), ""))
+  if "eval_grpo" in summary:
+    e = summary["eval_grpo"]
+    rows.append(("eval_grpo", f"greedy accuracy, {e['questions']} held-out problems", f"{e['accuracy']:.1f}%",
+                 seconds("eval_grpo")))
+  lines = ["# Quickstart: DeepSeekMath in miniature", "", "| stage | measure | value | seconds |",
+           "|---|---|---|---|"]
+  lines += [f"| {' | '.join(row)} |" for row in rows]
+  if "eval_sft" in summary and "eval_grpo" in summary:
+    lines += ["", f"Accuracy before -> after GRPO: {summary['eval_sft']['accuracy']:.1f}% -> "
+              f"{summary['eval_grpo']['accuracy']:.1f}%."]
+  total = summary.get("total_seconds")
+  lines += ["", f"Total: {'-' if total is None else f'{total:.0f}'} s. Outputs: {summary['workdir']}/<stage>.", ""]
+  return "\n".join(lines)
+
+
+# ---- Task --------------------------------------------------------------------------------------
+
+def run(config, workdir: str) -> dict:
+  """Task `quickstart`: run the stages not done yet, then write and print the table."""
+  workdir = os.path.abspath(workdir)
+  unknown = [s for s in config.stages if s not in config]
+  if unknown:
+    raise ValueError(f"config.stages names {unknown}, which have no config section")
+  for index, stage in enumerate(config.stages, start=1):
+    stage_dir = os.path.join(workdir, stage)
+    stage_config = resolve(config[stage], workdir)
+    record_path = os.path.join(stage_dir, STAGE_RECORD)
+    if stage_done(stage, stage_dir, stage_config):
+      previous = _read_json(record_path)
+      if previous and previous["config"] != json.loads(stage_config.to_json()):
+        logging.warning("quickstart: %s ran with another config; delete %s to redo it", stage, stage_dir)
+      print(f"[quickstart {index}/{len(config.stages)}] {stage}: done before, skipped ({stage_dir})", flush=True)
+      continue
+    print(f"[quickstart {index}/{len(config.stages)}] {stage} -> {stage_dir}", flush=True)
+    start = time.time()
+    os.makedirs(stage_dir, exist_ok=True)
+    run_stage(stage, stage_config, stage_dir, workdir)
+    seconds = round(time.time() - start, 1)
+    with open(record_path, "w") as f:
+      json.dump({"seconds": seconds, "config": json.loads(stage_config.to_json())}, f, indent=1)
+    print(f"[quickstart {index}/{len(config.stages)}] {stage} done in {seconds:.0f} s", flush=True)
+  summary = summarize(config, workdir)
+  text = table(summary)
+  with open(os.path.join(workdir, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=1)
+  with open(os.path.join(workdir, "summary.md"), "w") as f:
+    f.write(text)
+  print(text, flush=True)
+  return summary
