@@ -99,3 +99,15 @@ def test_answers_a_simple_question(ours):
   answer = ours.tokenizer.decode(greedy(ours, prompt_ids, max_new_tokens=16))
   print(f"SmolLM2 answers: {answer!r}")
   assert "Paris" in answer, answer
+
+
+def test_gguf_tokenizer_saves_as_tokenizer_json(ours, tmp_path):
+  """GGUFTokenizer.save writes tokenizer.json + tokenizer_config.json, not a copy of the GGUF."""
+  saved = tokenizers.load_tokenizer(ours.tokenizer.save(str(tmp_path)))
+  assert isinstance(saved, tokenizers.HFTokenizer) and not list(tmp_path.glob("*.gguf"))
+  messages = [{"role": "user", "content": "Solve $x^2 = 49$ for x > 0."}]
+  prompt = tokenizers.render_chat(saved, messages)
+  assert prompt == tokenizers.render_chat(ours.tokenizer, messages)
+  assert saved.encode(prompt) == ours.tokenizer.encode(prompt)
+  assert (saved.bos_id, saved.eos_id, saved.pad_id, saved.vocab_size) == (
+      ours.tokenizer.bos_id, ours.tokenizer.eos_id, ours.tokenizer.pad_id, 49152)
