@@ -29,6 +29,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   tfds_dir = "~/tensorflow_datasets"
   c.data = dict(
       tokenizer="", seq_len=4096, global_batch=2432, seed=0, packing="concat", packing_bins=16,
+      worker_count=8,            # grain processes that tokenize and pack (0: in the loop)
       sources=dict(                # 2432 x 4096 = 9.96M tokens per step
           math=dict(tfds="dsmath_corpus", split="train", data_dir=tfds_dir, weight=0.56),
           algebraic_stack=dict(tfds="algebraic_stack", split="train", data_dir=tfds_dir, weight=0.04),
@@ -44,7 +45,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     arithmetic = dict(math=dict(generated="arithmetic", size=4000, seed=0, weight=0.8),
                       other=dict(generated="arithmetic", size=4000, seed=1, weight=0.2))
     c.model = common.model(args.variant)
-    c.data.update(tokenizer="byte", seq_len=64, global_batch=8)
+    c.data.update(tokenizer="byte", seq_len=64, global_batch=8, worker_count=0)
     c.data.sources = arithmetic
     c.optim.update(lr=3e-3, steps=8, warmup_steps=2)
     c.train.update(log_every=1, checkpoint_every=4, peak_flops_per_device=5e10)   # ~1 CPU core

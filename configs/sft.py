@@ -39,6 +39,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.logical_axis_rules = common.LOGICAL_AXIS_RULES
   c.data = dict(
       tokenizer="", seq_len=4096, global_batch=256, seed=0, packing="first_fit", packing_bins=16,
+      worker_count=8,            # grain processes that tokenize and pack (0: in the loop)
       template="cot",
       sources=dict(sft=dict(tfds="dsmath_sft", split="train", data_dir="~/tensorflow_datasets",
                             weight=1.0)))
@@ -49,7 +50,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval = dict(every_steps=0, num_batches=0, sources=ml_collections.ConfigDict())
   if args.variant == "tiny":
     c.model = common.model("tiny")
-    c.data.update(tokenizer="byte", seq_len=128, global_batch=8)
+    c.data.update(tokenizer="byte", seq_len=128, global_batch=8, worker_count=0)
     c.data.sources = dict(sft=dict(generated="arithmetic", size=2000, seed=0))
     c.optim.update(lr=3e-3, steps=8)
     c.train.update(log_every=1, checkpoint_every=4, peak_flops_per_device=5e10)
@@ -58,7 +59,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   elif args.variant == "small":
     c.checkpoint = _smollm2_gguf()
     c.model = common.model("smollm2_135m")
-    c.data.update(seq_len=512, global_batch=16)
+    c.data.update(seq_len=512, global_batch=16, worker_count=2)
     c.data.sources.sft.update(fields=dict(question="question", response="answer"))
     c.optim.update(lr=2e-5, steps=200)
     c.train.update(log_every=10, checkpoint_every=50, peak_flops_per_device=5e10)

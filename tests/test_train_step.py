@@ -18,8 +18,10 @@ def _config():
   c = ml_collections.ConfigDict()
   c.seed = 3
   c.model = common.model("tiny")
-  c.optim = dict(lr=1e-3, schedule="constant", steps=10, warmup_steps=0, clip_norm=1.0,
-                 weight_decay=0.1)
+  # eps=1e-3 keeps Adam's g / (sqrt(v) + eps) smooth in g: with the usual 1e-8, a gradient
+  # entry near 1e-9 turns float32 summation-order noise into update noise of order lr.
+  c.optim = dict(lr=1e-2, schedule="constant", steps=10, warmup_steps=0, clip_norm=1.0,
+                 weight_decay=0.1, eps=1e-3)
   return c
 
 
@@ -51,8 +53,8 @@ def _run(mesh_shape, num_microbatches, steps=2):
       loss_fn=loss_lib.cross_entropy_loss, apply_fn=step_lib.make_apply_fn(model_config),
       num_microbatches=num_microbatches)
   losses = []
-  for i in range(steps):
-    global_batch = sharding.put_global(_batch(seed=i), sharding.batch_sharding(mesh, rules, 2))
+  for _ in range(steps):
+    global_batch = sharding.put_global(_batch(), sharding.batch_sharding(mesh, rules, 2))
     state, metrics = step(state, global_batch)
     losses.append(float(metrics["loss"]))
   return losses, jax.device_get(state.params), metrics
@@ -68,11 +70,9 @@ def test_sharded_and_microbatched_step_match_one_device(one_device, mesh_shape, 
   losses, params, metrics = _run(mesh_shape, micro)
   np.testing.assert_allclose(losses, one_device[0], rtol=1e-5)
   np.testing.assert_allclose(float(metrics["grad_norm"]), float(one_device[2]["grad_norm"]), rtol=1e-4)
-  # Adam divides by sqrt(v): float32 summation-order noise in near-zero gradients becomes
-  # noise of a few 1e-3 * lr in those few parameters: atol is 1% of one step's lr (1e-3).
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                params, one_device[1])
-  assert losses[1] < losses[0]   # the update moved toward lower loss on similar data
+  assert losses[1] < losses[0]   # the first update lowered the loss on its batch
 
 
 def _logits_apply(params, tokens, **kwargs):

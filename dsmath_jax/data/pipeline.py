@@ -76,7 +76,11 @@ def batches(data_config, tokenizer, kind: str, *, process_index: int | None = No
   rows = packing.pack(mixture, int(data_config.seq_len), data_config.get("packing", "concat"),
                       num_packing_bins=int(data_config.get("packing_bins", 16)),
                       seed=int(data_config.get("seed", 0)), shuffle_bins=shuffle)
-  return rows.batch(host_rows(int(data_config.global_batch), process_count), drop_remainder=True)
+  batched = rows.batch(host_rows(int(data_config.global_batch), process_count), drop_remainder=True)
+  workers = int(data_config.get("worker_count", 0))
+  if workers > 0:              # tokenize + pack in child processes; the state stays checkpointable
+    batched = batched.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
+  return batched
 
 
 def batch_spec(data_config) -> dict:
