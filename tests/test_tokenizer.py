@@ -140,3 +140,26 @@ def test_load_tokenizer_errors(tmp_path):
     tokenizers.load_tokenizer(str(tmp_path / "vocab.txt"))
   with pytest.raises(FileNotFoundError, match="holds no"):
     tokenizers.load_tokenizer(str(tmp_path))
+
+
+@pytest.mark.parametrize("dummy_prefix", [False, True])
+def test_gguf_sentencepiece_vocabulary_encodes_like_sentencepiece(dummy_prefix, shared_data,
+                                                                  tmp_path):
+  """A 'llama' GGUF vocabulary (pieces + scores, no merges) rebuilt as a BPE = sentencepiece."""
+  reference = tokenizers.train_sentencepiece(
+      [str(shared_data / "gsm8k" / "train.jsonl")], str(tmp_path / "sp"), 600,
+      text_fields=("question",), add_dummy_prefix=dummy_prefix)._sp
+  size = reference.get_piece_size()
+  kinds = [2 if reference.is_unknown(i) else 3 if reference.is_control(i)
+           else 6 if reference.is_byte(i) else 1 for i in range(size)]     # llama.cpp token types
+  fields = {"tokenizer.ggml.model": "llama",
+            "tokenizer.ggml.tokens": [reference.id_to_piece(i) for i in range(size)],
+            "tokenizer.ggml.scores": [reference.get_score(i) for i in range(size)],
+            "tokenizer.ggml.token_type": kinds, "tokenizer.ggml.unknown_token_id": 3,
+            "tokenizer.ggml.add_space_prefix": dummy_prefix}
+  backend = tokenizers.build_gguf_backend(fields)
+  test = [json.loads(line) for line in open(shared_data / "gsm8k" / "test.jsonl")][:200]
+  for text in [r["question"] + "\n" + r["answer"] for r in test] + [UNSEEN]:
+    ids = backend.encode(text, add_special_tokens=False).ids
+    assert ids == reference.encode(text), text
+    assert backend.decode(ids) == reference.decode(ids) == text
