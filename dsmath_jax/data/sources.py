@@ -1,14 +1,15 @@
 """Record sources for the loaders: a TFDS dataset, a JSONL file, or generated arithmetic.
 
 A source spec is a small ConfigDict (one entry of `config.data.sources`):
-  tfds="dsmath_corpus", split="train", data_dir=".../tfds"   records built by the data or
-                                                             corpus task (dsmath_jax.tfds)
+  tfds="dsmath_sft/gsm8k_cot", split="train", data_dir=".../tfds"   records built by the
+                                           `dataset` or `corpus` task (dsmath_jax.tfds)
   jsonl="/path/train.jsonl"                                  any JSONL file
   generated="arithmetic", size=2000                          needs no files: `:tiny` configs
 plus `fields`: {our field: record field}, e.g. {"question": "question", "response": "answer"}
 for GSM8K's JSONL. Every source yields dicts of python values with our field names.
 """
 import json
+import os
 import random
 
 import grain
@@ -62,7 +63,9 @@ def open_source(spec) -> grain.MapDataset:
   fields = dict(spec.get("fields", None) or {})
   if spec.get("tfds", None):
     from dsmath_jax import tfds as tfds_lib   # the data engineer's builders
-    source = tfds_lib.load_source(spec.tfds, spec.get("split", "train"), spec.get("data_dir", None))
+    data_dir = spec.get("data_dir", None)
+    source = tfds_lib.load_source(spec.tfds, spec.get("split", "train"),
+                                  os.path.expanduser(data_dir) if data_dir else None)
     dataset = grain.MapDataset.source(source)
     if fields:
       where = f"tfds {spec.tfds}/{spec.get('split', 'train')}"
