@@ -1,0 +1,123 @@
+"""Quickstart (configs/quickstart.py:tiny) end to end through main, checked against independent numbers.
+
+References that are not our code: the arithmetic answers are recomputed with Python from the
+question text, eval accuracy is recomputed from samples.jsonl with a regex on \\boxed{}, the
+corpus rounds are read from the corpus task's own stats.json, and losses come from metrics.jsonl.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from configs import quickstart as quickstart_config
+from dsmath_jax import quickstart
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_QUESTION = re.compile(r"^What is (\d+) ([-+*]) (\d+)\?$")
+
+
+def _python_answer(question: str) -> int:
+  a, op, b = _QUESTION.match(question).groups()
+  return {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b)}[op]
+
+
+def _read_jsonl(path):
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def _main(workdir, *overrides):
+  env = dict(os.environ)
+  # One CPU device, as on a laptop (conftest forces 8 simulated ones; sharding is tested elsewhere).
+  env["XLA_FLAGS"] = env.get("XLA_FLAGS", "").replace("--xla_force_host_platform_device_count=8", "")
+  result = subprocess.run(
+      [sys.executable, "-m", "dsmath_jax.main", "--config=configs/quickstart.py:tiny", f"--workdir={workdir}",
+       *overrides], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+  return result.stdout
+
+
+def test_problems_are_disjoint_and_answers_are_right(tmp_path):
+  config = quickstart_config.get_config("tiny")
+  counts = quickstart.write_problems(config.problems, str(tmp_path))
+  assert counts == dict(test=16, rl=64, sft=400)
+  splits = {name: _read_jsonl(tmp_path / f"{name}.jsonl") for name in counts}
+  questions = {name: {r["question"] for r in records} for name, records in splits.items()}
+  assert all(len(questions[n]) == counts[n] for n in counts)                 # no duplicate inside a split
+  assert not questions["test"] & (questions["sft"] | questions["rl"])
+  assert not questions["rl"] & questions["sft"]
+  for record in sum(splits.values(), []):
+    assert int(record["answer"]) == _python_answer(record["question"])
+    assert record["prompt"].startswith(f"User: {record['question']}\n") and record["prompt"].endswith("Assistant:")
+
+
+def test_workdir_is_substituted_everywhere(tmp_path):
+  config = quickstart.resolve(quickstart_config.get_config("tiny").pretrain, str(tmp_path))
+  assert config.data.sources.math.data_dir == f"{tmp_path}/corpus/tfds"
+  assert config.data.tokenizer == f"{tmp_path}/tokenizer/tokenizer.model"
+  assert "{workdir}" not in config.to_json()
+
+
+def test_tiny_end_to_end_then_resume(tmp_path):
+  workdir = tmp_path / "qs"
+  stdout = _main(workdir)
+  summary = json.loads((workdir / "summary.json").read_text())
+
+  # Every stage left its output where the next stage (or a user) reads it.
+  for path in ("corpus/tfds/dsmath_corpus", "tokenizer/tokenizer.model", "pretrain/model/model.json",
+               "sft/model/model.json", "grpo/model/model.json", "eval_sft/eval/arithmetic/samples.jsonl",
+               "eval_grpo/eval/arithmetic/samples.jsonl", "summary.md"):
+    assert (workdir / path).exists(), path
+  records = {s: json.loads((workdir / s / quickstart.STAGE_RECORD).read_text()) for s in quickstart_config.STAGES}
+  assert records["sft"]["config"]["checkpoint"] == f"{workdir}/pretrain/model"
+  assert records["grpo"]["config"]["checkpoint"] == f"{workdir}/sft/model"
+  assert records["eval_grpo"]["config"]["checkpoint"] == f"{workdir}/grpo/model"
+  # The SentencePiece tokenizer trained here travels with every checkpoint.
+  for stage in ("pretrain", "sft", "grpo"):
+    meta = json.loads((workdir / stage / "model" / "model.json").read_text())
+    assert meta["tokenizer"] and meta["tokenizer"].endswith(".model"), meta["tokenizer"]
+    assert meta["config"]["vocab_size"] == 512
+
+  # Corpus: the table shows the corpus task's own per-round counts, which grow over rounds.
+  corpus_stats = json.loads((workdir / "corpus" / "corpus" / "stats.json").read_text())
+  pages = [r["pages"] for r in summary["corpus"]["rounds"]]
+  assert pages == [r["collected"] for r in corpus_stats["rounds"]]
+  assert len(pages) == 3 and pages[-1] > pages[0] and pages == sorted(pages)
+
+  # Losses fall: held-out loss of pretraining and SFT, and pretraining's training loss.
+  for stage in ("pretrain", "sft"):
+    metrics = _read_jsonl(workdir / stage / "metrics.jsonl")
+    eval_losses = [m["eval_loss"] for m in metrics if "eval_loss" in m]
+    assert summary[stage]["eval_loss"]["first"] == pytest.approx(eval_losses[0])
+    assert eval_losses[-1] < eval_losses[0] - 0.1, (stage, eval_losses)
+  assert summary["pretrain"]["loss"]["last"] < summary["pretrain"]["loss"]["first"]
+
+  # Accuracy before/after GRPO equals a regrade of the samples with a regex and Python arithmetic.
+  test_questions = [r["question"] for r in _read_jsonl(workdir / "problems" / "test.jsonl")]
+  for stage in ("eval_sft", "eval_grpo"):
+    samples = _read_jsonl(workdir / stage / "eval" / "arithmetic" / "samples.jsonl")
+    assert len(samples) == 16
+    correct = 0
+    for sample in samples:                                     # ids are jsonl-test-<line number>
+      expected = _python_answer(test_questions[int(sample["id"].rsplit("-", 1)[1]) - 1])
+      assert sample["gold"] == str(expected)
+      boxed = re.findall(r"\\boxed\{(-?\d+)\}", sample["prediction"])
+      correct += bool(boxed) and int(boxed[-1]) == expected
+    assert summary[stage]["accuracy"] == pytest.approx(100 * correct / len(samples))
+  grpo_metrics = _read_jsonl(workdir / "grpo" / "metrics.jsonl")
+  assert [m["step"] for m in grpo_metrics] == [1, 2]
+
+  table = (workdir / "summary.md").read_text()
+  assert table in stdout
+  assert "Accuracy before -> after GRPO" in table and " -> ".join(f"{p} (" for p in pages[:2]) in table
+
+  # Re-run: finished stages are skipped; a deleted stage re-runs with an overridden nested field.
+  (workdir / "eval_grpo").rename(tmp_path / "old_eval_grpo")
+  stdout = _main(workdir, "--config.eval_grpo.data.limit=4")
+  assert stdout.count("done before, skipped") == len(quickstart_config.STAGES) - 1
+  resumed = json.loads((workdir / "summary.json").read_text())
+  assert resumed["eval_grpo"]["questions"] == 4
+  assert resumed["corpus"] == summary["corpus"] and resumed["sft"] == summary["sft"]
