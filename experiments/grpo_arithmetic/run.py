@@ -108,7 +108,10 @@ def main(argv):
   half = len(train_records) // 2
   rl_path = task.write_jsonl(train_records[half:], os.path.join(workdir, "task", "rl_train.jsonl"))
   start = time.time()
-  config.checkpoint = sft(config, train_records[:half], workdir)
+  if e.get("sft_model"):                  # reuse an earlier run's SFT model
+    config.checkpoint = e.sft_model
+  else:
+    config.checkpoint = sft(config, train_records[:half], workdir)
   logging.info("SFT done in %.0fs", time.time() - start)
   config.data.questions = f"jsonl:{rl_path}"
 
