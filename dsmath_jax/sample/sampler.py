@@ -36,7 +36,8 @@ FINISH_REASONS = ("", "eos", "stop", "length")   # device codes 0..3; 0 = still 
 
 @dataclasses.dataclass(frozen=True)
 class SamplingParams:
-  """How to sample. `greedy` ignores temperature/top-p/top-k; `top_k=0` means no top-k."""
+  """How to sample. `greedy` (or temperature <= 0) takes the argmax and ignores temperature,
+  top-p and top-k; `top_k=0` means no top-k."""
   max_new_tokens: int
   temperature: float = 1.0
   top_p: float = 1.0
@@ -284,13 +285,16 @@ def generate_rows(params, config: llama.LlamaConfig, prompts: Sequence[Sequence[
       raise ValueError(f"prompt {r} is empty: every prompt needs at least one token (e.g. BOS)")
   if stop_table is None:
     stop_table = stop_tables(None, config.vocab_size, ())
-  filtered = not sampling.greedy and (sampling.top_p < 1.0 or sampling.top_k > 0)
-  fn = _compiled(config, max_new, bool(sampling.greedy), filtered)
+  greedy = bool(sampling.greedy) or sampling.temperature <= 0.0
+  filtered = not greedy and (sampling.top_p < 1.0 or sampling.top_k > 0)
+  fn = _compiled(config, max_new, greedy, filtered)
   eos = np.array(list(eos_ids) or [-1], np.int32)
   key = as_key(rng)
 
   ways, place = 1, lambda x: x
   if mesh is not None:
+    if rules is None:
+      raise ValueError("generate: a mesh needs its logical axis rules (config.logical_axis_rules)")
     spec = nn.logical_to_mesh_axes(("batch",), rules)[0]
     axes = () if spec is None else ((spec,) if isinstance(spec, str) else tuple(spec))
     ways = int(np.prod([mesh.shape[a] for a in axes]))

@@ -15,6 +15,7 @@ resulting text is the same as cutting at "```output" and appending `format_outpu
 """
 from collections.abc import Callable, Sequence
 
+import flax.linen as nn
 import jax
 
 from dsmath_jax.sample import sampler
@@ -90,7 +91,7 @@ def generate_with_tools(params, config, tokenizer, prompts: list[list[int]],
   same number of device rows (`batch_size`, default all samples) so it reuses one program
   per prompt bucket.
   """
-  params = sampler.nn.unbox(params)
+  params = nn.unbox(params)
   stops = tuple(s for s in sampling.stop_strings if s != tool_protocol.STOP) + (tool_protocol.STOP,)
   table = sampler.stop_tables(tokenizer, config.vocab_size, stops)
   eos = sampler.default_eos_ids(tokenizer, eos_ids)
