@@ -31,6 +31,10 @@ class Verdict(NamedTuple):
   math_verify: bool | None = None
 
 
+_WARM_UP = (("(x+1)^2", "x^2+2x+1"), ("\\frac{\\sqrt{3}}{2}", "\\sin(\\pi/3)"), ("2\\pi r^{2}", "\\log_{2}8"),
+            ("\\begin{pmatrix}1\\\\x\\end{pmatrix}", "\\begin{pmatrix}1\\\\y\\end{pmatrix}"))
+
+
 def _worker_main(conn, memory_mb: int, second_opinion: bool, timeout_s: float):
   """Worker process: imports sympy once, then grades (index, prediction, gold) jobs forever."""
   if memory_mb:
@@ -39,7 +43,8 @@ def _worker_main(conn, memory_mb: int, second_opinion: bool, timeout_s: float):
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
   import logging
   logging.getLogger("math_verify").setLevel(logging.ERROR)
-  math_equal("(x+1)^2", "x^2+2x+1")  # warm up the parser and simplify() before taking jobs
+  for prediction, gold in _WARM_UP:  # the LaTeX parser's caches and simplify(), before taking jobs
+    math_equal(prediction, gold)
   if second_opinion:
     math_verify_equal("1", "1")
   conn.send(("ready",))
@@ -64,6 +69,9 @@ def _worker_main(conn, memory_mb: int, second_opinion: bool, timeout_s: float):
       conn.send(("math_verify", index, opinion))
 
 
+_QUEUE_DEPTH = 2  # jobs sent ahead to each worker, so it never waits for this process between jobs
+
+
 class _Worker:
   def __init__(self, context, memory_mb, second_opinion, timeout_s):
     self.conn, child = context.Pipe()
@@ -72,9 +80,9 @@ class _Worker:
     self.process.start()
     child.close()
     self.ready = False
-    self.index = None       # job being graded
-    self.phase = None       # "ours" then "math_verify"
-    self.deadline = math.inf
+    self.jobs = collections.deque()  # indices sent and not finished; jobs[0] is being graded
+    self.phase = "ours"              # of jobs[0]: "ours", then "math_verify" with a second opinion
+    self.deadline = math.inf         # for jobs[0]
 
   def kill(self):
     self.process.kill()
@@ -106,6 +114,17 @@ class Grader:
   def _start(self) -> _Worker:
     return _Worker(self._context, self.memory_mb, self.second_opinion, self.timeout_s)
 
+  def start(self) -> "Grader":
+    """Starts every worker and waits until each has warmed up (otherwise the first call does)."""
+    while len(self._workers) < self.num_workers:
+      self._workers.append(self._start())
+    while not all(w.ready for w in self._workers):
+      waiting = [w for w in self._workers if not w.ready]
+      for worker in waiting:
+        if worker.conn in multiprocessing.connection.wait([w.conn for w in waiting], timeout=1.0):
+          self._receive(worker, [], [], None, collections.deque())
+    return self
+
   def grade_many(self, pairs, progress: Callable[[int], None] | None = None) -> list[Verdict]:
     """Verdicts for (prediction or None, gold) pairs, in order. Never raises for bad answers."""
     pairs = list(pairs)
@@ -132,35 +151,39 @@ class Grader:
   def _run_pool(self, pairs, pending, results, opinions, progress):
     while len(self._workers) < self.num_workers:
       self._workers.append(self._start())
-    busy = lambda: [w for w in self._workers if w.index is not None]  # noqa: E731
-    while pending or busy():
+    while pending or any(w.jobs for w in self._workers):
       for worker in self._workers:
-        if worker.ready and worker.index is None and pending:
-          worker.index = pending.popleft()
-          worker.phase = "ours"
-          worker.deadline = time.monotonic() + self.timeout_s
-          worker.conn.send((worker.index, *pairs[worker.index]))
-      waiting = [w for w in self._workers if w.index is not None or not w.ready]
-      deadline = min((w.deadline for w in waiting if w.index is not None), default=math.inf)
+        while worker.ready and pending and len(worker.jobs) < _QUEUE_DEPTH:
+          index = pending.popleft()
+          if not worker.jobs:
+            worker.phase, worker.deadline = "ours", time.monotonic() + self.timeout_s
+          worker.jobs.append(index)
+          worker.conn.send((index, *pairs[index]))
+      waiting = [w for w in self._workers if w.jobs or not w.ready]
+      deadline = min((w.deadline for w in waiting if w.jobs), default=math.inf)
       wait_s = max(0.0, min(deadline - time.monotonic(), 1.0))
       ready_conns = multiprocessing.connection.wait([w.conn for w in waiting], timeout=wait_s)
       for worker in list(self._workers):
         if worker.conn in ready_conns:
-          self._receive(worker, results, opinions, progress)
+          self._receive(worker, results, opinions, progress, pending)
       now = time.monotonic()
       for worker in list(self._workers):
-        if worker.index is not None and now > worker.deadline:
-          self._fail(worker, results, opinions, progress, "timeout",
+        if worker.jobs and now > worker.deadline:
+          self._fail(worker, results, opinions, progress, pending, "timeout",
                      f"no verdict within {self.timeout_s:g}s")
 
-  def _receive(self, worker, results, opinions, progress):
+  def _next_job(self, worker):
+    worker.jobs.popleft()
+    worker.phase, worker.deadline = "ours", time.monotonic() + self.timeout_s
+
+  def _receive(self, worker, results, opinions, progress, pending):
     try:
       message = worker.conn.recv()
     except (EOFError, OSError):
       code = worker.process.exitcode
-      if worker.index is None:  # died while starting: a broken environment, not a bad answer
+      if not worker.jobs:  # died while starting: a broken environment, not a bad answer
         raise RuntimeError(f"grader worker died at start-up (exit code {code})")
-      self._fail(worker, results, opinions, progress, "error", f"worker died (exit code {code})")
+      self._fail(worker, results, opinions, progress, pending, "error", f"worker died (exit code {code})")
       return
     if message[0] == "ready":
       worker.ready = True
@@ -172,20 +195,22 @@ class Grader:
       if self.second_opinion:
         worker.phase, worker.deadline = "math_verify", time.monotonic() + self.timeout_s
       else:
-        worker.index = None
+        self._next_job(worker)
     elif message[0] == "math_verify":
       opinions[message[1]] = message[2]
-      worker.index = None
+      self._next_job(worker)
 
-  def _fail(self, worker, results, opinions, progress, status, detail):
-    """Kills a worker that overran or died; its answer is graded incorrect with `status`."""
-    index, phase = worker.index, worker.phase
-    if phase == "ours":
+  def _fail(self, worker, results, opinions, progress, pending, status, detail):
+    """Kills a worker that overran or died: its current answer is graded incorrect with `status`
+    (or loses only its second opinion); the answers queued behind it go back to `pending`."""
+    index = worker.jobs.popleft()
+    if worker.phase == "ours":
       results[index] = Verdict(False, status, detail)
       if progress:
         progress(1)
     else:
       opinions[index] = None  # our verdict stands; the second opinion is unknown
+    pending.extendleft(reversed(worker.jobs))
     worker.kill()
     self._workers[self._workers.index(worker)] = self._start()
     self.restarts += 1
