@@ -1,5 +1,4 @@
 """The sharded, micro-batched step equals the one-device step; the CE loss equals numpy's."""
-import functools
 
 import jax
 import ml_collections
