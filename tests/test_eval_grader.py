@@ -77,3 +77,17 @@ def test_is_equiv_and_grade_output():
   assert not grader.grade_output("I give up.", "18")
   tool = "```python\nprint(7)\n```\n```output\n7\n```\nThe answer is $\\boxed{8}$."
   assert not grader.grade_output(tool, "7") and grader.grade_output(tool, "7", mode="program")
+
+
+def _grade_in_pool_worker(pairs):
+  with grader.Grader(workers=1, timeout_s=2.0) as g:
+    return [tuple(v) for v in g.grade_many(pairs)]
+
+
+def test_inside_a_daemonic_process_grades_in_process_with_a_timeout():
+  # multiprocessing.Pool workers are daemonic and may not start the grading workers.
+  import multiprocessing
+  pairs = [("(x+1)^2", "x^2+2x+1"), ("(x+1)^{300}(x-1)^{300}", "(x^2-1)^{300}")]
+  with multiprocessing.get_context("spawn").Pool(1) as pool:
+    verdicts = pool.apply(_grade_in_pool_worker, (pairs,))
+  assert [v[:2] for v in verdicts] == [(True, "ok"), (False, "timeout")]

@@ -72,6 +72,42 @@ def _worker_main(conn, memory_mb: int, second_opinion: bool, timeout_s: float):
 _QUEUE_DEPTH = 2  # jobs sent ahead to each worker, so it never waits for this process between jobs
 
 
+class _Timeout(BaseException):
+  """Not an Exception: sympy and the rules catch Exception broadly and must not swallow it."""
+
+
+def _grade_here(prediction, gold, timeout_s: float, second_opinion: bool) -> tuple[Verdict, bool | None]:
+  """The fallback inside a daemonic process (a multiprocessing.Pool worker): grade in this
+  process, under SIGALRM where this is the main thread (elsewhere without a time limit)."""
+  import signal
+  import threading as threading_lib
+
+  def on_alarm(signum, frame):
+    raise _Timeout()
+  timed = threading_lib.current_thread() is threading_lib.main_thread()
+  if timed:
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+  try:
+    correct, rule = compare(prediction, gold, symbolic_equal)
+    verdict = Verdict(bool(correct), "ok", rule)
+  except _Timeout:
+    verdict = Verdict(False, "timeout", f"no verdict within {timeout_s:g}s")
+  except Exception as e:  # noqa: BLE001 -- sympy raises anything on odd input
+    verdict = Verdict(False, "error", f"{type(e).__name__}: {e}"[:200])
+  finally:
+    if timed:
+      signal.setitimer(signal.ITIMER_REAL, 0)
+      signal.signal(signal.SIGALRM, previous)
+  opinion = None
+  if second_opinion:
+    try:
+      opinion = math_verify_equal(prediction, gold, timeout_s)
+    except Exception:  # noqa: BLE001
+      opinion = None
+  return verdict, opinion
+
+
 class _Worker:
   def __init__(self, context, memory_mb, second_opinion, timeout_s):
     self.conn, child = context.Pipe()
@@ -149,6 +185,12 @@ class Grader:
     return results
 
   def _run_pool(self, pairs, pending, results, opinions, progress):
+    if multiprocessing.current_process().daemon:  # a daemonic process may not start children
+      for index in pending:
+        results[index], opinions[index] = _grade_here(*pairs[index], self.timeout_s, self.second_opinion)
+        if progress:
+          progress(1)
+      return
     while len(self._workers) < self.num_workers:
       self._workers.append(self._start())
     while pending or any(w.jobs for w in self._workers):
