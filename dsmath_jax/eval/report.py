@@ -7,6 +7,12 @@ def _pct(value) -> str:
   return "-" if value is None else f"{value:.1f}"
 
 
+def _accuracy_kind(summary: dict) -> str:
+  if summary.get("run", {}).get("sampling", {}).get("greedy"):
+    return "greedy"
+  return "one sample per question" if summary["samples_per_question"] == 1 else "mean over samples"
+
+
 def markdown(summary: dict) -> str:
   """report.md: the headline numbers, breakdowns, and everything the grader could not vouch for."""
   run = summary.get("run", {})
@@ -19,8 +25,7 @@ def markdown(summary: dict) -> str:
             f"{summary['samples_per_question']} per question; {summary['no_answer_samples']} samples with "
             "no extractable answer.", "",
             "| metric | value (%) |", "|---|---|",
-            f"| accuracy ({'greedy' if summary['samples_per_question'] == 1 else 'mean over samples'}) "
-            f"| {_pct(summary['accuracy'])} |"]
+            f"| accuracy ({_accuracy_kind(summary)}) | {_pct(summary['accuracy'])} |"]
   if "program_accuracy" in summary:
     lines.append(f"| program accuracy (last program output) | {_pct(summary['program_accuracy'])} |")
   for k, value in summary["maj@k"].items():
