@@ -249,6 +249,17 @@ def _compiled(config: llama.LlamaConfig, max_new_tokens: int, greedy: bool, filt
 
 # ------------------------------------------------------------------------------- host side
 
+def _freeze(rules):
+  """Logical axis rules as nested tuples (hashable; ConfigDicts hand back lists)."""
+  return tuple((name, tuple(axes) if isinstance(axes, list) else axes) for name, axes in rules)
+
+
+@functools.lru_cache(maxsize=8)
+def _param_shardings(config: llama.LlamaConfig, mesh, rules):
+  abstract = jax.eval_shape(functools.partial(llama.init_params, config), jax.random.key(0))
+  return sharding.tree_shardings(abstract, mesh, rules)
+
+
 def as_key(rng):
   """A typed PRNG key from an int seed, a raw uint32[2] key or a typed key."""
   if isinstance(rng, int):
@@ -298,8 +309,7 @@ def generate_rows(params, config: llama.LlamaConfig, prompts: Sequence[Sequence[
     spec = nn.logical_to_mesh_axes(("batch",), rules)[0]
     axes = () if spec is None else ((spec,) if isinstance(spec, str) else tuple(spec))
     ways = int(np.prod([mesh.shape[a] for a in axes]))
-    abstract = jax.eval_shape(functools.partial(llama.init_params, config), jax.random.key(0))
-    params = jax.device_put(params, sharding.tree_shardings(abstract, mesh, rules))
+    params = jax.device_put(params, _param_shardings(config, mesh, _freeze(rules)))
     place = lambda x: jax.device_put(x, sharding.batch_sharding(mesh, rules, x.ndim))
   per_call = _rows_per_call(num_rows, batch_size, ways)
 
