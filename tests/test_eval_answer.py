@@ -113,3 +113,15 @@ def test_normalize(raw, expected):
     ("\\frac{1}{0}", None), ("\\sqrt{2}", None)])
 def test_parse_number(text, value):
   assert normalize.parse_number(text) == value
+
+
+def test_hostile_outputs_stay_linear():
+  # Each of these took seconds to hours with a backtracking regex or a rescan per "{"; all are
+  # plausible degenerate generations (a repeated token), and they run in the grading parent.
+  words = "5 " + "ab " * 40 + "!"
+  assert normalize.normalize(words) == words.replace(" ", "")
+  assert answer.extract_answer("\\boxed{" * 20000) is None           # no complete box, no number
+  assert normalize.normalize("," * 20000 + "x") == "," * 20000 + "x"
+  assert normalize.fix_fracs("\\frac{" * 20000) == "\\frac{" * 20000
+  from dsmath_jax.eval import equivalence
+  assert equivalence.quick_compare("1" * 5000, "1") == (False, "too long")

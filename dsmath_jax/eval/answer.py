@@ -11,6 +11,8 @@ do the rest, so the sample file shows what the model actually wrote.
 """
 import re
 
+from dsmath_jax.eval.normalize import matching_braces
+
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 _ANSWER_IS = re.compile(r"[Tt]he (?:final )?answer is[:\s]*")
 _HASHES = re.compile(r"####\s*([^\n]*)")
@@ -18,32 +20,19 @@ _OUTPUT_BLOCK = re.compile(r"```output\n?(.*?)(?:```|$)", re.S)
 _NUMBER = re.compile(r"-?\d*\.?\d+")
 
 
-def _braced(text: str, start: int) -> tuple[str, int] | None:
-  """Content of the balanced {...} opening at text[start] and the index after it."""
-  depth = 0
-  for i in range(start, len(text)):
-    if text[i] == "{":
-      depth += 1
-    elif text[i] == "}":
-      depth -= 1
-      if depth == 0:
-        return text[start + 1:i], i + 1
-  return None  # unbalanced: a truncated generation
-
-
 def boxed_answers(text: str) -> list[str]:
   """Every complete \\boxed{...}/\\fbox{...} in order (nested braces kept); `\\boxed 5` too."""
   answers = []
+  matches = matching_braces(text)
   pattern = re.compile("|".join(re.escape(c) for c in _BOX_COMMANDS) + r"(?![a-zA-Z])")
   for match in pattern.finditer(text):
     i = match.end()
     while i < len(text) and text[i] == " ":
       i += 1
     if i < len(text) and text[i] == "{":
-      found = _braced(text, i)
-      if found is None:
+      if i not in matches:  # unbalanced: a truncated generation
         continue
-      content, end = found
+      content, end = text[i + 1:matches[i]], matches[i] + 1
       if text.startswith("\\%", end) or text.startswith("%", end):
         content += "%"  # \boxed{50}\% means 50 percent
       answers.append(content)

@@ -23,6 +23,7 @@ from typing import Callable
 from dsmath_jax.eval.normalize import normalize, parse_number
 
 ABS_TOL = 1e-3  # DeepSeek-Math eval_utils: math.isclose(..., abs_tol=1e-3)
+MAX_ANSWER_CHARS = 1000  # MATH-500's longest gold answer has 53 characters
 
 
 class NeedsSympy(Exception):
@@ -111,6 +112,8 @@ def compare(prediction: str | None, gold: str, symbolic: Callable[[str, str], bo
   """(equal, deciding rule) for two raw answers; `symbolic(a, b)` implements rule 5."""
   if prediction is None:
     return False, "no answer"
+  if len(prediction) > max(MAX_ANSWER_CHARS, 10 * len(gold)):
+    return False, "too long"  # a runaway box or answer line, not an answer; keeps the rules fast
   pred, ref = normalize(prediction), normalize(gold)
   if not pred:
     return False, "empty answer"

@@ -17,7 +17,8 @@ _STYLE = re.compile(r"\\(?:displaystyle|textstyle|mathbf|mathrm|boldsymbol|bf|rm
 _TEXT = re.compile(r"\\(?:text|textbf|textit|mbox|mathrm|operatorname)\s*\{([^{}]*)\}")
 _TRAILING_TEXT = re.compile(r"\\(?:text|textbf|mbox|mathrm)\s*\{[^{}]*\}(?:\^\{?[23]\}?)?$")
 _DEGREES = re.compile(r"\^\s*\{?\\circ\}?|°|\\degree|\\circ")
-_UNIT_WORDS = re.compile(r"^(-?[\d.,]+%?)\s+(?:[a-zA-Z]+\.?(?:\^\{?[23]\}?)?\s*)+$")
+# Each word must follow whitespace: `(?:[a-z]+\s*)+` would backtrack exponentially on "5 ab ab ab ... !".
+_UNIT_WORDS = re.compile(r"^(-?[\d.,]+%?)(?:\s+[a-zA-Z]+\.?(?:\^\{?[23]\}?)?)+\s*$")
 _TRAILING_ZEROS = re.compile(r"(\d)\.0+(?![\d])")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _SIMPLE_FRAC = re.compile(r"^(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}$")
@@ -26,22 +27,31 @@ _MIXED_NUMBER = re.compile(r"^(-?)(\d+)\\frac\{(\d+)\}\{(\d+)\}$")  # 3\frac{1}{
 _MATH_WORDS = {"and", "or", "to", "sin", "cos", "tan", "pi", "log", "ln", "sqrt", "i"}
 
 
-def _read_group(text: str, i: int) -> tuple[str, int] | None:
+def matching_braces(text: str) -> dict[int, int]:
+  """{index of each balanced "{": index of its "}"}, in one pass (linear on any input)."""
+  matches, stack = {}, []
+  for i, char in enumerate(text):
+    if char == "{":
+      stack.append(i)
+    elif char == "}" and stack:
+      matches[stack.pop()] = i
+  return matches
+
+
+def _read_group(text: str, i: int, matches: dict[int, int]) -> tuple[str, int] | None:
   """One TeX argument at text[i]: a {...} group (content returned) or a single character."""
   if i >= len(text):
     return None
   if text[i] != "{":
     return text[i], i + 1
-  depth = 0
-  for j in range(i, len(text)):
-    depth += {"{": 1, "}": -1}.get(text[j], 0)
-    if depth == 0:
-      return text[i + 1:j], j + 1
-  return None
+  if i not in matches:
+    return None
+  return text[i + 1:matches[i]], matches[i] + 1
 
 
 def fix_fracs(text: str) -> str:
   """`\\frac12`, `\\frac1{72}`, `\\frac{a}b` -> `\\frac{1}{2}`, ... (TeX reads one token per arg)."""
+  matches = matching_braces(text)
   out, i = [], 0
   while True:
     j = text.find("\\frac", i)
@@ -50,8 +60,8 @@ def fix_fracs(text: str) -> str:
       return "".join(out)
     out.append(text[i:j + 5])
     k = j + 5
-    numerator = _read_group(text, k)
-    denominator = numerator and _read_group(text, numerator[1])
+    numerator = _read_group(text, k, matches)
+    denominator = numerator and _read_group(text, numerator[1], matches)
     if not denominator or text[k:k + 1].isalpha():  # \fracture, or \frac at the end
       i = k
       continue
@@ -108,7 +118,8 @@ def normalize(answer: str | None) -> str:
   s = re.sub(r"^(\d+)_\{?(\d+)\}?$", r"\1_{\2}", s)  # a number in base b: 4210_5 -> 4210_{5}
   if (m := _SLASH_FRAC.match(s)):
     s = "\\frac{%s}{%s}" % m.groups()
-  s = re.sub(r"(\\\\|,|\.)+$", "", s)
+  while s.endswith(("\\\\", ",", ".")):  # a loop: the regex `(\\\\|,|\.)+$` is quadratic on ",,,,x"
+    s = s[:-2] if s.endswith("\\\\") else s[:-1]
   return s
 
 
