@@ -59,7 +59,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.pretrain.data.sources = dict(
       math=dict(tfds="dsmath_corpus", split="train", data_dir="{workdir}/corpus/tfds", weight=0.5),
       arithmetic=dict(jsonl="{workdir}/problems/sft.jsonl", weight=0.5))
-  c.pretrain.data.update(seq_len=128, global_batch=16)
+  c.pretrain.data.update(seq_len=128, global_batch=16, worker_count=0)     # tokenize in the loop: 2 cores
   c.pretrain.optim.update(lr=3e-3, steps=200, warmup_steps=20)
   c.pretrain.train.update(log_every=10, checkpoint_every=100)
   c.pretrain.eval = dict(every_steps=50, num_batches=2, sources=dict(
@@ -69,7 +69,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.sft = sft_config.get_config("tiny")
   c.sft.checkpoint = "{workdir}/pretrain/model"
   c.sft.model = common.model("small", vocab_size=1024)   # the checkpoint's shape; its run-time fields apply
-  c.sft.data.update(tokenizer="", seq_len=128, global_batch=16)
+  c.sft.data.update(tokenizer="", seq_len=128, global_batch=16, worker_count=0)
   c.sft.data.sources = dict(sft=dict(jsonl="{workdir}/problems/sft.jsonl"))
   c.sft.optim.update(lr=1e-3, steps=200, schedule="cosine", warmup_steps=10)
   c.sft.train.update(log_every=10, checkpoint_every=100)

@@ -20,7 +20,7 @@ from absl import logging
 from dsmath_jax import templates
 
 WORKDIR_TOKEN = "{workdir}"
-STAGE_RECORD = "quickstart_stage.json"     # WORKDIR/<stage>/: the resolved config and the seconds it took
+STAGE_RECORD = "quickstart_stage.json"     # WORKDIR/<stage>/: the resolved config, wall and CPU seconds
 
 
 # ---- Config ------------------------------------------------------------------------------------
@@ -172,10 +172,11 @@ def _first_last(points, window: int = 1) -> dict | None:
 
 def summarize(config, workdir: str) -> dict:
   """The numbers of the table, read from what each stage wrote under WORKDIR."""
-  summary = {"workdir": os.path.abspath(workdir), "seconds": {}}
+  summary = {"workdir": os.path.abspath(workdir), "seconds": {}, "cpu_seconds": {}}
   for stage in config.stages:
-    record = _read_json(os.path.join(workdir, stage, STAGE_RECORD))
-    summary["seconds"][stage] = record["seconds"] if record else None
+    record = _read_json(os.path.join(workdir, stage, STAGE_RECORD)) or {}
+    summary["seconds"][stage] = record.get("seconds")
+    summary["cpu_seconds"][stage] = record.get("cpu_seconds")
   stats = _read_json(os.path.join(workdir, "corpus", "corpus", "stats.json"))
   if stats:
     summary["corpus"] = dict(
@@ -202,8 +203,9 @@ def summarize(config, workdir: str) -> dict:
       if result:
         summary[stage] = dict(accuracy=result["accuracy"], questions=result["questions"],
                               no_answer_samples=result["no_answer_samples"])
-  known = [s for s in summary["seconds"].values() if s is not None]
-  summary["total_seconds"] = round(sum(known), 1) if known else None
+  for key in ("seconds", "cpu_seconds"):
+    known = [s for s in summary[key].values() if s is not None]
+    summary[f"total_{key}"] = round(sum(known), 1) if known else None
   return summary
 
 
@@ -214,10 +216,10 @@ def _change(values: dict | None, fmt: str = "{:.3f}") -> str:
 
 
 def table(summary: dict) -> str:
-  """summary.md: one row per measured quantity, the stage's wall time beside it."""
+  """summary.md: one row per measured quantity, the stage's wall (and CPU) seconds beside it."""
   def seconds(stage):
-    value = summary["seconds"].get(stage)
-    return "-" if value is None else f"{value:.0f}"
+    wall, cpu = summary["seconds"].get(stage), summary.get("cpu_seconds", {}).get(stage)
+    return "-" if wall is None else f"{wall:.0f}" + ("" if cpu is None else f" ({cpu:.0f})")
 
   rows = []
   if "corpus" in summary:
@@ -248,14 +250,15 @@ def table(summary: dict) -> str:
     e = summary["eval_grpo"]
     rows.append(("eval_grpo", f"greedy accuracy, {e['questions']} held-out problems", f"{e['accuracy']:.1f}%",
                  seconds("eval_grpo")))
-  lines = ["# Quickstart: DeepSeekMath in miniature", "", "| stage | measure | value | seconds |",
+  lines = ["# Quickstart: DeepSeekMath in miniature", "", "| stage | measure | value | seconds (CPU) |",
            "|---|---|---|---|"]
   lines += [f"| {' | '.join(row)} |" for row in rows]
   if "eval_sft" in summary and "eval_grpo" in summary:
     lines += ["", f"Accuracy before -> after GRPO: {summary['eval_sft']['accuracy']:.1f}% -> "
               f"{summary['eval_grpo']['accuracy']:.1f}%."]
-  total = summary.get("total_seconds")
-  lines += ["", f"Total: {'-' if total is None else f'{total:.0f}'} s. Outputs: {summary['workdir']}/<stage>.", ""]
+  total, cpu = summary.get("total_seconds"), summary.get("total_cpu_seconds")
+  lines += ["", f"Total: {'-' if total is None else f'{total:.0f}'} s wall, {'-' if cpu is None else f'{cpu:.0f}'} s "
+            f"CPU (all threads of this process). Outputs: {summary['workdir']}/<stage>.", ""]
   return "\n".join(lines)
 
 
@@ -278,12 +281,13 @@ def run(config, workdir: str) -> dict:
       print(f"[quickstart {index}/{len(config.stages)}] {stage}: done before, skipped ({stage_dir})", flush=True)
       continue
     print(f"[quickstart {index}/{len(config.stages)}] {stage} -> {stage_dir}", flush=True)
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
     os.makedirs(stage_dir, exist_ok=True)
     run_stage(stage, stage_config, stage_dir, workdir)
-    seconds = round(time.time() - start, 1)
+    seconds, cpu_seconds = round(time.time() - start, 1), round(time.process_time() - cpu_start, 1)
     with open(record_path, "w") as f:
-      json.dump({"seconds": seconds, "config": json.loads(stage_config.to_json())}, f, indent=1)
+      json.dump({"seconds": seconds, "cpu_seconds": cpu_seconds, "config": json.loads(stage_config.to_json())},
+                f, indent=1)
     print(f"[quickstart {index}/{len(config.stages)}] {stage} done in {seconds:.0f} s", flush=True)
   summary = summarize(config, workdir)
   text = table(summary)

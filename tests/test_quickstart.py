@@ -112,7 +112,7 @@ def test_tiny_end_to_end_then_resume(tmp_path):
 
   table = (workdir / "summary.md").read_text()
   assert table in stdout
-  assert "Accuracy before -> after GRPO" in table and " -> ".join(f"{p} (" for p in pages[:2]) in table
+  assert "Accuracy before -> after GRPO" in table and f"| {pages[0]} (" in table and f"-> {pages[-1]} (" in table
 
   # Re-run: finished stages are skipped; a deleted stage re-runs with an overridden nested field.
   (workdir / "eval_grpo").rename(tmp_path / "old_eval_grpo")
