@@ -12,6 +12,7 @@ wrote, never from in-memory results, so a resumed run reports the same numbers.
 """
 import json
 import os
+import re
 import shutil
 import time
 
@@ -46,16 +47,22 @@ def resolve(stage_config, workdir: str):
 def write_problems(problems_config, directory: str) -> dict:
   """WORKDIR/problems/{test,rl,sft}.jsonl from the package generator, with no question shared.
 
-  Records carry what each consumer reads: `question`/`answer` (GRPO, eval), `prompt`/`response`
+  Only problems whose operator is in `problems_config.operations` are kept ("+-": two-digit
+  products are out of reach of a few CPU minutes of training). Records carry what each consumer reads: `question`/`answer` (GRPO, eval), `prompt`/`response`
   (SFT; prompt = the CoT template of templates.py), `text` (pretraining, tokenizer)."""
   from dsmath_jax.data.sources import arithmetic_records
   from dsmath_jax.eval.answer import extract_answer
   sizes = {name: int(problems_config[name]) for name in ("test", "rl", "sft")}
+  operations = set(problems_config.operations)
   wanted, draws = sum(sizes.values()), 2 * sum(sizes.values())
   while True:                                # draws with replacement: keep the first of each question
     unique = {}
     for record in arithmetic_records(draws, int(problems_config.seed)):
-      unique.setdefault(record["question"], record)
+      operator = re.search(r" ([-+*/]) ", record["question"])
+      if operator is None:
+        raise ValueError(f"problems: no operator in generated question {record['question']!r}")
+      if operator.group(1) in operations:
+        unique.setdefault(record["question"], record)
     if len(unique) >= wanted or draws > 64 * wanted:
       break
     draws *= 2

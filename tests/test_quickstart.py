@@ -49,7 +49,9 @@ def test_problems_are_disjoint_and_answers_are_right(tmp_path):
   assert all(len(questions[n]) == counts[n] for n in counts)                 # no duplicate inside a split
   assert not questions["test"] & (questions["sft"] | questions["rl"])
   assert not questions["rl"] & questions["sft"]
+  assert config.problems.operations == "+-"
   for record in sum(splits.values(), []):
+    assert _QUESTION.match(record["question"]).group(2) in "+-", record["question"]
     assert int(record["answer"]) == _python_answer(record["question"])
     assert record["prompt"].startswith(f"User: {record['question']}\n") and record["prompt"].endswith("Assistant:")
 
