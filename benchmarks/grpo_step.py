@@ -29,7 +29,7 @@ def ours(repeats: int) -> dict:
   config = grpo_config.get_config("tiny")
   config.model = common.model("llama_125m")
   config.data.questions_per_step = QUESTIONS
-  config.rl.update(group_size=GROUP, max_new_tokens=NEW_TOKENS, max_prompt_len=64, kl_coef=0.04,
+  config.rl.update(group_size=GROUP, max_new_tokens=NEW_TOKENS, max_prompt_len=128, kl_coef=0.04,
                    logprob_gap_every=0, stop_strings=())
   config.optim.lr = 1e-6
   questions = [dict(question=f"What is {i} + {i + 3}?", answer=str(2 * i + 3)) for i in range(QUESTIONS)]

@@ -23,6 +23,9 @@ from tunix.rl.grpo import grpo_learner
 from tunix.rl.rollout import base_rollout
 
 QUESTIONS, GROUP, NEW_TOKENS = 2, 4, 64
+# dsmath_jax.templates.COT (the paper's CoT prompt), so both sides prefill the same prompts.
+COT = ("User: {question}\nPlease reason step by step, "
+       "and put your final answer within \\boxed{{}}.\n\nAssistant:")
 
 
 class ByteTokenizer:
@@ -55,7 +58,7 @@ def main():
     policy = llama3.Llama3(config, rngs=nnx.Rngs(0))
     reference = llama3.Llama3(config, rngs=nnx.Rngs(0))
   steps = args.repeats + 1
-  rollout = base_rollout.RolloutConfig(max_tokens_to_generate=NEW_TOKENS, max_prompt_length=64,
+  rollout = base_rollout.RolloutConfig(max_tokens_to_generate=NEW_TOKENS, max_prompt_length=128,
                                        kv_cache_size=256, temperature=1.0, top_p=1.0, top_k=None,
                                        eos_tokens=[2])
   training = rl_cluster_lib.RLTrainingConfig(actor_optimizer=optax.adamw(1e-6), eval_every_n_steps=10_000,
@@ -95,7 +98,7 @@ def main():
       rl_cluster=cluster, reward_fns=[reward],
       algo_config=grpo_learner.GRPOConfig(num_generations=GROUP, num_iterations=1, beta=0.04, epsilon=0.2))
   # Arrays, not lists: tunix repeats every leaf G times with jax.tree.map.
-  data = [{"prompts": np.array([f"What is {i} + {i + 3}?" for i in range(QUESTIONS)]),
+  data = [{"prompts": np.array([COT.format(question=f"What is {i} + {i + 3}?") for i in range(QUESTIONS)]),
            "answer": np.array([str(2 * i + 3) for i in range(QUESTIONS)])} for _ in range(steps)]
   start = time.perf_counter()
   learner.train(data)

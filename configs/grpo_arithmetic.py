@@ -24,7 +24,7 @@ def get_config(arg: str | None = None):
   c.data.questions_per_step = 8
   # Byte tokens: a worked solution is ~50 tokens + EOS.
   c.rl.update(group_size=8, max_prompt_len=192, max_new_tokens=64, logprob_gap_every=10)
-  c.optim.update(lr=2e-5, steps=100000, clip_norm=1.0)      # bounded by experiment.minutes
+  c.optim.update(lr=1e-4, steps=100000, clip_norm=1.0)      # bounded by experiment.minutes
   c.train.num_microbatches = 1
   c.experiment = dict(num_train=20000, num_test=200, seed=0,
                       sft_steps=200, sft_lr=2e-3, sft_batch=16,
