@@ -101,8 +101,8 @@ def test_first_fit_never_splits_an_example():
 def test_bad_jsonl_record_names_file_line_and_field(tmp_path):
   path = tmp_path / "bad.jsonl"
   path.write_text('{"question": "1+1?", "answer": "2"}\n{"question": "2+2?"}\n')
-  with pytest.raises(KeyError, match=r"bad.jsonl:2: record has no field 'answer'"):
+  with pytest.raises(ValueError, match=r"bad.jsonl:2 field 'answer': missing"):
     sources.read_jsonl(str(path), {"response": "answer"})
   path.write_text('{"text": "ok"}\nnot json\n')
-  with pytest.raises(ValueError, match=r"bad.jsonl:2: not valid JSON"):
+  with pytest.raises(ValueError, match=r"bad.jsonl:2: not JSON"):
     sources.read_jsonl(str(path), {})

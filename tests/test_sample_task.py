@@ -38,7 +38,7 @@ def test_tiny_config_writes_samples(tmp_path):
 @pytest.mark.parametrize("content,message", [
     ('{"question": "ok"}\n{"question": 3}\n', "prompts.jsonl:2: needs a string field 'prompt'"),
     ('{"prompt_ids": []}\n', "prompts.jsonl:1: field 'prompt_ids'"),
-    ('{"prompt": "x"}\nnot json\n', "prompts.jsonl:2: not valid JSON"),
+    ('{"prompt": "x"}\nnot json\n', "prompts.jsonl:2: not JSON"),
 ])
 def test_bad_prompt_files_name_file_line_and_field(tmp_path, content, message):
   path = tmp_path / "prompts.jsonl"

@@ -8,7 +8,6 @@ A source spec is a small ConfigDict (one entry of `config.data.sources`):
 plus `fields`: {our field: record field}, e.g. {"question": "question", "response": "answer"}
 for GSM8K's JSONL. Every source yields dicts of python values with our field names.
 """
-import json
 import os
 import random
 
@@ -26,19 +25,11 @@ def _rename(record: dict, fields: dict, where: str) -> dict:
 
 
 def read_jsonl(path: str, fields: dict) -> list[dict]:
-  """All records of a JSONL file, renamed by `fields`; errors name the file, line and field."""
-  records = []
-  with open(path) as f:
-    for line_number, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      where = f"{path}:{line_number}"
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise ValueError(f"{where}: not valid JSON ({e})") from None
-      records.append(_rename(record, fields, where))
-  return records
+  """All records of a JSONL file, renamed by `fields` (other fields kept); errors name the
+  file, line and field (dsmath_jax.tfds.jsonl, the one JSONL reader)."""
+  from dsmath_jax.tfds import jsonl
+  rows = jsonl.read_jsonl(path, {"_record": None, **fields})
+  return [{**row.pop("_record"), **{k: v for k, v in row.items() if k != "_line"}} for row in rows]
 
 
 def arithmetic_records(size: int, seed: int = 0) -> list[dict]:

@@ -10,31 +10,24 @@ import time
 from absl import logging
 
 from dsmath_jax import templates
+from dsmath_jax.tfds import jsonl
 
 
 def read_prompts(path: str, limit: int = 0) -> list[dict]:
   """Records with a `prompt` (str), a `question` (str) or `prompt_ids` (list of ints)."""
   records = []
-  with open(path) as f:
-    for line_number, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{line_number}: not valid JSON ({e.msg})") from e
-      if not isinstance(record, dict):
-        raise ValueError(f"{path}:{line_number}: expected a JSON object, got {type(record).__name__}")
-      if "prompt_ids" in record:
-        ids = record["prompt_ids"]
-        if not (isinstance(ids, list) and ids and all(isinstance(i, int) for i in ids)):
-          raise ValueError(f"{path}:{line_number}: field 'prompt_ids' must be a non-empty list of ints")
-      elif not isinstance(record.get("prompt", record.get("question")), str):
-        raise ValueError(f"{path}:{line_number}: needs a string field 'prompt' or 'question', "
-                         f"or a list 'prompt_ids' (has {sorted(record)})")
-      records.append(record)
-      if limit and len(records) >= limit:
-        break
+  for row in jsonl.read_jsonl(path, {"record": None}):
+    record, line_number = row["record"], row["_line"]
+    if "prompt_ids" in record:
+      ids = record["prompt_ids"]
+      if not (isinstance(ids, list) and ids and all(isinstance(i, int) for i in ids)):
+        raise ValueError(f"{path}:{line_number}: field 'prompt_ids' must be a non-empty list of ints")
+    elif not isinstance(record.get("prompt", record.get("question")), str):
+      raise ValueError(f"{path}:{line_number}: needs a string field 'prompt' or 'question', "
+                       f"or a list 'prompt_ids' (has {sorted(record)})")
+    records.append(record)
+    if limit and len(records) >= limit:
+      break
   if not records:
     raise ValueError(f"{path}: no prompts")
   return records
