@@ -72,8 +72,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.sft.model = common.model("small", vocab_size=1024)   # the checkpoint's shape; its run-time fields apply
   c.sft.data.update(tokenizer="", seq_len=128, global_batch=16, worker_count=0)
   c.sft.data.sources = dict(sft=dict(jsonl="{workdir}/problems/sft.jsonl"))
-  c.sft.optim.update(lr=1e-3, steps=200, schedule="cosine", warmup_steps=10)
-  c.sft.train.update(log_every=10, checkpoint_every=100)
+  c.sft.optim.update(lr=1e-3, steps=150, schedule="cosine", warmup_steps=10)
+  c.sft.train.update(log_every=10, checkpoint_every=75)
   c.sft.eval = dict(every_steps=50, num_batches=2, sources=dict(
       held_out=dict(jsonl="{workdir}/problems/test.jsonl")))
 
@@ -83,7 +83,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.grpo.model = common.model("small", vocab_size=1024)
   c.grpo.data.update(questions="jsonl:{workdir}/problems/rl.jsonl", questions_per_step=8)
   c.grpo.rl.update(group_size=8, max_prompt_len=96, max_new_tokens=28, logprob_gap_every=10)
-  c.grpo.optim.update(lr=5e-5, steps=30)
+  c.grpo.optim.update(lr=5e-5, steps=20)
 
   # §3.2: greedy accuracy of the SFT and the GRPO model on the held-out problems.
   c.eval_sft = eval_config.get_config("{workdir}/problems/test.jsonl")
