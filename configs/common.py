@@ -3,7 +3,17 @@
 An experiment file imports this module and copies what it needs, so that the
 experiment file itself reads as the full description of a run.
 """
+import os
+import pathlib
+
 import ml_collections
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# Files shipped inside the package: every `:tiny` config reads only these (or generates data).
+ASSETS = str(REPO / "dsmath_jax" / "assets")
+# The real datasets the full configs name: ../shared/data beside the repository (SOURCE.md in
+# each folder), or wherever DSMATH_SHARED_DATA points.
+SHARED_DATA = os.environ.get("DSMATH_SHARED_DATA", str(REPO.parent / "shared" / "data"))
 
 # Model presets (fields of dsmath_jax.model.llama.LlamaConfig). Copy with `model(name)`.
 MODELS = {

@@ -18,14 +18,13 @@ Paper hyperparameters: fastText dim 256, lr 0.1, word n-grams 3, min count 3, 3 
 ~98% of the collected pages were already collected in the previous round (4 rounds in the paper); decontaminate
 with 10-grams (exact match for 3..9-gram texts) against GSM8K, MATH, CMATH and AGIEval.
 """
-import os
 
 import ml_collections
 
 from configs import common
 
-ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dsmath_jax", "assets", "corpus")
-SHARED = os.environ.get("DSMATH_SHARED_DATA", "/work/shared/data")
+ASSETS = f"{common.ASSETS}/corpus"
+SHARED = common.SHARED_DATA
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

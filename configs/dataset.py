@@ -24,8 +24,8 @@ import ml_collections
 
 from configs import common
 
-SHARED = "../shared/data"
-SAMPLE = "dsmath_jax/assets/math_sample"
+SHARED = common.SHARED_DATA
+SAMPLE = f"{common.ASSETS}/math_sample"
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

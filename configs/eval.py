@@ -26,14 +26,14 @@ import ml_collections
 
 from configs import common
 
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
-ASSETS = pathlib.Path(__file__).resolve().parents[1] / "dsmath_jax" / "assets" / "eval"
+DATA = common.SHARED_DATA
+ASSETS = f"{common.ASSETS}/eval"
 
 BENCHMARKS = {
     # name: (test file, few-shot style, training file for few-shot exemplars)
     "gsm8k": (f"{DATA}/gsm8k/test.jsonl", "gsm8k", f"{DATA}/gsm8k/train.jsonl"),
     "math": (f"{DATA}/math/math500_test.jsonl", "math", f"{DATA}/math/train.jsonl"),
-    "tiny": (f"{ASSETS}/tiny_questions.jsonl", "math", f"{DATA}/math/train.jsonl"),
+    "tiny": (f"{ASSETS}/tiny_questions.jsonl", "math", f"{common.ASSETS}/math_sample/math_train.jsonl"),
 }
 
 

@@ -12,13 +12,12 @@ rl.aggregation (how per-token losses are averaged; see dsmath_jax/rl/loss.py):
   "token_mean"     DAPO: one mean over every response token of the batch;
   "constant"       Dr. GRPO: each output's token sum / rl.loss_normalizer (0 = max_new_tokens).
 """
-import pathlib
 
 import ml_collections
 
 from configs import common
 
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = common.SHARED_DATA
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -60,7 +59,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.logical_axis_rules = common.LOGICAL_AXIS_RULES
   if args.variant == "tiny":
     c.model = common.model("tiny")
-    c.data.update(questions=f"gsm8k:{DATA}/gsm8k/test.jsonl", questions_per_step=2)
+    c.data.update(questions=f"gsm8k:{common.ASSETS}/math_sample/gsm8k_test.jsonl", questions_per_step=2)
     c.rl.update(group_size=4, max_prompt_len=384, max_new_tokens=16)
     c.optim.update(lr=1e-4, steps=2)
     c.train.num_microbatches = 1

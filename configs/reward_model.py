@@ -37,7 +37,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.logical_axis_rules = common.LOGICAL_AXIS_RULES
   if args.variant == "tiny":
     c.model = common.model("tiny")
-    c.data.update(questions=f"gsm8k:{DATA}/gsm8k/test.jsonl", seq_len=512, global_batch=4)
+    c.data.update(questions=f"gsm8k:{common.ASSETS}/math_sample/gsm8k_test.jsonl", seq_len=512,
+                  global_batch=4)
     c.label.update(num_questions=4, samples_per_question=2, max_new_tokens=12, num_completions=2)
     c.optim.update(lr=1e-3, steps=2, warmup_steps=0)
     c.train.num_microbatches = 1
