@@ -31,9 +31,15 @@ setuptools.setup(
         "matplotlib",
         "tqdm",
         "fsspec",
+        "jinja2",
+        # The corpus stages (quickstart's first stage needs them, so they are not an extra).
+        "fasttext-numpy2-wheel",
+        "warcio",
+        "datasketch",
     ],
     extras_require={
-        "corpus": ["fasttext-numpy2-wheel", "warcio", "datasketch", "fastwarc"],
+        # Common Crawl scale: read inputs from gs:// and s3:// through fsspec.
+        "corpus": ["gcsfs", "s3fs"],
         "beam": ["apache-beam"],
         "notebooks": ["jupyter", "nbclient", "nbformat", "ipykernel"],
         "test": [
@@ -45,13 +51,7 @@ setuptools.setup(
             "nbclient",
             "nbformat",
             "ipykernel",
-            "fasttext-numpy2-wheel",
-            "warcio",
-            "datasketch",
-            "fastwarc",
             "apache-beam",
-            "pytest-xdist",
-            "matplotlib",
         ],
     },
 )
