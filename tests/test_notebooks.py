@@ -75,7 +75,8 @@ def test_notebook_executes(name, tmp_path, monkeypatch):
   monkeypatch.setenv("DSMATH_NOTEBOOK_WORKDIR", str(tmp_path))
   monkeypatch.setenv("MPLBACKEND", "Agg")
   # One CPU device, as in Colab's CPU runtime (conftest forces 8 simulated ones for the other tests).
-  monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", "").replace(
-      "--xla_force_host_platform_device_count=8", ""))
+  monkeypatch.setenv("XLA_FLAGS", " ".join(
+      flag for flag in os.environ.get("XLA_FLAGS", "").split()
+      if not flag.startswith("--xla_force_host_platform_device_count")))
   client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": ROOT}})
   client.execute()

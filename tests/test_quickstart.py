@@ -32,7 +32,8 @@ def _read_jsonl(path):
 def _main(workdir, *overrides):
   env = dict(os.environ)
   # One CPU device, as on a laptop (conftest forces 8 simulated ones; sharding is tested elsewhere).
-  env["XLA_FLAGS"] = env.get("XLA_FLAGS", "").replace("--xla_force_host_platform_device_count=8", "")
+  env["XLA_FLAGS"] = " ".join(flag for flag in env.get("XLA_FLAGS", "").split()
+                              if not flag.startswith("--xla_force_host_platform_device_count"))
   result = subprocess.run(
       [sys.executable, "-m", "dsmath_jax.main", "--config=configs/quickstart.py:tiny", f"--workdir={workdir}",
        *overrides], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
