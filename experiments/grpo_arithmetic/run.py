@@ -46,7 +46,11 @@ def sft(config, records, workdir: str) -> str:
   view = ml_collections.ConfigDict(dict(seed=int(e.seed), optim=dict(
       lr=float(e.sft_lr), schedule="cosine", steps=int(e.sft_steps), warmup_steps=10, weight_decay=0.0,
       clip_norm=1.0, end_lr_ratio=0.1)))
-  state, shardings = state_lib.create_train_state(view, model_config, mesh, rules)
+  params = None
+  if e.get("sft_init"):                   # continue SFT from an earlier run's WORKDIR/sft/model
+    pretrained = loading.load_pretrained(e.sft_init, mesh=mesh, rules=rules)
+    model_config, params = pretrained.config, pretrained.params
+  state, shardings = state_lib.create_train_state(view, model_config, mesh, rules, params=params)
   seq_len = int(config.rl.max_prompt_len) + int(config.rl.max_new_tokens)
   batch_size = int(e.sft_batch)
   spec = {k: (batch_size, seq_len) for k in ("tokens", "segment_ids", "positions", "loss_mask")}
@@ -101,7 +105,7 @@ def main(argv):
   config, workdir = _CONFIG.value, _WORKDIR.value
   e = config.experiment
   os.makedirs(os.path.join(workdir, "task"), exist_ok=True)
-  train_records, test_records = task.generate(int(e.num_train), int(e.num_test), int(e.seed))
+  train_records, test_records = task.generate(int(e.num_train), int(e.num_test), int(e.seed), int(e.get("max_addend", 30)))
   task.write_jsonl(train_records, os.path.join(workdir, "task", "train.jsonl"))
   task.write_jsonl(test_records, os.path.join(workdir, "task", "test.jsonl"))
   # SFT sees the first half of the training questions; RL gets questions only, from the second half.
@@ -139,7 +143,10 @@ def main(argv):
   plot_curves(os.path.join(rl_dir, "metrics.jsonl"), ("reward_mean", "accuracy", "kl", "response_length"),
               os.path.join(rl_dir, "curves.png"))
   results = {"before": before, "after": after, "rl_steps": steps, "rl_seconds": rl_seconds,
-             "greedy_gain_points": after["greedy_accuracy"] - before["greedy_accuracy"]}
+             "greedy_gain_points": after["greedy_accuracy"] - before["greedy_accuracy"],
+             "sft_steps": 0 if e.get("sft_model") else int(e.sft_steps),
+             "eval_questions": len(held_out),
+             "load_average_after_rl": list(os.getloadavg())}     # 1/5/15-minute load of the machine
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=1)
   print(json.dumps(results))

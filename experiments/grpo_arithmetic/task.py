@@ -12,23 +12,23 @@ NAMES = ["Tom", "Ana", "Li", "Sam", "Maya", "Omar", "Kim", "Ravi"]
 THINGS = ["apples", "pens", "books", "coins", "stickers", "cards", "marbles", "shells"]
 
 
-def _problem(rng: random.Random) -> dict:
+def _problem(rng: random.Random, max_addend: int = 30) -> dict:
   name, thing = rng.choice(NAMES), rng.choice(THINGS)
   kind = rng.randrange(4)
-  a, b, c = rng.randint(2, 9), rng.randint(2, 9), rng.randint(2, 30)
+  a, b, c = rng.randint(2, 9), rng.randint(2, 9), rng.randint(2, max_addend)
   if kind == 0:
     q = f"{name} has {a} boxes of {b} {thing} and finds {c} more {thing}. How many {thing} does {name} have?"
     steps, answer = [f"{a} * {b} = {a * b}.", f"{a * b} + {c} = {a * b + c}."], a * b + c
   elif kind == 1:
-    c = rng.randint(1, a * b - 1)
+    c = rng.randint(1, min(a * b - 1, max_addend))
     q = f"{name} has {a} bags of {b} {thing} and gives away {c} {thing}. How many {thing} are left?"
     steps, answer = [f"{a} * {b} = {a * b}.", f"{a * b} - {c} = {a * b - c}."], a * b - c
   elif kind == 2:
-    d = rng.randint(2, 30)
+    d = rng.randint(2, max_addend)
     q = f"{name} has {c} {thing}, buys {d} more and then {a} more. How many {thing} does {name} have?"
     steps, answer = [f"{c} + {d} = {c + d}.", f"{c + d} + {a} = {c + d + a}."], c + d + a
   else:
-    d = rng.randint(2, 30)
+    d = rng.randint(2, max_addend)
     e = rng.randint(1, c + d - 1)
     q = f"{name} has {c} {thing}, gets {d} more and loses {e}. How many {thing} are left?"
     steps, answer = [f"{c} + {d} = {c + d}.", f"{c + d} - {e} = {c + d - e}."], c + d - e
@@ -36,17 +36,18 @@ def _problem(rng: random.Random) -> dict:
   return {"question": q, "answer": str(answer), "solution": solution}
 
 
-def generate(num_train: int, num_test: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
+def generate(num_train: int, num_test: int, seed: int = 0, max_addend: int = 30) -> tuple[list[dict], list[dict]]:
+  """(train, test) records; max_addend bounds the added/removed counts (difficulty knob)."""
   rng = random.Random(seed)
   test, seen = [], set()
   while len(test) < num_test:
-    p = _problem(rng)
+    p = _problem(rng, max_addend)
     if p["question"] not in seen:
       seen.add(p["question"])
       test.append(p)
   train = []
   while len(train) < num_train:
-    p = _problem(rng)
+    p = _problem(rng, max_addend)
     if p["question"] not in seen:
       train.append(p)
   return train, test
