@@ -9,6 +9,7 @@ decide never leave the calling process. Optionally each worker also asks math-ve
 one-pair API (the GRPO rule-based reward).
 """
 import collections
+import functools
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -74,6 +75,14 @@ _QUEUE_DEPTH = 2  # jobs sent ahead to each worker, so it never waits for this p
 
 class _Timeout(BaseException):
   """Not an Exception: sympy and the rules catch Exception broadly and must not swallow it."""
+
+
+@functools.cache
+def _warm_up_here() -> None:
+  """Imports and caches of the in-process path, outside any timer (as the workers do at start):
+  otherwise the first comparison pays the sympy/LaTeX-parser import within its time limit."""
+  for prediction, gold in _WARM_UP:
+    math_equal(prediction, gold)
 
 
 def _grade_here(prediction, gold, timeout_s: float, second_opinion: bool) -> tuple[Verdict, bool | None]:
@@ -186,6 +195,7 @@ class Grader:
 
   def _run_pool(self, pairs, pending, results, opinions, progress):
     if multiprocessing.current_process().daemon:  # a daemonic process may not start children
+      _warm_up_here()
       for index in pending:
         results[index], opinions[index] = _grade_here(*pairs[index], self.timeout_s, self.second_opinion)
         if progress:
