@@ -4,7 +4,10 @@ google-tunix 0.1.7's GRPO on the same shapes in the same run.
   python benchmarks/grpo_step.py [--repeats 3] [--skip_tunix]
 
 Shapes (the issue's): a ~125M Llama (preset llama_125m, float32, random weights), 2 questions x
-G = 4 outputs x 64 new tokens, beta = 0.04, one update (mu = 1). Tunix runs in its own venv
+G = 4 outputs x 64 new tokens, beta = 0.04, one update (mu = 1). Ours runs as configured for
+short responses: the G outputs of a question share one prefill in the sampler and one copy of
+the prompt in the reference and update passes (rl.outputs_per_row = G, dsmath_jax/rl/packing.py);
+`--outputs_per_row 1` times one output per row. Tunix runs in its own venv
 (/work/venvs/tunix, it pins an older transformers) through benchmarks/tunix_grpo_step.py.
 Prints the split, the ratio ours/tunix, and one JSON line.
 """
@@ -21,7 +24,7 @@ TUNIX_PYTHON = "/work/venvs/tunix/bin/python"
 QUESTIONS, GROUP, NEW_TOKENS = 2, 4, 64
 
 
-def ours(repeats: int) -> dict:
+def ours(repeats: int, outputs_per_row: int = GROUP) -> dict:
   import jax
   from configs import common, grpo as grpo_config
   from dsmath_jax import sharding
@@ -30,7 +33,7 @@ def ours(repeats: int) -> dict:
   config.model = common.model("llama_125m")
   config.data.questions_per_step = QUESTIONS
   config.rl.update(group_size=GROUP, max_new_tokens=NEW_TOKENS, max_prompt_len=128, kl_coef=0.04,
-                   logprob_gap_every=0, stop_strings=())
+                   logprob_gap_every=0, stop_strings=(), outputs_per_row=outputs_per_row)
   config.optim.lr = 1e-6
   questions = [dict(question=f"What is {i} + {i + 3}?", answer=str(2 * i + 3)) for i in range(QUESTIONS)]
   mesh = sharding.make_mesh(dict(data=1, fsdp=1, tensor=1), jax.devices()[:1])
@@ -68,12 +71,13 @@ def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--skip_tunix", action="store_true")
+  parser.add_argument("--outputs_per_row", type=int, default=GROUP)
   args = parser.parse_args()
-  mine = ours(args.repeats)
+  mine = ours(args.repeats, args.outputs_per_row)
   print("ours  (s): " + " ".join(f"{k}={v:.3f}" for k, v in mine.items()))
   theirs = None if args.skip_tunix else tunix(args.repeats)
   result = {"benchmark": "grpo_step", "model": "llama_125m fp32", "questions": QUESTIONS, "group": GROUP,
-            "new_tokens": NEW_TOKENS, "ours": mine, "tunix": theirs}
+            "new_tokens": NEW_TOKENS, "outputs_per_row": args.outputs_per_row, "ours": mine, "tunix": theirs}
   if theirs:
     print("tunix (s): " + " ".join(f"{k}={v:.3f}" for k, v in theirs.items()))
     result["ratio_ours_over_tunix"] = mine["total"] / theirs["total"]

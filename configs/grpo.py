@@ -39,6 +39,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       group_size=64,                                      # G
       max_prompt_len=512,                                 # longer prompts are skipped (counted)
       max_new_tokens=1024,
+      # Responses packed after one copy of their prompt per training row (dsmath_jax/rl/packing.py):
+      # G computes each prompt once per group; dense attention grows with (prompt + k * max_new)^2,
+      # so 1024-token responses keep 1 (one output per row).
+      outputs_per_row=1,
       temperature=1.0, top_p=1.0, stop_strings=(),
       clip_eps=0.2,                                       # epsilon of eq. 3
       clip_eps_high=0.0,                                  # 0 = same as clip_eps; DAPO "clip-higher" 0.28
@@ -60,7 +64,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if args.variant == "tiny":
     c.model = common.model("tiny")
     c.data.update(questions=f"gsm8k:{common.ASSETS}/math_sample/gsm8k_test.jsonl", questions_per_step=2)
-    c.rl.update(group_size=4, max_prompt_len=384, max_new_tokens=16)
+    c.rl.update(group_size=4, max_prompt_len=384, max_new_tokens=16, outputs_per_row=4)
     c.optim.update(lr=1e-4, steps=2)
     c.train.num_microbatches = 1
   return c

@@ -23,20 +23,23 @@ def get_config(arg: str | None = None):
   c.data.questions = ""                  # set by run.py to WORKDIR/task/rl_train.jsonl
   c.data.questions_per_step = 8
   # Byte tokens: prompts are <= 182 tokens, a worked solution <= 54 tokens + EOS (task.py).
-  c.rl.update(group_size=8, max_prompt_len=184, max_new_tokens=60, logprob_gap_every=10)
+  c.rl.update(group_size=8, max_prompt_len=184, max_new_tokens=60, logprob_gap_every=10,
+              outputs_per_row=8)             # a group's 8 outputs share one copy of the prompt
   # A 0.6M-parameter policy moves little at the paper's 1e-6; 2e-4 with beta=0.04 keeps KL small.
   c.optim.update(lr=2e-4, steps=100000, clip_norm=1.0)      # bounded by experiment.minutes
   c.train.num_microbatches = 1
   c.experiment = dict(num_train=20000, num_test=200, seed=0,
-                      sft_steps=400, sft_lr=2e-3, sft_batch=32,
+                      sft_steps=600, sft_lr=2e-3, sft_batch=32,
                       minutes=15.0, eval_k=8, eval_questions=100,
                       sft_model="",          # a WORKDIR/sft/model to start from instead of SFT
                       sft_init="",           # a WORKDIR/sft/model that SFT continues from
-                      max_addend=30)         # bound of the added/removed counts (task.py)
+                      max_factor=5,          # bound of the multiplied numbers (task.py)
+                      max_addend=9,          # bound of the added/removed counts
+                      teacher_error=0.5)     # share of SFT solutions with the wrong 2nd operation
   if args.variant == "tiny":
     c.model = common.model("tiny")
     c.data.questions_per_step = 2
-    c.rl.update(group_size=4, max_new_tokens=8)
+    c.rl.update(group_size=4, max_new_tokens=8, outputs_per_row=4)
     c.experiment.update(num_train=64, num_test=4, sft_steps=2, sft_batch=4, minutes=0.05, eval_k=2,
                         eval_questions=4)
   return c

@@ -82,7 +82,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.grpo.checkpoint = "{workdir}/sft/model"
   c.grpo.model = common.model("small", vocab_size=1024)
   c.grpo.data.update(questions="jsonl:{workdir}/problems/rl.jsonl", questions_per_step=8)
-  c.grpo.rl.update(group_size=8, max_prompt_len=96, max_new_tokens=28, logprob_gap_every=10)
+  c.grpo.rl.update(group_size=8, max_prompt_len=96, max_new_tokens=28, logprob_gap_every=10, outputs_per_row=8)
   c.grpo.optim.update(lr=5e-5, steps=20)
 
   # §3.2: greedy accuracy of the SFT and the GRPO model on the held-out problems.
@@ -106,7 +106,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       stage.eval.update(every_steps=3, num_batches=1)
     c.pretrain.optim.lr = 1e-2
     c.grpo.data.questions_per_step = 2
-    c.grpo.rl.update(group_size=4, max_new_tokens=8, logprob_gap_every=1)
+    c.grpo.rl.update(group_size=4, max_new_tokens=8, logprob_gap_every=1, outputs_per_row=4)
     c.grpo.optim.steps = 2
     for stage in (c.eval_sft, c.eval_grpo):
       stage.sampling.max_new_tokens = 8

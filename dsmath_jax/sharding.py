@@ -75,13 +75,18 @@ def batch_sharding(mesh: Mesh, rules: Rules, ndim: int = 1) -> NamedSharding:
   return logical_sharding(mesh, rules, "batch", *([None] * (ndim - 1)))
 
 
-def check_batch_divides(batch_size: int, mesh: Mesh, rules: Rules, what: str = "batch") -> None:
-  """Fails with the axis names and sizes when a global batch cannot be split over the mesh."""
+def batch_axes(mesh: Mesh, rules: Rules) -> dict[str, int]:
+  """{mesh axis: size} of the axes the logical 'batch' axis is split over."""
   spec = nn.logical_to_mesh_axes(("batch",), rules)[0]
   axes = () if spec is None else ((spec,) if isinstance(spec, str) else tuple(spec))
-  ways = math.prod(mesh.shape[a] for a in axes)
+  return {a: mesh.shape[a] for a in axes}
+
+
+def check_batch_divides(batch_size: int, mesh: Mesh, rules: Rules, what: str = "batch") -> None:
+  """Fails with the axis names and sizes when a global batch cannot be split over the mesh."""
+  sizes = batch_axes(mesh, rules)
+  ways = math.prod(sizes.values())
   if batch_size % ways:
-    sizes = {a: mesh.shape[a] for a in axes}
     raise ValueError(f"{what} size {batch_size} does not divide over mesh axes {sizes} "
                      f"({ways} ways): make it a multiple of {ways}")
 

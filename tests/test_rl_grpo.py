@@ -44,7 +44,7 @@ def _two_steps(config, mesh):
 
 def test_sharded_rl_step_equals_single_device(tmp_path, monkeypatch):
   monkeypatch.setattr(grpo.rewards_lib, "rule_reward", _letter_reward)
-  config = _config(tmp_path, num_minibatches=2)
+  config = _config(tmp_path, num_minibatches=2, outputs_per_row=1)
   one = sharding.make_mesh(dict(data=1, fsdp=1, tensor=1), jax.devices()[:1])
   eight = sharding.make_mesh(dict(data=2, fsdp=2, tensor=2), jax.devices())
   params_one, history_one = _two_steps(config, one)

@@ -126,11 +126,14 @@ def apply_rope(x, positions, theta: float):
   return (x32 * jnp.cos(angles) + rotated * jnp.sin(angles)).astype(x.dtype)
 
 
-def attention_mask(query_slots, query_segments, key_slots, key_segments):
-  """[batch, q, k] bool: causal in slot order, same segment, key not padding."""
+def attention_mask(query_slots, query_segments, key_slots, key_segments, query_prefix_segments=None):
+  """[batch, q, k] bool: causal in slot order, same segment (or the query's shared-prefix
+  segment, when given), key not padding."""
   causal = key_slots[:, None, :] <= query_slots[:, :, None]
-  same_segment = key_segments[:, None, :] == query_segments[:, :, None]
-  return causal & same_segment & (key_segments[:, None, :] != 0)
+  visible = key_segments[:, None, :] == query_segments[:, :, None]
+  if query_prefix_segments is not None:
+    visible |= key_segments[:, None, :] == query_prefix_segments[:, :, None]
+  return causal & visible & (key_segments[:, None, :] != 0)
 
 
 class Attention(nn.Module):
@@ -223,6 +226,11 @@ class Transformer(nn.Module):
     -> (logits, updated cache)                        when a KVCache is given
   segment_ids: packed documents are numbered 1, 2, ...; 0 marks padding. Positions default
   to restarting per segment (no cache) or to `cache.end + arange(seq)` (cache).
+  prefix_segment_ids [batch, seq] (no cache): a token also sees the earlier tokens of that
+  segment, so G responses packed after one copy of their prompt each attend to it (GRPO's
+  shared-prompt rows, dsmath_jax/rl/packing.py); 0 = none.
+  output_positions [batch, n]: the slots whose logits are wanted (default every slot); a
+  loss that needs n << seq of them skips the rest of the vocabulary projection.
   `return_hidden=True` returns the final normed hidden states [batch, seq, embed]
   instead of logits (the reward models put their scalar head on them).
   """
@@ -230,7 +238,7 @@ class Transformer(nn.Module):
 
   @nn.compact
   def __call__(self, tokens, positions=None, segment_ids=None, cache: KVCache | None = None,
-               return_hidden: bool = False):
+               return_hidden: bool = False, prefix_segment_ids=None, output_positions=None):
     c = self.config
     dtype, param_dtype = jnp.dtype(c.dtype), jnp.dtype(c.param_dtype)
     batch, seq = tokens.shape
@@ -240,7 +248,7 @@ class Transformer(nn.Module):
     if cache is None:
       if positions is None:
         positions = segment_positions(segment_ids)
-      mask = attention_mask(query_slots, segment_ids, query_slots, segment_ids)
+      mask = attention_mask(query_slots, segment_ids, query_slots, segment_ids, prefix_segment_ids)
       write_index, kv = jnp.zeros((), jnp.int32), None
     else:
       write_index = cache.end
@@ -275,6 +283,8 @@ class Transformer(nn.Module):
       new_kv = None if kv is None else (jnp.stack(new_k), jnp.stack(new_v))
 
     x = RMSNorm(c.rms_norm_eps, dtype, param_dtype, name="norm")(x)
+    if output_positions is not None:
+      x = jnp.take_along_axis(x, output_positions[..., None].astype(jnp.int32), axis=1)  # [batch, n, embed]
     if return_hidden:
       output = x
     elif c.tie_embeddings:

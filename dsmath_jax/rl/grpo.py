@@ -11,12 +11,13 @@ One step, for a batch of questions:
 Policy, reference and reward model live on the same mesh; the reference is a copy of the
 policy's parameters at the start of training (or of the iteration, iterative.py).
 
-Rows: one output per row, prompt + response right-padded to `max_prompt_len + max_new_tokens`
-so every step reuses one compiled program; per-token fields are aligned with `tokens`
-(index t = token t as a target), as in dsmath_jax/train/loss.py.
+Training rows hold one copy of a prompt and `rl.outputs_per_row` of its G responses
+(packing.py): the prompt is computed once per row, and only response positions go through
+the vocabulary projection, in the update and in the reference pass alike.
 """
 import dataclasses
 import functools
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -31,12 +32,12 @@ from dsmath_jax import sharding, templates
 from dsmath_jax.model import llama
 from dsmath_jax.rl import advantages as advantages_lib
 from dsmath_jax.rl import loss as loss_lib
+from dsmath_jax.rl import packing
 from dsmath_jax.rl import reward_model as rm_lib
 from dsmath_jax.rl import rewards as rewards_lib
 from dsmath_jax.rl import steps as steps_lib
 
-BATCH_FIELDS = ("tokens", "segment_ids", "positions", "loss_mask", "old_logprobs", "ref_logprobs",
-                "advantages")
+BATCH_FIELDS = packing.ROW_FIELDS + packing.TARGET_FIELDS + ("ref_logprobs",)
 
 
 # ---- Questions --------------------------------------------------------------------------------
@@ -82,40 +83,19 @@ def encode_prompt(tokenizer, question: str, template: str = "cot") -> list[int]:
 
 # ---- Batches ----------------------------------------------------------------------------------
 
-def rows_from_completions(completions, token_advantages: Sequence[np.ndarray], valid, seq_len: int,
-                          pad_id: int) -> dict:
-  """Training rows [num_outputs, seq_len] from sampler Completions (see module doc).
-
-  token_advantages[i]: [len(completion i's tokens)] (a constant for outcome supervision).
-  Invalid samples (reward failed) keep their row but carry no loss.
-  """
-  size = len(completions)
-  batch = {"tokens": np.full((size, seq_len), pad_id, np.int32),
-           "segment_ids": np.zeros((size, seq_len), np.int32),
-           "positions": np.zeros((size, seq_len), np.int32),
-           "loss_mask": np.zeros((size, seq_len), np.float32),
-           "old_logprobs": np.zeros((size, seq_len), np.float32),
-           "advantages": np.zeros((size, seq_len), np.float32)}
-  for row, (completion, advantage) in enumerate(zip(completions, token_advantages)):
-    prompt, response = list(completion.prompt_ids), list(completion.token_ids)
-    length = min(len(prompt) + len(response), seq_len)
-    kept = max(length - len(prompt), 0)                       # response tokens that fit
-    batch["tokens"][row, :length] = (prompt + response)[:length]
-    batch["segment_ids"][row, :length] = 1
-    batch["positions"][row, :length] = np.arange(length)
-    span = slice(len(prompt), len(prompt) + kept)
-    not_tool = 1.0 - np.asarray(completion.tool_mask[:kept], np.float32)
-    batch["loss_mask"][row, span] = not_tool * float(valid[row])
-    batch["old_logprobs"][row, span] = np.asarray(completion.logprobs[:kept], np.float32)
-    batch["advantages"][row, span] = np.asarray(advantage, np.float32)[:kept]
-  return batch
-
-
 def rm_rows(completions, seq_len: int, pad_id: int) -> dict:
-  """Rows for a reward-model forward pass (tokens/segment_ids/positions) of the same outputs."""
-  rows = rows_from_completions(completions, [np.zeros(len(c.token_ids)) for c in completions],
-                               np.ones(len(completions)), seq_len, pad_id)
-  return {k: rows[k] for k in ("tokens", "segment_ids", "positions")}
+  """One `prompt + response` row per output (tokens/segment_ids/positions [outputs, seq_len]),
+  for the reward model's forward pass; scores are read at prompt length + token index."""
+  size = len(completions)
+  rows = {"tokens": np.full((size, seq_len), pad_id, np.int32),
+          "segment_ids": np.zeros((size, seq_len), np.int32),
+          "positions": np.zeros((size, seq_len), np.int32)}
+  for row, completion in enumerate(completions):
+    ids = (list(completion.prompt_ids) + list(completion.token_ids))[:seq_len]
+    rows["tokens"][row, :len(ids)] = ids
+    rows["segment_ids"][row, :len(ids)] = 1
+    rows["positions"][row, :len(ids)] = np.arange(len(ids))
+  return rows
 
 
 # ---- Compiled pieces --------------------------------------------------------------------------
@@ -127,10 +107,11 @@ class Machinery:
   tokenizer: object
   mesh: object
   rules: tuple
-  seq_len: int
+  seq_len: int                 # max_prompt_len + max_new_tokens: a reward model's rows
   train_step: object           # (state, batch) -> (state, metrics) on one mini-batch
-  logprobs: object             # (params, rows) -> token log-probs [rows, seq] (policy or reference)
+  logprobs: object             # (params, packed rows) -> response log-probs [rows, k, n] (policy or reference)
   rm_scores: object | None     # (rm_params, rows) -> scores [rows, seq]
+  row_multiple: int            # packed rows are padded to a multiple of this (batch ways x mini-batches)
   copy_params: object          # params -> a fresh copy in the same shardings (the reference)
 
 
@@ -149,24 +130,31 @@ def build_machinery(config, model_config, tokenizer, state_shardings, mesh, rule
   from dsmath_jax.train import step as step_lib
   rl = config.rl
   seq_len = int(rl.max_prompt_len) + int(rl.max_new_tokens)
-  rows_per_update = int(config.data.questions_per_step) * int(rl.group_size) // int(rl.num_minibatches)
-  sharding.check_batch_divides(rows_per_update, mesh, rules, "questions_per_step * group_size / num_minibatches")
+  per_row = int(rl.outputs_per_row)
+  if int(rl.group_size) % per_row:
+    raise ValueError(f"rl.outputs_per_row={per_row} must divide rl.group_size={rl.group_size}")
+  row_multiple = math.prod(sharding.batch_axes(mesh, rules).values()) * int(rl.num_minibatches)
+  rows_per_update = packing.num_rows(int(config.data.questions_per_step) * int(rl.group_size), per_row,
+                                     row_multiple) // int(rl.num_minibatches)
   apply_fn = step_lib.make_apply_fn(model_config)
   loss_fn = loss_lib.make_loss_fn(
       clip_eps=float(rl.clip_eps), clip_eps_high=float(rl.clip_eps_high) or None,
       kl_coef=float(rl.kl_coef), aggregation=rl.aggregation,
       normalizer=float(rl.get("loss_normalizer", 0) or rl.max_new_tokens))
-  batch_spec = {name: (rows_per_update, seq_len) for name in BATCH_FIELDS}
+  batch_spec = {name: (rows_per_update, seq_len) for name in packing.ROW_FIELDS}    # ranks fix shardings
+  batch_spec.update({name: (rows_per_update, per_row, int(rl.max_new_tokens))
+                     for name in packing.TARGET_FIELDS + ("ref_logprobs",)})
   train_step = step_lib.compile_train_step(
       state_shardings, mesh, rules, batch_spec, loss_fn=loss_fn, apply_fn=apply_fn,
       num_microbatches=int(config.train.num_microbatches),
       learning_rate_fn=optim.make_schedule(config.optim))
   row_sharding = sharding.batch_sharding(mesh, rules, 2)
   rows_sharding = {k: row_sharding for k in ("tokens", "segment_ids", "positions")}
+  packed_sharding = {k: sharding.batch_sharding(mesh, rules, len(batch_spec[k]))
+                     for k in packing.ROW_FIELDS + ("target_slots", "target_tokens")}
 
   def logprobs(params, rows):
-    logits = apply_fn(params, rows["tokens"], positions=rows["positions"], segment_ids=rows["segment_ids"])
-    return loss_lib.token_logprobs(logits, rows["tokens"])
+    return loss_lib.response_logprobs(apply_fn, params, rows)
 
   rm_scores = None
   if rm_config is not None:
@@ -178,9 +166,9 @@ def build_machinery(config, model_config, tokenizer, state_shardings, mesh, rule
   return Machinery(
       model_config=model_config, tokenizer=tokenizer, mesh=mesh, rules=rules, seq_len=seq_len,
       train_step=train_step,
-      logprobs=_jit_under_mesh(logprobs, mesh, rules, in_shardings=(state_shardings.params, rows_sharding),
-                               out_shardings=row_sharding),
-      rm_scores=rm_scores,
+      logprobs=_jit_under_mesh(logprobs, mesh, rules, in_shardings=(state_shardings.params, packed_sharding),
+                               out_shardings=sharding.batch_sharding(mesh, rules, 3)),
+      rm_scores=rm_scores, row_multiple=row_multiple,
       copy_params=_jit_under_mesh(lambda p: jax.tree.map(jnp.copy, p), mesh, rules,
                                   in_shardings=(state_shardings.params,),
                                   out_shardings=state_shardings.params))
@@ -189,7 +177,9 @@ def build_machinery(config, model_config, tokenizer, state_shardings, mesh, rule
 # ---- Scoring ----------------------------------------------------------------------------------
 
 def _put(machinery: Machinery, rows: dict) -> dict:
-  return sharding.put_global(rows, sharding.batch_sharding(machinery.mesh, machinery.rules, 2))
+  """Host arrays -> global arrays split over the batch axes on their leading axis."""
+  return {name: sharding.put_global(value, sharding.batch_sharding(machinery.mesh, machinery.rules, value.ndim))
+          for name, value in rows.items()}
 
 
 def score_outputs(config, machinery: Machinery, completions, golds, rm_params=None):
@@ -271,11 +261,13 @@ def rl_step(config, machinery: Machinery, state, ref_params, questions: Sequence
   token_adv, rewards, zero_group, correct = score_outputs(config, machinery, completions, golds, rm_params)
   for message in rewards.errors[:5]:
     logging.warning("reward failed, sample left out: %s", message)
-  rows = rows_from_completions(completions, token_adv, rewards.valid, machinery.seq_len, tokenizer.pad_id)
+  rows = packing.pack_outputs(completions, token_adv, rewards.valid, outputs_per_row=int(rl.outputs_per_row),
+                              max_new_tokens=int(rl.max_new_tokens), pad_id=tokenizer.pad_id,
+                              row_multiple=machinery.row_multiple)
   times["time_scoring"] = time.perf_counter() - start
 
   start = time.perf_counter()
-  device_rows = _put(machinery, {k: rows[k] for k in ("tokens", "segment_ids", "positions")})
+  device_rows = _put(machinery, {k: rows[k] for k in packing.ROW_FIELDS + ("target_slots", "target_tokens")})
   if float(rl.kl_coef) > 0:
     rows["ref_logprobs"] = np.asarray(jax.device_get(machinery.logprobs(ref_params, device_rows)))
   else:
@@ -287,7 +279,7 @@ def rl_step(config, machinery: Machinery, state, ref_params, questions: Sequence
   times["time_reference"] = time.perf_counter() - start
 
   start = time.perf_counter()
-  num_rows, minibatches = len(completions), int(rl.num_minibatches)
+  num_rows, minibatches = len(rows["tokens"]), int(rl.num_minibatches)
   order_rng = np.random.default_rng(np.asarray(jax.random.key_data(jax.random.fold_in(rng, 1))).ravel())
   update_metrics = []
   for _ in range(int(rl.num_updates)):

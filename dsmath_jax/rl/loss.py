@@ -16,10 +16,10 @@ How the l_t are averaged is `aggregation` (an ablation knob, see configs/grpo.py
 In every mode the step loss is sum(loss_sum) / sum(weight) over micro-batches, so how the
 global batch is split never changes it (dsmath_jax/train/step.py).
 
-Batch rows hold one output each: prompt + response, right-padded. Every per-token field is
-aligned with `tokens`: index t describes token t as a prediction target (predicted from the
-logits at t - 1). `loss_mask` is 1 on response tokens that carry loss and 0 on prompt,
-padding and tool-output tokens (tool outputs are not the policy's actions).
+Batches are shared-prompt rows (dsmath_jax/rl/packing.py): the per-token fields are
+[rows, k, n] (k outputs per row, n = max_new_tokens slots each), flattened to one output
+per line, [rows * k, n], before the terms above. `loss_mask` is 1 on response tokens that
+carry loss and 0 on padding and tool-output tokens (tool outputs are not the policy's actions).
 """
 import jax
 import jax.numpy as jnp
@@ -27,21 +27,45 @@ import jax.numpy as jnp
 AGGREGATIONS = ("sequence_mean", "token_mean", "constant")
 
 
+def target_logprobs(logits, targets):
+  """log_softmax(logits)[target] per position.  logits [..., vocab], targets [...] -> [...] float32."""
+  log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  return jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+
+
+def target_entropy(logits):
+  """Entropy of each position's distribution.  logits [..., vocab] -> [...] float32."""
+  log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  return -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
+
+
 def token_logprobs(logits, tokens):
-  """log pi(tokens[:, t] | tokens[:, :t]) aligned with tokens; 0 at t = 0.
+  """log pi(tokens[:, t] | tokens[:, :t]) aligned with tokens (0 at t = 0), for plain rows.
 
   logits: [batch, seq, vocab]; tokens: [batch, seq] -> [batch, seq] float32.
   """
-  log_probs = jax.nn.log_softmax(logits[:, :-1].astype(jnp.float32), axis=-1)   # [batch, seq-1, vocab]
-  picked = jnp.take_along_axis(log_probs, tokens[:, 1:, None], axis=-1)[..., 0]
-  return jnp.pad(picked, ((0, 0), (1, 0)))
+  return jnp.pad(target_logprobs(logits[:, :-1], tokens[:, 1:]), ((0, 0), (1, 0)))
 
 
 def token_entropy(logits):
   """Entropy of the next-token distribution, aligned like `token_logprobs`.  [batch, seq]."""
-  log_probs = jax.nn.log_softmax(logits[:, :-1].astype(jnp.float32), axis=-1)
-  entropy = -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
-  return jnp.pad(entropy, ((0, 0), (1, 0)))
+  return jnp.pad(target_entropy(logits[:, :-1]), ((0, 0), (1, 0)))
+
+
+def response_logits(apply_fn, params, batch):
+  """Logits at every response token of shared-prompt rows (packing.py).  -> [rows * k, n, vocab]."""
+  rows, k, n = batch["target_slots"].shape
+  logits = apply_fn(params, batch["tokens"], positions=batch["positions"],
+                    segment_ids=batch["segment_ids"], prefix_segment_ids=batch["prefix_segment_ids"],
+                    output_positions=batch["target_slots"].reshape(rows, k * n))   # [rows, k * n, vocab]
+  return logits.reshape(rows * k, n, logits.shape[-1])
+
+
+def response_logprobs(apply_fn, params, batch):
+  """log pi(response token) of shared-prompt rows.  -> [rows, k, n] float32."""
+  rows, k, n = batch["target_slots"].shape
+  logits = response_logits(apply_fn, params, batch)
+  return target_logprobs(logits, batch["target_tokens"].reshape(rows * k, n)).reshape(rows, k, n)
 
 
 def kl_k3(logprobs, ref_logprobs):
@@ -101,20 +125,22 @@ def grpo_terms(logprobs, batch, *, clip_eps: float = 0.2, clip_eps_high: float |
 def make_loss_fn(*, clip_eps: float = 0.2, clip_eps_high: float | None = None,
                  kl_coef: float = 0.04, aggregation: str = "sequence_mean",
                  normalizer: float = 1.0, with_entropy: bool = True):
-  """loss_fn(params, batch, apply_fn) -> (loss_sum, weight, aux_sums) for train_step.
+  """loss_fn(params, batch, apply_fn) -> (loss_sum, weight, aux_sums) for train_step, on
+  shared-prompt rows (packing.py).
 
-  apply_fn(params, tokens, positions=..., segment_ids=...) -> logits [batch, seq, vocab]
-  (dsmath_jax.train.step.make_apply_fn).
+  apply_fn: dsmath_jax.train.step.make_apply_fn (the Transformer's __call__).
   """
   if aggregation not in AGGREGATIONS:
     raise ValueError(f"rl.aggregation={aggregation!r}; choose one of {AGGREGATIONS}")
 
   def loss_fn(params, batch, apply_fn):
-    logits = apply_fn(params, batch["tokens"], positions=batch["positions"],
-                      segment_ids=batch["segment_ids"])
-    logprobs = token_logprobs(logits, batch["tokens"])                 # [batch, seq]
-    entropy = jax.lax.stop_gradient(token_entropy(logits)) if with_entropy else None
-    return grpo_terms(logprobs, batch, clip_eps=clip_eps, clip_eps_high=clip_eps_high,
+    rows, k, n = batch["target_slots"].shape
+    logits = response_logits(apply_fn, params, batch)                  # [rows * k, n, vocab]
+    logprobs = target_logprobs(logits, batch["target_tokens"].reshape(rows * k, n))
+    entropy = jax.lax.stop_gradient(target_entropy(logits)) if with_entropy else None
+    flat = {name: batch[name].reshape(rows * k, n)
+            for name in ("old_logprobs", "ref_logprobs", "advantages", "loss_mask")}
+    return grpo_terms(logprobs, flat, clip_eps=clip_eps, clip_eps_high=clip_eps_high,
                       kl_coef=kl_coef, aggregation=aggregation, normalizer=normalizer,
                       entropy=entropy)
 

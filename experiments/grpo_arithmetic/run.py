@@ -105,7 +105,8 @@ def main(argv):
   config, workdir = _CONFIG.value, _WORKDIR.value
   e = config.experiment
   os.makedirs(os.path.join(workdir, "task"), exist_ok=True)
-  train_records, test_records = task.generate(int(e.num_train), int(e.num_test), int(e.seed), int(e.get("max_addend", 30)))
+  train_records, test_records = task.generate(int(e.num_train), int(e.num_test), int(e.seed), int(e.max_addend),
+                                              float(e.teacher_error), int(e.max_factor))
   task.write_jsonl(train_records, os.path.join(workdir, "task", "train.jsonl"))
   task.write_jsonl(test_records, os.path.join(workdir, "task", "test.jsonl"))
   # SFT sees the first half of the training questions; RL gets questions only, from the second half.
@@ -130,12 +131,15 @@ def main(argv):
   writer = MetricsWriter(rl_dir, console_keys=("reward_mean", "accuracy", "kl", "response_length"))
   questions = grpo.fit_questions(grpo.load_questions(config.data.questions), machinery.tokenizer,
                                  config.data.template, int(config.rl.max_prompt_len))
+  batches = grpo.question_batches(questions, int(config.data.questions_per_step), int(config.seed))
+  rng = jax.random.key(int(config.seed))
   deadline, steps = time.time() + 60 * float(e.minutes), 0
   rl_start = time.time()
-  while time.time() < deadline:            # the loop of grpo.train, one step at a time, wall-clock bounded
-    state = grpo.train(config, rl_dir, machinery, state, ref_params, steps=1, questions=questions,
-                       writer=writer, step_offset=steps)
+  while time.time() < deadline:            # the loop of grpo.train, wall-clock bounded
+    state, metrics, _ = grpo.rl_step(config, machinery, state, ref_params, next(batches),
+                                     jax.random.fold_in(rng, steps))
     steps += 1
+    writer.write(steps, metrics)
   rl_seconds = time.time() - rl_start
   writer.close()
   after = evaluate(config, machinery, state.params, held_out, eval_rng)

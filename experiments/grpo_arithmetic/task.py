@@ -4,6 +4,11 @@ Two-operation problems over small numbers ("Tom has 7 boxes of 6 pens and gives 
 How many pens does he have now?"), a worked solution in the SFT format (one line per step,
 final answer in \\boxed{}), and the gold answer. Deterministic from the seed; held-out
 questions never appear in training (checked by text).
+
+`teacher_error` models SFT data written by an imperfect teacher (a weaker model, as when SFT
+data is distilled): with that probability a worked solution applies the wrong second
+operation (+ instead of -, or - instead of +) and boxes the wrong result. The record's
+`answer` is always the true one: rewards and accuracy use it, the SFT loss sees `solution`.
 """
 import json
 import random
@@ -12,10 +17,10 @@ NAMES = ["Tom", "Ana", "Li", "Sam", "Maya", "Omar", "Kim", "Ravi"]
 THINGS = ["apples", "pens", "books", "coins", "stickers", "cards", "marbles", "shells"]
 
 
-def _problem(rng: random.Random, max_addend: int = 30) -> dict:
+def _problem(rng: random.Random, max_addend: int = 30, teacher_error: float = 0.0, max_factor: int = 9) -> dict:
   name, thing = rng.choice(NAMES), rng.choice(THINGS)
   kind = rng.randrange(4)
-  a, b, c = rng.randint(2, 9), rng.randint(2, 9), rng.randint(2, max_addend)
+  a, b, c = rng.randint(2, max_factor), rng.randint(2, max_factor), rng.randint(2, max_addend)
   if kind == 0:
     q = f"{name} has {a} boxes of {b} {thing} and finds {c} more {thing}. How many {thing} does {name} have?"
     steps, answer = [f"{a} * {b} = {a * b}.", f"{a * b} + {c} = {a * b + c}."], a * b + c
@@ -32,22 +37,32 @@ def _problem(rng: random.Random, max_addend: int = 30) -> dict:
     e = rng.randint(1, c + d - 1)
     q = f"{name} has {c} {thing}, gets {d} more and loses {e}. How many {thing} are left?"
     steps, answer = [f"{c} + {d} = {c + d}.", f"{c + d} - {e} = {c + d - e}."], c + d - e
-  solution = " " + "\n".join(steps + [f"The answer is \\boxed{{{answer}}}."])
-  return {"question": q, "answer": str(answer), "solution": solution}
+  shown = answer
+  if teacher_error and rng.random() < teacher_error:      # the teacher's slip: wrong second operation
+    left, op, right = steps[1].split(" = ")[0].split(" ")
+    x, y = int(left), int(right)
+    flipped = x - y if op == "+" else x + y
+    if flipped > 0:
+      steps[1], shown = f"{x} {'-' if op == '+' else '+'} {y} = {flipped}.", flipped
+  solution = " " + "\n".join(steps + [f"The answer is \\boxed{{{shown}}}."])
+  return {"question": q, "answer": str(answer), "solution": solution, "teacher_correct": shown == answer}
 
 
-def generate(num_train: int, num_test: int, seed: int = 0, max_addend: int = 30) -> tuple[list[dict], list[dict]]:
-  """(train, test) records; max_addend bounds the added/removed counts (difficulty knob)."""
+def generate(num_train: int, num_test: int, seed: int = 0, max_addend: int = 30,
+             teacher_error: float = 0.0, max_factor: int = 9) -> tuple[list[dict], list[dict]]:
+  """(train, test) records; max_factor and max_addend bound the multiplied and the
+  added/removed numbers (difficulty knobs); teacher_error applies to the training records'
+  solutions only."""
   rng = random.Random(seed)
   test, seen = [], set()
   while len(test) < num_test:
-    p = _problem(rng, max_addend)
+    p = _problem(rng, max_addend, 0.0, max_factor)
     if p["question"] not in seen:
       seen.add(p["question"])
       test.append(p)
   train = []
   while len(train) < num_train:
-    p = _problem(rng, max_addend)
+    p = _problem(rng, max_addend, teacher_error, max_factor)
     if p["question"] not in seen:
       train.append(p)
   return train, test
