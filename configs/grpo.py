@@ -58,7 +58,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       logprob_gap_every=1)                                # steps between sampler/trainer log-prob checks
   c.optim = dict(lr=1e-6, schedule="constant", steps=1000, warmup_steps=0, weight_decay=0.0,
                  clip_norm=1.0, b1=0.9, b2=0.95)
-  c.train = dict(num_microbatches=16)
+  # Checkpoints of the policy/optimizer state in WORKDIR/checkpoints; re-running resumes.
+  c.train = dict(num_microbatches=16, checkpoint_every=50, keep_checkpoints=2)
   c.mesh = common.mesh()
   c.logical_axis_rules = common.LOGICAL_AXIS_RULES
   if args.variant == "tiny":

@@ -93,3 +93,38 @@ def test_grpo_task_tiny_end_to_end_with_a_failing_reward(tmp_path, monkeypatch):
   assert record["max_logprob_gap"] < 1e-4                   # sampler log-probs = trainer log-probs
   assert os.path.exists(os.path.join(workdir, "curves.png"))
   assert loading.load_pretrained(os.path.join(workdir, "model")).config.hidden_size == 64
+
+
+def test_grpo_run_resumes_exactly_after_a_crash(tmp_path, monkeypatch):
+  """Killed during step 3, the re-run command restores step 2's checkpoint and ends with the
+  same policy and step-3 metrics as an uninterrupted run."""
+  from dsmath_jax.model import loading
+  from dsmath_jax.train.metrics import read_metrics
+  monkeypatch.setattr(grpo.rewards_lib, "rule_reward", _letter_reward)
+  config = _config(tmp_path)
+  config.optim.steps = 3
+  config.train.checkpoint_every = 1
+  grpo.run(config, str(tmp_path / "whole"))
+
+  real_step, calls = grpo.rl_step, []
+
+  def crashing_step(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 3:
+      raise KeyboardInterrupt("killed")
+    return real_step(*args, **kwargs)
+
+  monkeypatch.setattr(grpo, "rl_step", crashing_step)
+  with pytest.raises(KeyboardInterrupt):
+    grpo.run(config, str(tmp_path / "resumed"))
+  monkeypatch.setattr(grpo, "rl_step", real_step)
+  grpo.run(config, str(tmp_path / "resumed"))
+
+  whole = read_metrics(str(tmp_path / "whole" / "metrics.jsonl"))
+  resumed = read_metrics(str(tmp_path / "resumed" / "metrics.jsonl"))
+  assert [r["step"] for r in resumed] == [1, 2, 3]
+  for key in ("reward_mean", "loss", "kl", "grad_norm"):
+    assert resumed[2][key] == pytest.approx(whole[2][key], rel=1e-6, abs=1e-9), key
+  assert whole[2]["kl"] > 0
+  params = [loading.load_pretrained(str(tmp_path / name / "model")).params for name in ("whole", "resumed")]
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), *params)

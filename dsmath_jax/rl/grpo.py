@@ -356,8 +356,13 @@ def question_batches(questions: Sequence[dict], per_step: int, seed: int):
 
 
 def train(config, workdir: str, machinery, state, ref_params, rm_params=None, *, steps: int | None = None,
-          questions=None, writer=None, step_offset: int = 0):
-  """The loop: next questions, rl_step, metrics. Returns the final state."""
+          questions=None, writer=None, step_offset: int = 0, checkpointer=None):
+  """The loop: next questions, rl_step, metrics. Returns the final state.
+
+  With a `checkpointer` (train/checkpointing.py) the loop resumes from its latest checkpoint
+  and saves every `train.checkpoint_every` steps and on SIGTERM. A step's questions and
+  sampling key depend only on (seed, step), so the policy state is all a resume needs.
+  """
   from dsmath_jax.train.metrics import MetricsWriter
   questions = questions if questions is not None else load_questions(config.data.questions)
   questions = fit_questions(questions, machinery.tokenizer, config.data.template, int(config.rl.max_prompt_len))
@@ -367,11 +372,24 @@ def train(config, workdir: str, machinery, state, ref_params, rm_params=None, *,
   batches = question_batches(questions, int(config.data.questions_per_step), int(config.seed) + step_offset)
   rng = jax.random.key(int(config.seed))
   steps = int(config.optim.steps) if steps is None else steps
-  for step in range(steps):
-    global_step = step_offset + step
+  done = 0                                                 # steps finished
+  if checkpointer is not None:
+    state, done = checkpointer.restore(state)
+    for _ in range(done):                                  # the questions of the steps already done
+      next(batches)
+  while done < steps:
+    global_step = step_offset + done
     state, metrics, _ = rl_step(config, machinery, state, ref_params, next(batches),
                                 jax.random.fold_in(rng, global_step), rm_params)
+    done += 1
     writer.write(global_step + 1, metrics)
+    if checkpointer is not None:
+      checkpointer.save(done, state)
+      if checkpointer.should_stop(done):
+        logging.warning("stopping at step %d (preemption); re-run the command to resume", done)
+        break
+  if checkpointer is not None:
+    checkpointer.save(done, state, force=True)
   if own_writer:
     writer.close()
   return state
@@ -379,15 +397,23 @@ def train(config, workdir: str, machinery, state, ref_params, rm_params=None, *,
 
 def run(config, workdir: str):
   """Task `grpo`: train, plot the curves, save WORKDIR/model (load_pretrained reads it).
-  With rl.iterations > 0 this is iterative RL (iterative.py)."""
+  Re-running the command resumes from WORKDIR/checkpoints (the reference is the policy of
+  `config.checkpoint` again). With rl.iterations > 0 this is iterative RL (iterative.py)."""
   if int(config.rl.get("iterations", 0)):
     from dsmath_jax.rl import iterative
     return iterative.run(config, workdir)
   from dsmath_jax.model import loading
   from dsmath_jax.train.metrics import plot_curves
+  from dsmath_jax.train import checkpointing
   sharding.maybe_initialize_distributed(config)
   machinery, state, ref_params, rm_params = setup(config)
-  state = train(config, workdir, machinery, state, ref_params, rm_params)
+  checkpointer = checkpointing.Checkpointer(
+      os.path.join(os.path.abspath(workdir), "checkpoints"),
+      every_steps=int(config.train.checkpoint_every), keep=int(config.train.keep_checkpoints))
+  try:
+    state = train(config, workdir, machinery, state, ref_params, rm_params, checkpointer=checkpointer)
+  finally:
+    checkpointer.close()
   plot_curves(os.path.join(workdir, "metrics.jsonl"),
               ("reward_mean", "accuracy", "kl", "response_length", "zero_advantage_groups", "entropy"),
               os.path.join(workdir, "curves.png"))

@@ -2,7 +2,8 @@
 
 Each checkpoint step holds two items: `state` (the sharded TrainState, restored straight
 into its shardings) and `data` (grain's iterator state, one file per host), so a
-restarted run continues with exactly the batches an uninterrupted run would see.
+restarted run continues with exactly the batches an uninterrupted run would see. A loop
+whose batches are a pure function of the step (GRPO's questions) saves `state` alone.
 Saves are asynchronous (training continues while orbax writes), every `every_steps`,
 keeping the last `keep`; SIGTERM (how TPU VMs are preempted) sets a flag on which the
 loop saves at once and stops, as does orbax's multi-host preemption sync.
@@ -41,25 +42,29 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
-  def restore(self, state, data_iterator):
+  def restore(self, state, data_iterator=None):
     """(state, step) from the latest checkpoint, setting the iterator's position in place;
     (state, 0) unchanged when there is none. `state` only gives shapes and shardings."""
     step = self.manager.latest_step()
     if step is None:
       return state, 0
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    restored = self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target),
-        data=grain_checkpoint.CheckpointRestore(data_iterator)))
+    items = dict(state=ocp.args.StandardRestore(target))
+    if data_iterator is not None:
+      items["data"] = grain_checkpoint.CheckpointRestore(data_iterator)
+    restored = self.manager.restore(step, args=ocp.args.Composite(**items))
     logging.info("restored checkpoint at step %d from %s", step, self.manager.directory)
     return restored.state, step
 
-  def save(self, step: int, state, data_iterator, *, force: bool = False) -> bool:
+  def save(self, step: int, state, data_iterator=None, *, force: bool = False) -> bool:
     """Saves when `step` is on the interval (or `force`); the iterator must have produced
     exactly the batches of steps [0, step)."""
-    return self.manager.save(step, force=force, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        data=grain_checkpoint.CheckpointSave(data_iterator)))
+    items = dict(state=ocp.args.StandardSave(state))
+    if data_iterator is not None:
+      items["data"] = grain_checkpoint.CheckpointSave(data_iterator)
+    if force and self.manager.latest_step() == step:
+      return False                                   # already saved at this step
+    return self.manager.save(step, force=force, args=ocp.args.Composite(**items))
 
   def close(self) -> None:
     """Waits for pending async writes."""

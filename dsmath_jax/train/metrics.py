@@ -47,8 +47,15 @@ class MetricsWriter:
 
 
 def read_metrics(metrics_jsonl: str) -> list[dict]:
+  """One record per step, in step order: records of the same step are merged, later values
+  winning (a resumed run logs again the steps after its last checkpoint)."""
+  by_step = {}
   with open(metrics_jsonl) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    for line in f:
+      if line.strip():
+        record = json.loads(line)
+        by_step.setdefault(record["step"], {}).update(record)
+  return [by_step[step] for step in sorted(by_step)]
 
 
 def plot_curves(metrics_jsonl: str, keys, png_path: str) -> None:

@@ -3,7 +3,8 @@
   python experiments/grpo_arithmetic/run.py --config=configs/grpo_arithmetic.py --workdir=runs/grpo_arith
 
 Writes WORKDIR/task/*.jsonl (the generated task), WORKDIR/sft/model, WORKDIR/rl/metrics.jsonl,
-WORKDIR/rl/curves.png (reward, grader accuracy, KL, length), WORKDIR/results.json with held-out
+WORKDIR/rl/curves.png (reward, grader accuracy, KL, length), WORKDIR/rl/model (the policy after
+GRPO), WORKDIR/results.json with held-out
 greedy accuracy, maj@k and pass@k before and after GRPO.
 """
 import json
@@ -142,6 +143,8 @@ def main(argv):
     writer.write(steps, metrics)
   rl_seconds = time.time() - rl_start
   writer.close()
+  from dsmath_jax.model import loading
+  loading.save_pretrained(os.path.join(rl_dir, "model"), machinery.model_config, state.params, machinery.tokenizer)
   after = evaluate(config, machinery, state.params, held_out, eval_rng)
   logging.info("after GRPO (%d steps, %.0fs): %s", steps, rl_seconds, after)
   plot_curves(os.path.join(rl_dir, "metrics.jsonl"), ("reward_mean", "accuracy", "kl", "response_length"),
