@@ -33,7 +33,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data = dict(
       # Paper §4.2: the chain-of-thought questions of GSM8K and MATH from the SFT data (~144K).
       questions=f"gsm8k:{DATA}/gsm8k/train.jsonl,math:{DATA}/math/train.jsonl",
-      template="cot",
+      template="cot",                                     # "tool": tool-integrated RL (programs run
+                                                          # in the sandbox, outputs carry no loss)
       questions_per_step=16)                              # x group_size = outputs per step
   c.rl = dict(
       group_size=64,                                      # G
@@ -55,7 +56,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       reward="rule",                                      # "rule" | "outcome_rm" | "process_rm"
       reward_model="",                                    # WORKDIR/model of a reward_model run
       step_delimiter="\n",                                # process supervision step boundary
-      logprob_gap_every=1)                                # steps between sampler/trainer log-prob checks
+      logprob_gap_every=1,                                # steps between sampler/trainer log-prob checks
+      max_tool_rounds=4, sandbox_workers=4)               # template "tool" only
   c.optim = dict(lr=1e-6, schedule="constant", steps=1000, warmup_steps=0, weight_decay=0.0,
                  clip_norm=1.0, b1=0.9, b2=0.95)
   # Checkpoints of the policy/optimizer state in WORKDIR/checkpoints; re-running resumes.

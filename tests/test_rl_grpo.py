@@ -22,7 +22,7 @@ def _questions(tmp_path):
 def _config(tmp_path, **rl):
   c = grpo_config.get_config("tiny")
   c.data.questions = f"jsonl:{_questions(tmp_path)}"
-  c.rl.update(max_prompt_len=96, max_new_tokens=8, **rl)
+  c.rl.update(dict(dict(max_prompt_len=96, max_new_tokens=8), **rl))
   return c
 
 
@@ -128,3 +128,49 @@ def test_grpo_run_resumes_exactly_after_a_crash(tmp_path, monkeypatch):
   assert whole[2]["kl"] > 0
   params = [loading.load_pretrained(str(tmp_path / name / "model")).params for name in ("whole", "resumed")]
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), *params)
+
+
+def test_tool_integrated_step_runs_programs_and_their_output_carries_no_loss(tmp_path, monkeypatch):
+  """data.template "tool": the step samples through the tool loop with the machinery's sandbox
+  (a scripted policy writes a program; the sandbox really runs it), the grader scores the
+  final answer, and the inserted output tokens get no loss in the training rows."""
+  from dsmath_jax.sample import sampler
+  config = _config(tmp_path, max_new_tokens=128, sandbox_workers=1)
+  config.data.template = "tool"
+  mesh = sharding.make_mesh(dict(data=1, fsdp=1, tensor=1), jax.devices()[:1])
+  machinery, state, ref_params, _ = grpo.setup(config, mesh)
+  tokenizer = machinery.tokenizer
+  program = " Let me compute.\n```python\nprint(6 * 7)\n```\n```output"
+
+  def scripted_rows(params, model_config, contexts, sampling, rng, *, row_ids, limits, **kwargs):
+    rows = []
+    for context, limit in zip(contexts, limits):
+      if "```output" in tokenizer.decode(context):              # the program ran: answer
+        ids, finish, stop = tokenizer.encode(" The answer is \\boxed{42}.") + [tokenizer.eos_id], "eos", -1
+      else:
+        ids, finish, stop = tokenizer.encode(program), "stop", 0
+      assert len(ids) <= limit
+      rows.append(sampler.RowResult(ids, [-0.5] * len(ids), finish, stop))
+    return rows
+
+  packed = []
+  pack = grpo.packing.pack_outputs
+  monkeypatch.setattr(sampler, "generate_rows", scripted_rows)
+  monkeypatch.setattr(grpo.packing, "pack_outputs", lambda *a, **k: packed.append(pack(*a, **k)) or packed[-1])
+  try:
+    _, metrics, completions = grpo.rl_step(config, machinery, state, ref_params,
+                                           [dict(question="What is 6 times 7?", answer="42")], jax.random.key(0))
+  finally:
+    machinery.close()
+  assert len(completions) == config.rl.group_size
+  for completion in completions:
+    assert "```output\n42\n```" in completion.text and completion.text.endswith("\\boxed{42}.")
+    inserted = sum(completion.tool_mask)
+    assert inserted == len(tokenizer.encode("\n42\n```\n"))
+  assert metrics["accuracy"] == 1.0
+  rows = packed[0]
+  written = [len(c.token_ids) - sum(c.tool_mask) for c in completions]
+  np.testing.assert_array_equal(rows["loss_mask"][0].sum(-1), written)     # inserted tokens: no loss
+  first = completions[0]
+  mask_row = rows["loss_mask"][0, 0, :len(first.token_ids)]
+  np.testing.assert_array_equal(mask_row, 1 - np.asarray(first.tool_mask))

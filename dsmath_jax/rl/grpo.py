@@ -113,6 +113,13 @@ class Machinery:
   rm_scores: object | None     # (rm_params, rows) -> scores [rows, seq]
   row_multiple: int            # packed rows are padded to a multiple of this (batch ways x mini-batches)
   copy_params: object          # params -> a fresh copy in the same shardings (the reference)
+  sandbox: object | None = None  # tool-integrated RL (data.template "tool"): runs the programs
+
+  def close(self) -> None:
+    """Stops the sandbox's workers (tool-integrated runs)."""
+    if self.sandbox is not None:
+      self.sandbox.close()
+      self.sandbox = None
 
 
 def _jit_under_mesh(fn, mesh, rules, **jit_kwargs):
@@ -168,10 +175,18 @@ def build_machinery(config, model_config, tokenizer, state_shardings, mesh, rule
       train_step=train_step,
       logprobs=_jit_under_mesh(logprobs, mesh, rules, in_shardings=(state_shardings.params, packed_sharding),
                                out_shardings=sharding.batch_sharding(mesh, rules, 3)),
-      rm_scores=rm_scores, row_multiple=row_multiple,
+      rm_scores=rm_scores, row_multiple=row_multiple, sandbox=_sandbox(config),
       copy_params=_jit_under_mesh(lambda p: jax.tree.map(jnp.copy, p), mesh, rules,
                                   in_shardings=(state_shardings.params,),
                                   out_shardings=state_shardings.params))
+
+
+def _sandbox(config):
+  """A warm sandbox pool when the prompts are tool-integrated (paper §5.1.2), else None."""
+  if config.data.template != "tool":
+    return None
+  from dsmath_jax.sample.sandbox import Sandbox
+  return Sandbox(workers=int(config.rl.get("sandbox_workers", 4)))
 
 
 # ---- Scoring ----------------------------------------------------------------------------------
@@ -251,9 +266,16 @@ def rl_step(config, machinery: Machinery, state, ref_params, questions: Sequence
   times = {}
   start = time.perf_counter()
   prompts = [encode_prompt(tokenizer, q["question"], config.data.template) for q in questions]
-  completions = sampler.generate(state.params, machinery.model_config, tokenizer, prompts,
-                                 sampling_params(rl), jax.random.fold_in(rng, 0),
-                                 mesh=machinery.mesh, rules=machinery.rules)
+  if machinery.sandbox is not None:        # tool-integrated: programs run between rounds, their
+    from dsmath_jax.sample import tool_loop  # outputs enter the context with no loss (tool_mask)
+    completions = tool_loop.generate_with_tools(
+        state.params, machinery.model_config, tokenizer, prompts, sampling_params(rl),
+        jax.random.fold_in(rng, 0), max_tool_rounds=int(rl.get("max_tool_rounds", 4)),
+        sandbox=machinery.sandbox, mesh=machinery.mesh, rules=machinery.rules)
+  else:
+    completions = sampler.generate(state.params, machinery.model_config, tokenizer, prompts,
+                                   sampling_params(rl), jax.random.fold_in(rng, 0),
+                                   mesh=machinery.mesh, rules=machinery.rules)
   times["time_sampling"] = time.perf_counter() - start
 
   start = time.perf_counter()
@@ -414,6 +436,7 @@ def run(config, workdir: str):
     state = train(config, workdir, machinery, state, ref_params, rm_params, checkpointer=checkpointer)
   finally:
     checkpointer.close()
+    machinery.close()
   plot_curves(os.path.join(workdir, "metrics.jsonl"),
               ("reward_mean", "accuracy", "kl", "response_length", "zero_advantage_groups", "entropy"),
               os.path.join(workdir, "curves.png"))

@@ -92,6 +92,7 @@ def run(config, workdir: str):
                                            "iteration": iteration + 1})
     history += new
   writer.close()
+  machinery.close()
   plot_curves(os.path.join(workdir, "metrics.jsonl"), ("reward_mean", "accuracy", "kl", "response_length",
                                                        "rm_accuracy"), os.path.join(workdir, "curves.png"))
   loading.save_pretrained(os.path.join(workdir, "model"), model_config, state.params, tokenizer)
