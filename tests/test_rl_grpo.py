@@ -42,9 +42,12 @@ def _two_steps(config, mesh):
   return jax.device_get(state.params), history
 
 
-def test_sharded_rl_step_equals_single_device(tmp_path, monkeypatch):
+@pytest.mark.parametrize("outputs_per_row,num_minibatches", [(1, 2), (4, 1)])
+def test_sharded_rl_step_equals_single_device(tmp_path, monkeypatch, outputs_per_row, num_minibatches):
+  """One output per row in 2 mini-batches, and a group's 4 outputs sharing one prompt copy
+  (2 rows, padded to 4 for the 4 batch shards)."""
   monkeypatch.setattr(grpo.rewards_lib, "rule_reward", _letter_reward)
-  config = _config(tmp_path, num_minibatches=2, outputs_per_row=1)
+  config = _config(tmp_path, num_minibatches=num_minibatches, outputs_per_row=outputs_per_row)
   one = sharding.make_mesh(dict(data=1, fsdp=1, tensor=1), jax.devices()[:1])
   eight = sharding.make_mesh(dict(data=2, fsdp=2, tensor=2), jax.devices())
   params_one, history_one = _two_steps(config, one)

@@ -4,8 +4,8 @@
 
 Writes WORKDIR/task/*.jsonl (the generated task), WORKDIR/sft/model, WORKDIR/rl/metrics.jsonl,
 WORKDIR/rl/curves.png (reward, grader accuracy, KL, length), WORKDIR/rl/model (the policy after
-GRPO), WORKDIR/results.json with held-out
-greedy accuracy, maj@k and pass@k before and after GRPO.
+GRPO), WORKDIR/results.json and WORKDIR/results.png with held-out greedy accuracy, maj@k and
+pass@k before and after GRPO.
 """
 import json
 import os
@@ -101,6 +101,29 @@ def evaluate(config, machinery, params, questions, rng) -> dict:
           "boxed_fraction": 100 * float(np.mean(boxed))}
 
 
+def plot_results(results: dict, path: str) -> None:
+  """Held-out greedy accuracy, maj@k and pass@k before and after GRPO, as bars (PNG)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  names = [k for k in results["before"] if k != "boxed_fraction"]
+  x = np.arange(len(names))
+  fig, ax = plt.subplots(figsize=(6, 3.5))
+  for offset, when in ((-0.2, "before"), (0.2, "after")):
+    values = [results[when][k] for k in names]
+    bars = ax.bar(x + offset, values, 0.4, label=f"{when} GRPO")
+    ax.bar_label(bars, fmt="%.1f", fontsize=8)
+  ax.set_xticks(x, names)
+  ax.set_ylabel("held-out accuracy (%)")
+  ax.set_ylim(0, 118)
+  ax.set_title(f"GRPO, {results['rl_steps']} steps in {results['rl_seconds'] / 60:.0f} min "
+               f"({results['eval_questions']} questions)")
+  ax.legend(loc="upper left", ncol=2)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
 def main(argv):
   del argv
   config, workdir = _CONFIG.value, _WORKDIR.value
@@ -156,6 +179,7 @@ def main(argv):
              "load_average_after_rl": list(os.getloadavg())}     # 1/5/15-minute load of the machine
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=1)
+  plot_results(results, os.path.join(workdir, "results.png"))
   print(json.dumps(results))
 
 
