@@ -25,6 +25,6 @@ def get_config(arg: str | None = None):
                                         replay_fraction=0.1))
   if tiny:
     c.rl.reward_model = ""                                 # start from the policy's decoder
-    c.rm.label.update(num_questions=2, max_new_tokens=8)
-    c.rm.data.global_batch = 2
+    c.rm.label.update(num_questions=4, samples_per_question=4, max_new_tokens=8)
+    c.rm.data.global_batch = 8                             # divides over 1 or 8 (simulated) devices
   return c

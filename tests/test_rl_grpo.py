@@ -177,3 +177,40 @@ def test_tool_integrated_step_runs_programs_and_their_output_carries_no_loss(tmp
   first = completions[0]
   mask_row = rows["loss_mask"][0, 0, :len(first.token_ids)]
   np.testing.assert_array_equal(mask_row, 1 - np.asarray(first.tool_mask))
+
+
+@pytest.mark.parametrize("reward", ["process_rm", "outcome_rm"])
+def test_iterative_rl_tiny_retrains_the_reward_model_and_scores_with_it(tmp_path, monkeypatch, reward):
+  """configs/grpo_iterative.py:tiny end to end: the reward model starts from the policy's
+  decoder, is trained on labelled samples, scores every GRPO step (process: per step, outcome:
+  at the last token), is retrained after each of the 2 iterations, and both models are saved."""
+  from configs import grpo_iterative
+  from dsmath_jax.model import loading
+  from dsmath_jax.rl import iterative
+  from dsmath_jax.rl import reward_model as rm_lib
+  from dsmath_jax.train.metrics import read_metrics
+  monkeypatch.setattr(grpo.rewards_lib, "rule_reward", _letter_reward)
+  scored = []
+  score_outputs = grpo.score_outputs
+
+  def recording_score_outputs(*args, **kwargs):
+    out = score_outputs(*args, **kwargs)
+    scored.append(out)
+    return out
+
+  monkeypatch.setattr(grpo, "score_outputs", recording_score_outputs)
+  config = grpo_iterative.get_config("tiny")
+  config.data.questions = f"jsonl:{_questions(tmp_path)}"
+  config.rl.update(reward=reward, max_prompt_len=96, max_new_tokens=8)
+  workdir = tmp_path / "run"
+  iterative.run(config, str(workdir))
+  records = read_metrics(str(workdir / "metrics.jsonl"))
+  assert [r["iteration"] for r in records if "iteration" in r] == [1, 2]
+  assert all(np.isfinite(r["rm_loss"]) for r in records if "rm_loss" in r)
+  assert len(scored) == 2                                   # one GRPO step per iteration
+  for token_advantages, rewards, _, _ in scored:
+    assert rewards.valid.all() and ((0 < rewards.values) & (rewards.values < 1)).all()   # sigmoid scores
+    assert all(np.isfinite(a).all() for a in token_advantages)
+  assert loading.load_pretrained(str(workdir / "model")).config.hidden_size == 64
+  rm_config, rm_params, _ = rm_lib.load_reward_model(str(workdir / "reward_model"))
+  assert rm_config.hidden_size == 64 and "score_head" in rm_params

@@ -85,17 +85,10 @@ def encode_prompt(tokenizer, question: str, template: str = "cot") -> list[int]:
 
 def rm_rows(completions, seq_len: int, pad_id: int) -> dict:
   """One `prompt + response` row per output (tokens/segment_ids/positions [outputs, seq_len]),
-  for the reward model's forward pass; scores are read at prompt length + token index."""
-  size = len(completions)
-  rows = {"tokens": np.full((size, seq_len), pad_id, np.int32),
-          "segment_ids": np.zeros((size, seq_len), np.int32),
-          "positions": np.zeros((size, seq_len), np.int32)}
-  for row, completion in enumerate(completions):
-    ids = (list(completion.prompt_ids) + list(completion.token_ids))[:seq_len]
-    rows["tokens"][row, :len(ids)] = ids
-    rows["segment_ids"][row, :len(ids)] = 1
-    rows["positions"][row, :len(ids)] = np.arange(len(ids))
-  return rows
+  built as the reward model's own training rows; scores are read at prompt length + token index."""
+  examples = [rm_lib.RMExample(list(c.prompt_ids), list(c.token_ids), [], []) for c in completions]
+  rows = rm_lib.make_batch(examples, seq_len, pad_id)
+  return {k: rows[k] for k in ("tokens", "segment_ids", "positions")}
 
 
 # ---- Compiled pieces --------------------------------------------------------------------------
