@@ -156,16 +156,10 @@ def _read_json(path: str):
 
 
 def _curve(path: str, key: str) -> list[tuple[int, float]]:
+  from dsmath_jax.train.metrics import read_metrics           # a resumed step overwrites
   if not os.path.isfile(path):
     return []
-  points = {}
-  with open(path) as f:
-    for line in f:
-      if line.strip():
-        record = json.loads(line)
-        if key in record:
-          points[int(record["step"])] = float(record[key])     # a resumed step overwrites
-  return sorted(points.items())
+  return [(int(r["step"]), float(r[key])) for r in read_metrics(path) if key in r]
 
 
 def _first_last(points, window: int = 1) -> dict | None:

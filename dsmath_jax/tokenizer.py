@@ -324,16 +324,11 @@ def load_tokenizer(path: str) -> Tokenizer:
 
 def iter_texts(input_files: Sequence[str], text_fields: Sequence[str]):
   """Lines of *.txt files; the named fields (joined by a newline) of each JSONL record."""
+  from dsmath_jax.tfds.jsonl import json_objects
   for path in input_files:
     with open(path, encoding="utf-8") as f:
       if path.endswith((".jsonl", ".json")):
-        for line_number, line in enumerate(f, 1):
-          if not line.strip():
-            continue
-          try:
-            record = json.loads(line)
-          except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{line_number}: not valid JSON ({e.msg})") from e
+        for line_number, record in json_objects(path, f):
           parts = [record[k] for k in text_fields if isinstance(record.get(k), str)]
           if not parts:
             raise ValueError(f"{path}:{line_number}: none of the fields {list(text_fields)} "

@@ -64,7 +64,7 @@ def test_sentencepiece_training_errors_name_file_and_line(tmp_path):
   with pytest.raises(ValueError, match=r"bad\.jsonl:2: none of the fields \['text'\]"):
     tokenizers.train_sentencepiece([str(bad)], str(tmp_path / "m"), 300)
   bad.write_text('{"text": "fine"}\n{"text": \n')
-  with pytest.raises(ValueError, match=r"bad\.jsonl:2: not valid JSON"):
+  with pytest.raises(ValueError, match=r"bad\.jsonl:2: not JSON"):
     tokenizers.train_sentencepiece([str(bad)], str(tmp_path / "m"), 300)
 
 

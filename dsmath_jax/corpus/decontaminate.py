@@ -7,7 +7,6 @@ and case do not hide a copy; a segment is a line of the page; GSM8K's calculator
 removed before matching. Short benchmark texts (3..9 words) match when they occur as a whole word sequence in a
 segment. The dataset builders use the same class: `Decontaminator(texts).is_contaminated(text)` / `.clean(text)`.
 """
-import json
 import re
 
 import fsspec
@@ -76,19 +75,14 @@ class Decontaminator:
 def load_benchmark_texts(specs) -> tuple[list[tuple[str, str]], dict]:
   """(name, text) pairs from benchmark files `{name, path, fields, optional}` (JSONL). Missing optional files are
   reported in the returned status instead of failing (CMATH/AGIEval must be downloaded by the user)."""
+  from dsmath_jax.tfds.jsonl import json_objects
   texts, status = [], {}
   for spec in specs:
     name, path, fields = spec["name"], spec["path"], tuple(spec["fields"])
     try:
       with fsspec.open(path, "rt", encoding="utf-8", compression="infer") as f:
         count = 0
-        for line_number, line in enumerate(f, 1):
-          if not line.strip():
-            continue
-          try:
-            record = json.loads(line)
-          except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{line_number}: bad JSON ({error})") from None
+        for line_number, record in json_objects(path, f):
           for field in fields:
             value = record.get(field)
             if isinstance(value, (str, int, float)) and str(value).strip():

@@ -10,23 +10,15 @@ A predictions file has one line per sample: {"id": <question id>, "output": <mod
 Lines that are not JSON, name an unknown id or carry no output are reported by line
 number and skipped, never silently graded.
 """
-import json
 
-from dsmath_jax.tfds import generic, gsm8k, hendrycks_math
+from dsmath_jax.tfds import generic, gsm8k, hendrycks_math, jsonl
 
 
 def detect_format(path: str) -> str:
   """'gsm8k' | 'math' | 'jsonl' from the first record's fields."""
-  with open(path, encoding="utf-8") as f:
-    for line_number, line in enumerate(f, start=1):
-      if line.strip():
-        try:
-          first = json.loads(line)
-        except json.JSONDecodeError as error:
-          raise ValueError(f"{path}:{line_number}: not JSON ({error.msg})") from None
-        break
-    else:
-      raise ValueError(f"{path}: no records")
+  first = next((record for _, record in jsonl.json_objects(path)), None)
+  if first is None:
+    raise ValueError(f"{path}: no records")
   if "problem" in first and ("solution" in first or "answer" in first):
     return "math"
   if "####" in str(first.get("answer", "")):
@@ -71,12 +63,9 @@ def read_predictions(path: str, known_ids, *, id_field: str = "id", output_field
       if not line.strip():
         continue
       try:
-        record = json.loads(line)
-      except json.JSONDecodeError as error:
-        bad.append(dict(line=line_number, error=f"{path}:{line_number}: not JSON ({error.msg})"))
-        continue
-      if not isinstance(record, dict):
-        bad.append(dict(line=line_number, error=f"{path}:{line_number}: not a JSON object"))
+        record = jsonl.parse_line(path, line_number, line)
+      except jsonl.BadRecordError as error:
+        bad.append(dict(line=line_number, error=str(error)))
         continue
       if id_field not in record:
         bad.append(dict(line=line_number, error=f"{path}:{line_number} field {id_field!r}: missing"))

@@ -10,7 +10,6 @@ decoder parameters sit under "base", exactly the policy's tree, so a pretrained 
 checkpoint initializes it directly (the paper trains RMs from the base model, lr 2e-5).
 """
 import dataclasses
-import json
 from collections.abc import Callable, Iterator, Sequence
 
 import flax.linen as nn
@@ -172,50 +171,44 @@ def read_prm800k(path: str, *, neutral_label: float = 1.0) -> Iterator[dict]:
   Errors name the file, line and field.
   """
   ratings = {1: 1.0, -1: 0.0, 0: float(neutral_label)}
-  with open(path, encoding="utf-8") as f:
-    for line_number, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      where = f"{path}:{line_number}"
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError as error:
-        raise ValueError(f"{where}: not JSON ({error})") from None
-      question, label = record.get("question"), record.get("label")
-      if not isinstance(question, dict) or not isinstance(question.get("problem"), str):
-        raise ValueError(f"{where}: field 'question.problem' missing or not a string")
-      if not isinstance(label, dict) or not isinstance(label.get("steps"), list):
-        raise ValueError(f"{where}: field 'label.steps' missing or not a list")
-      texts, values = [], []
-      for step_number, step in enumerate(label["steps"]):
-        field = f"label.steps[{step_number}]"
-        completions = step.get("completions") or []
-        chosen, human = step.get("chosen_completion"), step.get("human_completion")
-        if chosen is not None:
-          if not isinstance(chosen, int) or not 0 <= chosen < len(completions):
-            raise ValueError(f"{where}: field '{field}.chosen_completion'={chosen!r} is not an "
-                             f"index into {len(completions)} completions")
-          pick, last = completions[chosen], False
-        elif human is not None:
-          pick, last = dict(human, rating=1 if human.get("rating") is None else human["rating"]), False
-        else:
-          rated = [c for c in completions if c.get("rating") is not None]
-          if not rated:
-            break
-          pick, last = min(rated, key=lambda c: c["rating"]), True     # the error that ended it
-        if not isinstance(pick.get("text"), str):
-          raise ValueError(f"{where}: field '{field}' completion has no 'text' string")
-        if pick.get("rating") not in ratings:
-          if pick.get("rating") is None:
-            break
-          raise ValueError(f"{where}: field '{field}' rating={pick.get('rating')!r} is not -1, 0 or 1")
-        texts.append(pick["text"])
-        values.append(ratings[pick["rating"]])
-        if last:
+  from dsmath_jax.tfds.jsonl import json_objects
+  for line_number, record in json_objects(path):
+    where = f"{path}:{line_number}"
+    question, label = record.get("question"), record.get("label")
+    if not isinstance(question, dict) or not isinstance(question.get("problem"), str):
+      raise ValueError(f"{where}: field 'question.problem' missing or not a string")
+    if not isinstance(label, dict) or not isinstance(label.get("steps"), list):
+      raise ValueError(f"{where}: field 'label.steps' missing or not a list")
+    texts, values = [], []
+    for step_number, step in enumerate(label["steps"]):
+      field = f"label.steps[{step_number}]"
+      completions = step.get("completions") or []
+      chosen, human = step.get("chosen_completion"), step.get("human_completion")
+      if chosen is not None:
+        if not isinstance(chosen, int) or not 0 <= chosen < len(completions):
+          raise ValueError(f"{where}: field '{field}.chosen_completion'={chosen!r} is not an "
+                           f"index into {len(completions)} completions")
+        pick, last = completions[chosen], False
+      elif human is not None:
+        pick, last = dict(human, rating=1 if human.get("rating") is None else human["rating"]), False
+      else:
+        rated = [c for c in completions if c.get("rating") is not None]
+        if not rated:
           break
-      if texts:
-        yield {"question": question["problem"], "answer": str(question.get("ground_truth_answer", "")),
-               "steps": texts, "labels": values}
+        pick, last = min(rated, key=lambda c: c["rating"]), True     # the error that ended it
+      if not isinstance(pick.get("text"), str):
+        raise ValueError(f"{where}: field '{field}' completion has no 'text' string")
+      if pick.get("rating") not in ratings:
+        if pick.get("rating") is None:
+          break
+        raise ValueError(f"{where}: field '{field}' rating={pick.get('rating')!r} is not -1, 0 or 1")
+      texts.append(pick["text"])
+      values.append(ratings[pick["rating"]])
+      if last:
+        break
+    if texts:
+      yield {"question": question["problem"], "answer": str(question.get("ground_truth_answer", "")),
+             "steps": texts, "labels": values}
 
 
 # ---- Saving and loading ---------------------------------------------------------------------

@@ -13,7 +13,6 @@ The model is the policy's decoder + a scalar head (reward_model.RewardModel), in
 Policy-sample step labels are placed on the steps re-encoded one by one; with a byte-level or
 whitespace-stable tokenizer these are the same tokens GRPO scores (steps.step_end_tokens).
 """
-import json
 import os
 
 import flax.linen as nn
@@ -77,25 +76,22 @@ def file_examples(source: str, kind: str, tokenizer, template: str = "cot"):
     return examples
   if prefix != "jsonl":
     raise ValueError(f"data.source={source!r}: use policy, prm800k:PATH or jsonl:PATH")
-  with open(path, encoding="utf-8") as f:
-    for line_number, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      record = json.loads(line)
-      needed = ("question", "response", "correct") if kind == "outcome" else ("question", "steps", "labels")
-      for field in needed:
-        if field not in record:
-          raise ValueError(f"{path}:{line_number}: field {field!r} missing (data.kind={kind!r})")
-      prompt = grpo.encode_prompt(tokenizer, record["question"], template)
-      if kind == "outcome":
-        examples.append(rm_lib.outcome_example(prompt, tokenizer.encode(record["response"]),
-                                               bool(record["correct"])))
-      else:
-        if len(record["steps"]) != len(record["labels"]):
-          raise ValueError(f"{path}:{line_number}: field 'labels' has {len(record['labels'])} entries "
-                           f"for {len(record['steps'])} steps")
-        examples.append(rm_lib.process_example(prompt, [tokenizer.encode(s) for s in record["steps"]],
-                                               record["labels"]))
+  from dsmath_jax.tfds.jsonl import json_objects
+  for line_number, record in json_objects(path):
+    needed = ("question", "response", "correct") if kind == "outcome" else ("question", "steps", "labels")
+    for field in needed:
+      if field not in record:
+        raise ValueError(f"{path}:{line_number}: field {field!r} missing (data.kind={kind!r})")
+    prompt = grpo.encode_prompt(tokenizer, record["question"], template)
+    if kind == "outcome":
+      examples.append(rm_lib.outcome_example(prompt, tokenizer.encode(record["response"]),
+                                             bool(record["correct"])))
+    else:
+      if len(record["steps"]) != len(record["labels"]):
+        raise ValueError(f"{path}:{line_number}: field 'labels' has {len(record['labels'])} entries "
+                         f"for {len(record['steps'])} steps")
+      examples.append(rm_lib.process_example(prompt, [tokenizer.encode(s) for s in record["steps"]],
+                                             record["labels"]))
   return examples
 
 

@@ -55,7 +55,7 @@ def read_jsonl(path, fields: dict, *, skip_bad_records: bool = False, keep: Call
       if not line.strip():
         continue
       try:
-        obj = _parse(path, line_number, line)
+        obj = parse_line(path, line_number, line)
         if keep is not None and not keep(obj):
           report["filtered"] += 1
           continue
@@ -81,7 +81,21 @@ def count_bad(report: dict, error: BadRecordError, skip_bad_records: bool) -> No
   logging.warning("skipping bad record: %s", error)
 
 
-def _parse(path, line_number, line):
+def json_objects(path, lines=None) -> Iterator[tuple[int, dict]]:
+  """(line number, object) for each non-blank line of the JSONL file `path` (or of `lines`,
+  read from it), BadRecordError naming path:line for a line that is not a JSON object. The
+  one JSONL line parser; `read_jsonl` adds field selection and skipping on top."""
+  if lines is None:
+    with open(path, encoding="utf-8") as f:
+      yield from json_objects(path, f)
+    return
+  for line_number, line in enumerate(lines, start=1):
+    if line.strip():
+      yield line_number, parse_line(path, line_number, line)
+
+
+def parse_line(path, line_number, line) -> dict:
+  """One JSONL line -> dict, or BadRecordError naming path:line."""
   try:
     obj = json.loads(line)
   except json.JSONDecodeError as error:
