@@ -67,22 +67,30 @@ class LlamaConfig:
 
 @flax.struct.dataclass
 class KVCache:
-  """Static-shape decoding cache; slot s of every row holds the token written at step s."""
-  k: jax.Array             # [layers, batch, max_len, kv_heads, head_dim]
-  v: jax.Array             # [layers, batch, max_len, kv_heads, head_dim]
+  """Static-shape decoding cache; slot s of every row holds the token written at step s.
+
+  With nn.scan over layers (config.scan_layers) k and v are stacked; with unrolled layers
+  they are tuples of per-layer arrays, so a decode step updates each in place instead of
+  re-stacking the whole cache."""
+  k: jax.Array             # [layers, batch, max_len, kv_heads, head_dim], or layers x [batch, max_len, ...]
+  v: jax.Array             # same as k
   segment_ids: jax.Array   # [batch, max_len] int32; 0 = empty slot or padding
   end: jax.Array           # [] int32: slots [0, end) are written
 
   @classmethod
   def init(cls, config: LlamaConfig, batch: int, max_len: int, dtype=None) -> "KVCache":
     dtype = jnp.dtype(dtype or config.dtype)
-    shape = (config.num_layers, batch, max_len, config.num_kv_heads, config.head_dim)
-    return cls(k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype),
-               segment_ids=jnp.zeros((batch, max_len), jnp.int32), end=jnp.zeros((), jnp.int32))
+    shape = (batch, max_len, config.num_kv_heads, config.head_dim)
+    if config.scan_layers:
+      k, v = jnp.zeros((config.num_layers, *shape), dtype), jnp.zeros((config.num_layers, *shape), dtype)
+    else:
+      k = tuple(jnp.zeros(shape, dtype) for _ in range(config.num_layers))
+      v = tuple(jnp.zeros(shape, dtype) for _ in range(config.num_layers))
+    return cls(k=k, v=v, segment_ids=jnp.zeros((batch, max_len), jnp.int32), end=jnp.zeros((), jnp.int32))
 
   @property
   def max_len(self) -> int:
-    return self.k.shape[2]
+    return self.segment_ids.shape[1]
 
 
 CACHE_LOGICAL_AXES = KVCache(
@@ -280,7 +288,12 @@ class Transformer(nn.Module):
         if out_kv is not None:
           new_k.append(out_kv[0])
           new_v.append(out_kv[1])
-      new_kv = None if kv is None else (jnp.stack(new_k), jnp.stack(new_v))
+      if kv is None:
+        new_kv = None
+      elif isinstance(kv[0], (tuple, list)):               # per-layer cache: updated in place
+        new_kv = (tuple(new_k), tuple(new_v))
+      else:
+        new_kv = (jnp.stack(new_k), jnp.stack(new_v))
 
     x = RMSNorm(c.rms_norm_eps, dtype, param_dtype, name="norm")(x)
     if output_positions is not None:

@@ -177,8 +177,9 @@ def _lm_head(params, config: llama.LlamaConfig, hidden):
 
 def unstack_layers(params, config: llama.LlamaConfig):
   """(params, config) with nn.scan's stacked `layers` split into `layers_i` trees, once per
-  call: the decode loop then reads every layer's weights where they lie instead of slicing
-  them out of the stack at every step (a copy of all weights per token on a CPU)."""
+  call: the decode loop then reads every layer's weights, and updates its own KV cache, where
+  they lie instead of slicing weights out of the stack and re-stacking the cache at every step
+  (copies of all weights or of the whole cache per token on a CPU)."""
   if not config.scan_layers:
     return params, config
   unstacked = {name: value for name, value in params.items() if name != "layers"}
@@ -188,6 +189,11 @@ def unstack_layers(params, config: llama.LlamaConfig):
 
 
 def _constrain_cache(cache: llama.KVCache) -> llama.KVCache:
+  if isinstance(cache.k, tuple):                        # per-layer arrays: the names without "layers"
+    names = llama.CACHE_LOGICAL_AXES.k[1:]
+    per_layer = lambda arrays: tuple(nn.with_logical_constraint(x, names) for x in arrays)
+    return cache.replace(k=per_layer(cache.k), v=per_layer(cache.v), segment_ids=nn.with_logical_constraint(
+        cache.segment_ids, llama.CACHE_LOGICAL_AXES.segment_ids))
   return jax.tree.map(lambda x, names: nn.with_logical_constraint(x, names), cache,
                       llama.CACHE_LOGICAL_AXES)
 
@@ -218,9 +224,11 @@ def decode(params, tokens, prompt_lengths, row_ids, limits, rng, temperature, to
   if samples_per_prompt > 1:                                          # prompts -> rows
     logits = jnp.repeat(logits, samples_per_prompt, axis=0)
     prompt_lengths = jnp.repeat(prompt_lengths, samples_per_prompt)
-    cache = _constrain_cache(llama.KVCache(
-        k=jnp.repeat(cache.k, samples_per_prompt, axis=1), v=jnp.repeat(cache.v, samples_per_prompt, axis=1),
-        segment_ids=jnp.repeat(cache.segment_ids, samples_per_prompt, axis=0), end=cache.end))
+    batch_axis = 0 if isinstance(cache.k, tuple) else 1
+    repeat = lambda x: jnp.repeat(x, samples_per_prompt, axis=batch_axis)
+    cache = _constrain_cache(cache.replace(
+        k=jax.tree.map(repeat, cache.k), v=jax.tree.map(repeat, cache.v),
+        segment_ids=jnp.repeat(cache.segment_ids, samples_per_prompt, axis=0)))
   row_keys = jax.vmap(jax.random.fold_in, (None, 0))(rng, row_ids)
   num_stops = stop_table.shape[0]
 
