@@ -8,7 +8,8 @@ G = 4 outputs x 64 new tokens, beta = 0.04, one update (mu = 1). Ours runs as co
 short responses: the G outputs of a question share one prefill in the sampler and one copy of
 the prompt in the reference and update passes (rl.outputs_per_row = G, dsmath_jax/rl/packing.py);
 `--outputs_per_row 1` times one output per row. Tunix runs in its own venv
-(/work/venvs/tunix, it pins an older transformers) through benchmarks/tunix_grpo_step.py.
+($TUNIX_PYTHON, default /work/venvs/tunix/bin/python; it pins an older transformers) through
+benchmarks/tunix_grpo_step.py.
 Prints the split, the ratio ours/tunix, and one JSON line.
 """
 import argparse
@@ -20,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-TUNIX_PYTHON = "/work/venvs/tunix/bin/python"
+TUNIX_PYTHON = os.environ.get("TUNIX_PYTHON", "/work/venvs/tunix/bin/python")   # a venv with google-tunix==0.1.7
 QUESTIONS, GROUP, NEW_TOKENS = 2, 4, 64
 
 
