@@ -145,7 +145,10 @@ def test_tool_integrated_step_runs_programs_and_their_output_carries_no_loss(tmp
   tokenizer = machinery.tokenizer
   program = " Let me compute.\n```python\nprint(6 * 7)\n```\n```output"
 
-  def scripted_rows(params, model_config, contexts, sampling, rng, *, row_ids, limits, **kwargs):
+  def scripted_rows(params, model_config, contexts, sampling, rng, *, row_ids, limits, samples_per_prompt=1,
+                    **kwargs):
+    contexts = [c for c in contexts for _ in range(samples_per_prompt)]
+    assert len(contexts) == len(row_ids) == len(limits)
     rows = []
     for context, limit in zip(contexts, limits):
       if "```output" in tokenizer.decode(context):              # the program ran: answer

@@ -46,6 +46,8 @@ def run_tool_rounds(prompts: Sequence[Sequence[int]], generate_round: RoundFn, t
     contexts = [rows[r]["prompt"] + rows[r]["token_ids"] for r in active]
     limits = [max_new_tokens - len(rows[r]["token_ids"]) for r in active]
     results = generate_round(contexts, active, limits, round_index)
+    if len(results) != len(active):
+      raise RuntimeError(f"tool round {round_index}: {len(results)} results for {len(active)} rows")
     wants_tool = []
     for r, result in zip(active, results):
       row = rows[r]
@@ -100,10 +102,12 @@ def generate_with_tools(params, config, tokenizer, prompts: list[list[int]],
   calls_rows = batch_size or len(samples)
 
   def generate_round(contexts, row_ids, limits, round_index):
+    # Round 0 runs every sample, prompt-major: each prompt is prefilled once for its samples.
+    per_prompt = sampling.num_samples if round_index == 0 else 1
     return sampler.generate_rows(
-        params, config, contexts, sampling, jax.random.fold_in(key, round_index), row_ids=row_ids,
-        limits=limits, eos_ids=eos, stop_table=table, mesh=mesh, rules=rules,
-        batch_size=calls_rows)
+        params, config, [list(p) for p in prompts] if round_index == 0 else contexts, sampling,
+        jax.random.fold_in(key, round_index), row_ids=row_ids, limits=limits, eos_ids=eos,
+        stop_table=table, mesh=mesh, rules=rules, batch_size=calls_rows, samples_per_prompt=per_prompt)
 
   owned = sandbox is None
   if owned:
