@@ -387,7 +387,7 @@ def train(config, workdir: str, machinery, state, ref_params, rm_params=None, *,
   batches = question_batches(questions, int(config.data.questions_per_step), int(config.seed) + step_offset)
   rng = jax.random.key(int(config.seed))
   steps = int(config.optim.steps) if steps is None else steps
-  done = 0                                                 # steps finished
+  done, saved = 0, True                                    # steps finished; is `done` checkpointed
   if checkpointer is not None:
     state, done = checkpointer.restore(state)
     for _ in range(done):                                  # the questions of the steps already done
@@ -399,11 +399,11 @@ def train(config, workdir: str, machinery, state, ref_params, rm_params=None, *,
     done += 1
     writer.write(global_step + 1, metrics)
     if checkpointer is not None:
-      checkpointer.save(done, state)
+      saved = checkpointer.save(done, state)
       if checkpointer.should_stop(done):
         logging.warning("stopping at step %d (preemption); re-run the command to resume", done)
         break
-  if checkpointer is not None:
+  if checkpointer is not None and not saved:    # the last step (or the preempted one) is always saved
     checkpointer.save(done, state, force=True)
   if own_writer:
     writer.close()

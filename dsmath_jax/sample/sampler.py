@@ -344,9 +344,7 @@ def generate_rows(params, config: llama.LlamaConfig, prompts: Sequence[Sequence[
   if mesh is not None:
     if rules is None:
       raise ValueError("generate: a mesh needs its logical axis rules (config.logical_axis_rules)")
-    spec = nn.logical_to_mesh_axes(("batch",), rules)[0]
-    axes = () if spec is None else ((spec,) if isinstance(spec, str) else tuple(spec))
-    ways = int(np.prod([mesh.shape[a] for a in axes]))
+    ways = int(np.prod(list(sharding.batch_axes(mesh, rules).values())))
     params = jax.device_put(params, _param_shardings(config, mesh, _freeze(rules)))
     place = lambda x: jax.device_put(x, sharding.batch_sharding(mesh, rules, x.ndim))
   per_call = _rows_per_call(len(prompts), batch_size and max(1, batch_size // per_prompt), ways)  # prompts

@@ -62,8 +62,6 @@ class Checkpointer:
     items = dict(state=ocp.args.StandardSave(state))
     if data_iterator is not None:
       items["data"] = grain_checkpoint.CheckpointSave(data_iterator)
-    if force and self.manager.latest_step() == step:
-      return False                                   # already saved at this step
     return self.manager.save(step, force=force, args=ocp.args.Composite(**items))
 
   def close(self) -> None:

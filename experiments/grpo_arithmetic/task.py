@@ -21,29 +21,31 @@ def _problem(rng: random.Random, max_addend: int = 30, teacher_error: float = 0.
   name, thing = rng.choice(NAMES), rng.choice(THINGS)
   kind = rng.randrange(4)
   a, b, c = rng.randint(2, max_factor), rng.randint(2, max_factor), rng.randint(2, max_addend)
+  # first step "p op1 q = x", second step "x op y"
   if kind == 0:
     q = f"{name} has {a} boxes of {b} {thing} and finds {c} more {thing}. How many {thing} does {name} have?"
-    steps, answer = [f"{a} * {b} = {a * b}.", f"{a * b} + {c} = {a * b + c}."], a * b + c
+    first, x, op, y = f"{a} * {b}", a * b, "+", c
   elif kind == 1:
     c = rng.randint(1, min(a * b - 1, max_addend))
     q = f"{name} has {a} bags of {b} {thing} and gives away {c} {thing}. How many {thing} are left?"
-    steps, answer = [f"{a} * {b} = {a * b}.", f"{a * b} - {c} = {a * b - c}."], a * b - c
+    first, x, op, y = f"{a} * {b}", a * b, "-", c
   elif kind == 2:
     d = rng.randint(2, max_addend)
     q = f"{name} has {c} {thing}, buys {d} more and then {a} more. How many {thing} does {name} have?"
-    steps, answer = [f"{c} + {d} = {c + d}.", f"{c + d} + {a} = {c + d + a}."], c + d + a
+    first, x, op, y = f"{c} + {d}", c + d, "+", a
   else:
     d = rng.randint(2, max_addend)
     e = rng.randint(1, c + d - 1)
     q = f"{name} has {c} {thing}, gets {d} more and loses {e}. How many {thing} are left?"
-    steps, answer = [f"{c} + {d} = {c + d}.", f"{c + d} - {e} = {c + d - e}."], c + d - e
-  shown = answer
+    first, x, op, y = f"{c} + {d}", c + d, "-", e
+  apply = {"+": lambda u, v: u + v, "-": lambda u, v: u - v}
+  answer = shown = apply[op](x, y)
+  shown_op = op
   if teacher_error and rng.random() < teacher_error:      # the teacher's slip: wrong second operation
-    left, op, right = steps[1].split(" = ")[0].split(" ")
-    x, y = int(left), int(right)
-    flipped = x - y if op == "+" else x + y
-    if flipped > 0:
-      steps[1], shown = f"{x} {'-' if op == '+' else '+'} {y} = {flipped}.", flipped
+    flipped_op = "-" if op == "+" else "+"
+    if apply[flipped_op](x, y) > 0:
+      shown_op, shown = flipped_op, apply[flipped_op](x, y)
+  steps = [f"{first} = {x}.", f"{x} {shown_op} {y} = {shown}."]
   solution = " " + "\n".join(steps + [f"The answer is \\boxed{{{shown}}}."])
   return {"question": q, "answer": str(answer), "solution": solution, "teacher_correct": shown == answer}
 
