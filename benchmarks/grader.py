@@ -20,8 +20,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from dsmath_jax.eval import answer, benchmark  # noqa: E402
-from dsmath_jax.eval.grader import Grader, quick_compare  # noqa: E402
+from dsmath_jax.eval import benchmark  # noqa: E402
+from dsmath_jax.grading import answer  # noqa: E402
+from dsmath_jax.grading.grader import Grader, quick_compare  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "math", "math500_test.jsonl")
 

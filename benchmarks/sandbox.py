@@ -21,8 +21,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from dsmath_jax.sample.sandbox import Sandbox  # noqa: E402
-from dsmath_jax.sample.tool_protocol import STOP, format_output, last_program  # noqa: E402
+from dsmath_jax.sandbox.sandbox import Sandbox  # noqa: E402
+from dsmath_jax.sandbox.tool_protocol import STOP, format_output, last_program  # noqa: E402
 
 TORA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "tora", "examples.jsonl")
 SLOW = "math-train-4251-0"

@@ -10,7 +10,7 @@ MATH 7,498/500 questions (2 MATH train solutions end in an empty \boxed{}); SFT 
 gsm8k_cot 7,462 and math_cot 7,129 (11 and 369 share a 10-gram with GSM8K test / MATH-500),
 pot_svamp 848 of 999 programs print the gold answer, mathcoder_svamp 705 of 715, tora 23 of 30
 reproduce their outputs and answer (22 after decontamination).
-Read back with `dsmath_jax.tfds.load_source("dsmath_sft/gsm8k_cot", "train", data_dir)`.
+Read back with `dsmath_jax.datasets.load_source("dsmath_sft/gsm8k_cot", "train", data_dir)`.
 
 File paths are absolute or relative to the repository root (`../shared/data/...` is the
 shared-data checkout beside it). Add a source (CMATH, MGSM-zh, MathInstruct, your own JSONL)

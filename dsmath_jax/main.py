@@ -22,7 +22,7 @@ def tasks():
     return pipeline.run(c, w)
 
   def dataset(c, w):
-    from dsmath_jax.tfds import task as dataset_task
+    from dsmath_jax.datasets import task as dataset_task
     return dataset_task.run(c, w)
 
   def eval_(c, w):
@@ -30,6 +30,9 @@ def tasks():
     return eval_task.run(c, w)
 
   def grpo(c, w):
+    if c.rl.get("iterations", 0) > 0:       # iterative RL (§4.1.4): reward model retrained between rounds
+      from dsmath_jax.rl import iterative
+      return iterative.run(c, w)
     from dsmath_jax.rl import grpo as grpo_lib
     return grpo_lib.run(c, w)
 

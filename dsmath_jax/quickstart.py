@@ -51,7 +51,7 @@ def write_problems(problems_config, directory: str) -> dict:
   products are out of reach of a few CPU minutes of training). Records carry what each consumer reads: `question`/`answer` (GRPO, eval), `prompt`/`response`
   (SFT; prompt = the CoT template of templates.py), `text` (pretraining, tokenizer)."""
   from dsmath_jax.data.sources import arithmetic_records
-  from dsmath_jax.eval.answer import extract_answer
+  from dsmath_jax.grading.answer import extract_answer
   sizes = {name: int(problems_config[name]) for name in ("test", "rl", "sft")}
   operations = set(problems_config.operations)
   wanted, draws = sum(sizes.values()), 2 * sum(sizes.values())
@@ -83,7 +83,7 @@ def write_problems(problems_config, directory: str) -> dict:
 
 def export_corpus_text(data_dir: str, path: str) -> int:
   """The `dsmath_corpus` pages as JSONL {"text"} (the tokenizer task reads JSONL); returns pages."""
-  from dsmath_jax.tfds import load_source
+  from dsmath_jax.datasets import load_source
   source = load_source("dsmath_corpus", "train", data_dir)
   if len(source) == 0:
     raise ValueError(f"{data_dir}/dsmath_corpus is empty: the corpus stage collected no page")

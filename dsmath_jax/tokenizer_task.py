@@ -13,6 +13,7 @@ import time
 from absl import logging
 
 from dsmath_jax import tokenizer as tokenizers
+from dsmath_jax import tokenizer_train
 
 
 def _tiny_corpus(workdir: str, size: int) -> str:
@@ -51,13 +52,13 @@ def run(config, workdir: str) -> dict:
   start = time.perf_counter()
   logging.info("tokenizer: training %s (vocab %d) on %s", config.model_type, config.vocab_size,
                files)
-  tokenizer = tokenizers.train_sentencepiece(
+  tokenizer = tokenizer_train.train_sentencepiece(
       files, os.path.join(output, "tokenizer"), config.vocab_size,
       text_fields=tuple(config.data.text_fields), model_type=config.model_type,
       max_sentences=config.data.max_sentences, character_coverage=config.character_coverage)
   seconds = time.perf_counter() - start
   sample = []
-  for text in tokenizers.iter_texts(files, tuple(config.data.text_fields)):
+  for text in tokenizer_train.iter_texts(files, tuple(config.data.text_fields)):
     sample.append(text)
     if len(sample) >= config.stats_sample:
       break

@@ -3,7 +3,7 @@ import gzip
 import json
 import re
 
-from dsmath_jax.corpus import decontaminate
+from dsmath_jax import decontaminate
 
 
 def _gsm8k(shared_data, n=200):

@@ -1,7 +1,7 @@
 """Final-answer extraction and normalization on hand-written model outputs (expected values by hand)."""
 import pytest
 
-from dsmath_jax.eval import answer, normalize
+from dsmath_jax.grading import answer, normalize
 
 EXTRACT_CASES = [
     # last \boxed{}, nested braces, \fbox, "\boxed 5", a percent after the box
@@ -123,5 +123,5 @@ def test_hostile_outputs_stay_linear():
   assert answer.extract_answer("\\boxed{" * 20000) is None           # no complete box, no number
   assert normalize.normalize("," * 20000 + "x") == "," * 20000 + "x"
   assert normalize.fix_fracs("\\frac{" * 20000) == "\\frac{" * 20000
-  from dsmath_jax.eval import equivalence
+  from dsmath_jax.grading import equivalence
   assert equivalence.quick_compare("1" * 5000, "1") == (False, "too long")

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from dsmath_jax.eval import benchmark, scoring
-from dsmath_jax.eval.grader import Grader
+from dsmath_jax.grading.grader import Grader
 
 
 @pytest.fixture(scope="module")

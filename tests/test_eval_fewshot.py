@@ -1,6 +1,7 @@
 """Few-shot prompts for base checkpoints: exemplars from the training splits only, reproducible,
 in the layout the extractor reads."""
-from dsmath_jax.eval import answer, benchmark, fewshot
+from dsmath_jax.eval import benchmark, fewshot
+from dsmath_jax.grading import answer
 
 
 def test_gsm8k_8_shot_from_train_split(shared_data):

@@ -11,7 +11,7 @@ import pathlib
 
 import pytest
 
-from dsmath_jax.eval import grader
+from dsmath_jax.grading import grader
 
 CASES = [json.loads(line) for line in
          (pathlib.Path(__file__).parent / "data" / "grader_cases.jsonl").read_text().splitlines() if line.strip()]

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from dsmath_jax.eval import benchmark, metrics, scoring
-from dsmath_jax.eval.grader import Grader
+from dsmath_jax.grading.grader import Grader
 
 ASSETS = pathlib.Path(__file__).resolve().parents[1] / "dsmath_jax" / "assets" / "eval"
 

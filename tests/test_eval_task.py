@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 from configs import eval as eval_config
-from dsmath_jax.eval import answer, task
+from dsmath_jax.eval import task
+from dsmath_jax.grading import answer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "dsmath_jax" / "assets" / "eval"

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 
 from dsmath_jax.sample import sampler, tool_loop
-from dsmath_jax.sample.sandbox import ExecResult
+from dsmath_jax.sandbox.sandbox import ExecResult
 from dsmath_jax.tokenizer import ByteTokenizer
 
 TOKENIZER = ByteTokenizer()

@@ -14,8 +14,8 @@ import traceback
 import pytest
 import sympy
 
-from dsmath_jax.sample.sandbox import Sandbox, run_program
-from dsmath_jax.sample.tool_protocol import STOP, format_output, last_program
+from dsmath_jax.sandbox.sandbox import Sandbox, run_program
+from dsmath_jax.sandbox.tool_protocol import STOP, format_output, last_program
 
 ROOT = os.geteuid() == 0
 

@@ -1,8 +1,8 @@
 """The ToRA tool-output protocol: program extraction and the ```output block (no processes)."""
 import json
 
-from dsmath_jax.sample.sandbox import ExecResult
-from dsmath_jax.sample.tool_protocol import STOP, format_output, last_program
+from dsmath_jax.sandbox.sandbox import ExecResult
+from dsmath_jax.sandbox.tool_protocol import STOP, format_output, last_program
 
 
 def test_last_program_takes_the_last_closed_block():

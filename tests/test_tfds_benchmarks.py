@@ -15,9 +15,9 @@ import pytest
 
 from configs import dataset as dataset_config
 from dsmath_jax import templates
-from dsmath_jax.eval import answer as answer_lib
-from dsmath_jax.eval import grader
-from dsmath_jax.tfds import decontamination, load_source, task
+from dsmath_jax.grading import answer as answer_lib
+from dsmath_jax.grading import grader
+from dsmath_jax.datasets import decontamination, load_source, task
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_math500_gold_matches_its_answer_field_and_level(built, shared_data):
   assert [(r["id"], r["answer"], r["subject"], r["level"]) for r in records] == [
       (x["unique_id"], x["answer"], x["subject"], x["level"]) for x in raw]
   # The last \boxed{} of each solution (how MATH train gold is read) agrees with the given answer.
-  from dsmath_jax.tfds import hendrycks_math
+  from dsmath_jax.datasets import hendrycks_math
   with grader.Grader(workers=2) as pool:
     verdicts = pool.grade_many([(hendrycks_math.gold_answer(x["solution"]), x["answer"]) for x in raw])
   assert [x["unique_id"] for x, v in zip(raw, verdicts) if not v.correct] == []

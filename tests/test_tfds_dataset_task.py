@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from dsmath_jax import templates
-from dsmath_jax.tfds import load_source
+from dsmath_jax.datasets import load_source
 from tests.conftest import ROOT
 
 

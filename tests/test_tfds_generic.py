@@ -4,7 +4,8 @@ import json
 import pytest
 
 from dsmath_jax import templates
-from dsmath_jax.tfds import generic, gsm8k, jsonl
+from dsmath_jax import jsonl
+from dsmath_jax.datasets import generic, gsm8k
 
 
 def test_generic_questions_read_gsm8k_like_gsm8k_reader(shared_data):
@@ -52,7 +53,7 @@ def test_generic_sft_program_and_cot(tmp_path):
 def test_load_source_reads_the_corpus_dataset(tmp_path):
   """`load_source("dsmath_corpus", ...)` reads what the corpus task writes (contracts.md)."""
   from dsmath_jax.corpus import write
-  from dsmath_jax.tfds import load_source
+  from dsmath_jax.datasets import load_source
   pages = [dict(id=f"p{i}", text=f"Let $x = {i}$.", url=f"https://a.org/{i}", domain="a.org", score=0.5 + i / 10,
                 round=1, num_tokens=3 + i) for i in range(3)]
   write.write_dataset(pages, str(tmp_path))

@@ -5,7 +5,8 @@ import ml_collections
 import pytest
 
 from configs import dataset as dataset_config
-from dsmath_jax.tfds import gsm8k, hendrycks_math, jsonl, read_jsonl, task
+from dsmath_jax import jsonl
+from dsmath_jax.datasets import gsm8k, hendrycks_math, read_jsonl, task
 
 
 def _write(path, lines):

@@ -9,10 +9,10 @@ import re
 import pytest
 
 from dsmath_jax import templates
-from dsmath_jax.eval import answer as answer_lib
-from dsmath_jax.eval import grader
-from dsmath_jax.sample import sandbox, tool_protocol
-from dsmath_jax.tfds import execute, mathcoder, pot, tora
+from dsmath_jax.grading import answer as answer_lib
+from dsmath_jax.grading import grader
+from dsmath_jax.sandbox import sandbox, tool_protocol
+from dsmath_jax.datasets import execute, mathcoder, pot, tora
 
 POT = "pot_svamp/svamp_s0_e-1_11_24_14_38.jsonl"
 MATHCODER = "mathcoder_svamp/SVAMP_test_result-20230917-2303-correct.jsonl"

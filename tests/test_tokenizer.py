@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from dsmath_jax import tokenizer as tokenizers
+from dsmath_jax import tokenizer_train
 
 CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
           "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
@@ -28,7 +29,7 @@ def test_byte_tokenizer_contract(tmp_path):
 @pytest.fixture(scope="module")
 def gsm8k_sentencepiece(shared_data, tmp_path_factory):
   prefix = tmp_path_factory.mktemp("sp") / "gsm8k"
-  return tokenizers.train_sentencepiece(
+  return tokenizer_train.train_sentencepiece(
       [str(shared_data / "gsm8k" / "train.jsonl")], str(prefix), 1000,
       text_fields=("question", "answer"))
 
@@ -62,10 +63,10 @@ def test_sentencepiece_training_errors_name_file_and_line(tmp_path):
   bad = tmp_path / "bad.jsonl"
   bad.write_text('{"text": "fine"}\n{"question": 3}\n')
   with pytest.raises(ValueError, match=r"bad\.jsonl:2: none of the fields \['text'\]"):
-    tokenizers.train_sentencepiece([str(bad)], str(tmp_path / "m"), 300)
+    tokenizer_train.train_sentencepiece([str(bad)], str(tmp_path / "m"), 300)
   bad.write_text('{"text": "fine"}\n{"text": \n')
   with pytest.raises(ValueError, match=r"bad\.jsonl:2: not JSON"):
-    tokenizers.train_sentencepiece([str(bad)], str(tmp_path / "m"), 300)
+    tokenizer_train.train_sentencepiece([str(bad)], str(tmp_path / "m"), 300)
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +147,7 @@ def test_load_tokenizer_errors(tmp_path):
 def test_gguf_sentencepiece_vocabulary_encodes_like_sentencepiece(dummy_prefix, shared_data,
                                                                   tmp_path):
   """A 'llama' GGUF vocabulary (pieces + scores, no merges) rebuilt as a BPE = sentencepiece."""
-  reference = tokenizers.train_sentencepiece(
+  reference = tokenizer_train.train_sentencepiece(
       [str(shared_data / "gsm8k" / "train.jsonl")], str(tmp_path / "sp"), 600,
       text_fields=("question",), add_dummy_prefix=dummy_prefix)._sp
   size = reference.get_piece_size()

@@ -23,8 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def gsm8k(shared_data, tmp_path_factory):
   """The real GSM8K as the data engineer's TFDS SFT records -> (data_dir, {question: record})."""
-  from dsmath_jax.tfds import builders
-  from dsmath_jax.tfds import gsm8k as gsm8k_records
+  from dsmath_jax.datasets import builders
+  from dsmath_jax.datasets import gsm8k as gsm8k_records
   splits = {split: list(gsm8k_records.cot_records(str(shared_data / "gsm8k" / f"{split}.jsonl")))
             for split in ("train", "test")}
   data_dir = str(tmp_path_factory.mktemp("tfds"))

@@ -16,7 +16,8 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from dsmath_jax.corpus import classify, decontaminate, dedup, read, stages
+from dsmath_jax import decontaminate
+from dsmath_jax.corpus import classify, dedup, read, stages
 
 
 def _options(config):

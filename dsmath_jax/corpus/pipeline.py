@@ -17,7 +17,8 @@ import os
 import numpy as np
 import tqdm
 
-from dsmath_jax.corpus import classify, decontaminate, dedup, domains, read, report, stages, store, write
+from dsmath_jax import decontaminate
+from dsmath_jax.corpus import classify, dedup, domains, read, report, stages, store, write
 
 
 def _progress(iterable, desc, total=None):

@@ -3,7 +3,8 @@
 Everything here is a plain function of its arguments (no global state), so a Beam worker and the in-process
 loop compute the same thing; the orchestration (which round, which files, resuming) lives in pipeline.py.
 """
-from dsmath_jax.corpus import classify, decontaminate, domains, langid, read
+from dsmath_jax import decontaminate
+from dsmath_jax.corpus import classify, domains, langid, read
 
 
 def load_tokenizer(path: str):

@@ -2,7 +2,7 @@
 
 A source spec is a small ConfigDict (one entry of `config.data.sources`):
   tfds="dsmath_sft/gsm8k_cot", split="train", data_dir=".../tfds"   records built by the
-                                           `dataset` or `corpus` task (dsmath_jax.tfds)
+                                           `dataset` or `corpus` task (dsmath_jax.datasets)
   jsonl="/path/train.jsonl"                                  any JSONL file
   generated="arithmetic", size=2000                          needs no files: `:tiny` configs
 plus `fields`: {our field: record field}, e.g. {"question": "question", "response": "answer"}
@@ -26,8 +26,8 @@ def _rename(record: dict, fields: dict, where: str) -> dict:
 
 def read_jsonl(path: str, fields: dict) -> list[dict]:
   """All records of a JSONL file, renamed by `fields` (other fields kept); errors name the
-  file, line and field (dsmath_jax.tfds.jsonl, the one JSONL reader)."""
-  from dsmath_jax.tfds import jsonl
+  file, line and field (dsmath_jax.jsonl, the one JSONL reader)."""
+  from dsmath_jax import jsonl
   rows = jsonl.read_jsonl(path, {"_record": None, **fields})
   return [{**row.pop("_record"), **{k: v for k, v in row.items() if k != "_line"}} for row in rows]
 
@@ -53,9 +53,9 @@ def open_source(spec) -> grain.MapDataset:
   """grain.MapDataset of records (dicts with our field names) for one source spec."""
   fields = dict(spec.get("fields", None) or {})
   if spec.get("tfds", None):
-    from dsmath_jax import tfds as tfds_lib   # the data engineer's builders
+    from dsmath_jax import datasets as datasets_lib   # the data engineer's builders
     data_dir = spec.get("data_dir", None)
-    source = tfds_lib.load_source(spec.tfds, spec.get("split", "train"),
+    source = datasets_lib.load_source(spec.tfds, spec.get("split", "train"),
                                   os.path.expanduser(data_dir) if data_dir else None)
     dataset = grain.MapDataset.source(source)
     if fields:

@@ -11,7 +11,8 @@ Lines that are not JSON, name an unknown id or carry no output are reported by l
 number and skipped, never silently graded.
 """
 
-from dsmath_jax.tfds import generic, gsm8k, hendrycks_math, jsonl
+from dsmath_jax import jsonl
+from dsmath_jax.datasets import generic, gsm8k, hendrycks_math
 
 
 def detect_format(path: str) -> str:

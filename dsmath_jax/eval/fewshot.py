@@ -11,7 +11,7 @@ header (`stop_strings`); `truncate` cuts a continuation there.
 """
 import random
 
-from dsmath_jax.tfds import gsm8k, hendrycks_math
+from dsmath_jax.datasets import gsm8k, hendrycks_math
 
 STYLES = {
     # style: (question header, answer header, default shots)

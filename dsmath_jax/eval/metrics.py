@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from dsmath_jax.eval.normalize import normalize
+from dsmath_jax.grading.normalize import normalize
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

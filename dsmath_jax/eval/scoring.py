@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 
-from dsmath_jax.eval import answer as answer_lib
+from dsmath_jax.grading import answer as answer_lib
 from dsmath_jax.eval import metrics
-from dsmath_jax.eval.grader import Grader
+from dsmath_jax.grading.grader import Grader
 
 MAX_LISTED = 200   # disagreements / timeouts listed in summary.json (counts are always complete)
 

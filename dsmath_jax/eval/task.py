@@ -13,7 +13,7 @@ from absl import logging
 
 from dsmath_jax import templates
 from dsmath_jax.eval import benchmark, fewshot, report, scoring
-from dsmath_jax.eval.grader import Grader
+from dsmath_jax.grading.grader import Grader
 
 
 def load_questions(config) -> list[dict]:

@@ -45,7 +45,8 @@ BATCH_FIELDS = packing.ROW_FIELDS + packing.TARGET_FIELDS + ("ref_logprobs",)
 def load_questions(spec: str) -> list[dict]:
   """Question records from "kind:path[,kind:path...]": gsm8k (#### answers), math (\\boxed{}
   in the solution) or jsonl (fields `question` and `answer` as they are)."""
-  from dsmath_jax.tfds import gsm8k, hendrycks_math, jsonl
+  from dsmath_jax import jsonl
+  from dsmath_jax.datasets import gsm8k, hendrycks_math
   records = []
   for part in filter(None, (p.strip() for p in spec.split(","))):
     kind, _, path = part.partition(":")
@@ -178,7 +179,7 @@ def _sandbox(config):
   """A warm sandbox pool when the prompts are tool-integrated (paper §5.1.2), else None."""
   if config.data.template != "tool":
     return None
-  from dsmath_jax.sample.sandbox import Sandbox
+  from dsmath_jax.sandbox.sandbox import Sandbox
   return Sandbox(workers=int(config.rl.get("sandbox_workers", 4)))
 
 
@@ -413,10 +414,7 @@ def train(config, workdir: str, machinery, state, ref_params, rm_params=None, *,
 def run(config, workdir: str):
   """Task `grpo`: train, plot the curves, save WORKDIR/model (load_pretrained reads it).
   Re-running the command resumes from WORKDIR/checkpoints (the reference is the policy of
-  `config.checkpoint` again). With rl.iterations > 0 this is iterative RL (iterative.py)."""
-  if int(config.rl.get("iterations", 0)):
-    from dsmath_jax.rl import iterative
-    return iterative.run(config, workdir)
+  `config.checkpoint` again). Iterative RL (rl.iterations > 0) is `iterative.run`; main routes it."""
   from dsmath_jax.model import loading
   from dsmath_jax.train.metrics import plot_curves
   from dsmath_jax.train import checkpointing

@@ -6,7 +6,7 @@ for iteration in 1..I:
   label the CURRENT policy's samples (outcome: grader; process: Math-Shepherd), and continue
   training the reward model on them plus a replay of `rm.replay_fraction` (paper: 10%) of
   the examples of earlier iterations
-The task is `grpo` with `rl.iterations > 0` (configs/grpo_iterative.py; grpo.run comes here). Without an initial
+The task is `grpo` with `rl.iterations > 0` (configs/grpo_iterative.py; main routes it here). Without an initial
 `rl.reward_model`, the reward model starts from the policy's decoder and is first trained on
 the initial policy's labelled samples.
 """

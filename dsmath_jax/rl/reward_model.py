@@ -171,7 +171,7 @@ def read_prm800k(path: str, *, neutral_label: float = 1.0) -> Iterator[dict]:
   Errors name the file, line and field.
   """
   ratings = {1: 1.0, -1: 0.0, 0: float(neutral_label)}
-  from dsmath_jax.tfds.jsonl import json_objects
+  from dsmath_jax.jsonl import json_objects
   for line_number, record in json_objects(path):
     where = f"{path}:{line_number}"
     question, label = record.get("question"), record.get("label")

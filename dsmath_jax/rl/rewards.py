@@ -28,7 +28,7 @@ class Rewards:
 
 def rule_reward(output: str, gold: str) -> float:
   """1.0 if the grader finds the output's final answer equal to the gold answer, else 0.0."""
-  from dsmath_jax.eval.grader import grade_output
+  from dsmath_jax.grading.grader import grade_output
   return 1.0 if grade_output(output, gold) else 0.0
 
 

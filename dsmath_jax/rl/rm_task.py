@@ -76,7 +76,7 @@ def file_examples(source: str, kind: str, tokenizer, template: str = "cot"):
     return examples
   if prefix != "jsonl":
     raise ValueError(f"data.source={source!r}: use policy, prm800k:PATH or jsonl:PATH")
-  from dsmath_jax.tfds.jsonl import json_objects
+  from dsmath_jax.jsonl import json_objects
   for line_number, record in json_objects(path):
     needed = ("question", "response", "correct") if kind == "outcome" else ("question", "steps", "labels")
     for field in needed:

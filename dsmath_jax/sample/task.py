@@ -10,7 +10,7 @@ import time
 from absl import logging
 
 from dsmath_jax import templates
-from dsmath_jax.tfds import jsonl
+from dsmath_jax import jsonl
 
 
 def read_prompts(path: str, limit: int = 0) -> list[dict]:
@@ -100,7 +100,7 @@ def run(config, workdir: str) -> dict:
   bar = tqdm.tqdm(total=len(prompts) * sampling.num_samples, desc="samples", unit="sample")
   start = time.time()
   if config.tools:
-    from dsmath_jax.sample import sandbox as sandbox_lib
+    from dsmath_jax.sandbox import sandbox as sandbox_lib
     from dsmath_jax.sample import tool_loop
     if tokenizer is None:
       raise ValueError("sample: tools=True needs a tokenizer (programs are text)")

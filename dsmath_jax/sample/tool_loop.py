@@ -19,8 +19,8 @@ import flax.linen as nn
 import jax
 
 from dsmath_jax.sample import sampler
-from dsmath_jax.sample import tool_protocol
-from dsmath_jax.sample.sandbox import ExecResult
+from dsmath_jax.sandbox import tool_protocol
+from dsmath_jax.sandbox.sandbox import ExecResult
 
 # generate_round(contexts, row_ids, limits, round_index) -> one RowResult per context.
 RoundFn = Callable[[list[list[int]], list[int], list[int], int], list[sampler.RowResult]]
@@ -111,7 +111,7 @@ def generate_with_tools(params, config, tokenizer, prompts: list[list[int]],
 
   owned = sandbox is None
   if owned:
-    from dsmath_jax.sample.sandbox import Sandbox
+    from dsmath_jax.sandbox.sandbox import Sandbox
     sandbox = Sandbox(workers=4)
   try:
     rows = run_tool_rounds([p for _, p in samples], generate_round, tokenizer, sandbox,

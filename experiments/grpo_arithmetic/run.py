@@ -24,9 +24,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import task  # noqa: E402
 from dsmath_jax import sharding  # noqa: E402
-from dsmath_jax.eval import answer as answer_lib  # noqa: E402
+from dsmath_jax.grading import answer as answer_lib  # noqa: E402
 from dsmath_jax.eval import metrics as eval_metrics  # noqa: E402
-from dsmath_jax.eval.grader import grade_output  # noqa: E402
+from dsmath_jax.grading.grader import grade_output  # noqa: E402
 from dsmath_jax.rl import grpo  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/grpo_arithmetic.py[:tiny]", lock_config=False)

@@ -20,7 +20,7 @@ import math
 import re
 from typing import Callable
 
-from dsmath_jax.eval.normalize import normalize, parse_number
+from dsmath_jax.grading.normalize import normalize, parse_number
 
 ABS_TOL = 1e-3  # DeepSeek-Math eval_utils: math.isclose(..., abs_tol=1e-3)
 MAX_ANSWER_CHARS = 1000  # MATH-500's longest gold answer has 53 characters

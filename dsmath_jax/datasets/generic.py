@@ -7,8 +7,9 @@ MGSM-zh, SAT, OCW, MMLU-STEM: a question field and an answer field) and for SFT 
 import collections
 
 from dsmath_jax import templates
-from dsmath_jax.eval import answer as answer_lib
-from dsmath_jax.tfds import execute, gsm8k, jsonl, pot, tora
+from dsmath_jax.grading import answer as answer_lib
+from dsmath_jax import jsonl
+from dsmath_jax.datasets import execute, gsm8k, pot, tora
 
 # How the gold answer is read from the answer field.
 ANSWER_FROM = ("field", "boxed", "gsm8k")

@@ -1,7 +1,7 @@
 """Removing SFT and RL records whose question appears in a benchmark test set.
 
 Two rules, counted separately: normalized exact match of the question ('exact'), and
-the paper's n-gram rule (§2.1, `dsmath_jax/corpus/decontaminate.py`, the same class the
+the paper's n-gram rule (§2.1, `dsmath_jax/decontaminate.py`, the same class the
 corpus uses): a question sharing any 10-gram of words with a benchmark question is
 removed, and benchmark questions of 3..9 words match as whole word sequences ('ngram').
 The whole question is one segment (a MATH problem's line breaks are layout, not
@@ -10,7 +10,7 @@ paragraphs), so a 10-gram may span its lines.
 import re
 import unicodedata
 
-from dsmath_jax.corpus import decontaminate as corpus_decontaminate
+from dsmath_jax import decontaminate as corpus_decontaminate
 
 
 def normalize(text: str) -> str:

@@ -8,7 +8,7 @@ evaluation all read the final answer the same way.
 import re
 
 from dsmath_jax import templates
-from dsmath_jax.tfds import jsonl
+from dsmath_jax import jsonl
 
 _ANNOTATION = re.compile(r"<<([^<>]*)>>")
 # A number as GSM8K writes it right after an annotation: "$22,500", "0.2", "-3", "3/4".

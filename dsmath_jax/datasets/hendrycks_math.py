@@ -9,8 +9,8 @@ whose solution ends in an empty `\\boxed{}` (train/number_theory/7115.json and 7
 they have no gold answer, so they are dropped (counted as 'empty_boxed').
 """
 from dsmath_jax import templates
-from dsmath_jax.eval import answer as answer_lib
-from dsmath_jax.tfds import jsonl
+from dsmath_jax.grading import answer as answer_lib
+from dsmath_jax import jsonl
 
 
 def gold_answer(solution: str) -> str | None:

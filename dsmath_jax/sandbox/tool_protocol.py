@@ -18,7 +18,7 @@ printed before failing is dropped, as their executors drop it), and text longer 
 characters keeps its first and last 50 around "...". A program that finished without
 printing gives an empty block, as in DeepSeekMath's evaluation.
 """
-from dsmath_jax.sample.sandbox import ExecResult
+from dsmath_jax.sandbox.sandbox import ExecResult
 
 STOP = "```output"
 _OPEN, _CLOSE = "```python", "```"

@@ -11,7 +11,7 @@ do the rest, so the sample file shows what the model actually wrote.
 """
 import re
 
-from dsmath_jax.eval.normalize import matching_braces
+from dsmath_jax.grading.normalize import matching_braces
 
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 _ANSWER_IS = re.compile(r"[Tt]he (?:final )?answer is[:\s]*")

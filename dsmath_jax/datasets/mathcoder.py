@@ -17,9 +17,10 @@ import collections
 import re
 
 from dsmath_jax import templates
-from dsmath_jax.eval import answer as answer_lib
-from dsmath_jax.eval import grader
-from dsmath_jax.tfds import execute, jsonl
+from dsmath_jax.grading import answer as answer_lib
+from dsmath_jax.grading import grader
+from dsmath_jax import jsonl
+from dsmath_jax.datasets import execute
 
 _TRACEBACK = re.compile(r"Traceback|\b\w*(?:Error|Exception)\b:?")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")

@@ -16,7 +16,7 @@ import pathlib
 
 from absl import logging
 
-from dsmath_jax.tfds import builders, decontamination, generic, gsm8k, hendrycks_math, mathcoder, pot, tora
+from dsmath_jax.datasets import builders, decontamination, generic, gsm8k, hendrycks_math, mathcoder, pot, tora
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -8,11 +8,11 @@ Those programs are written by a model under training, so they are hostile by def
     results = sandbox.run_many(codes)        # ExecResult per code, in order
   run_program("print(1 + 1)").stdout         # '2\\n' (one shared 1-worker sandbox)
 
-Each pool slot is a warm worker process (`sandbox_worker.py`) that has imported sympy and
+Each pool slot is a warm worker process (`worker.py`) that has imported sympy and
 numpy once (~1 s) and forks one child per program (~10 ms). The child gets its own session,
 rlimits, a fresh directory (removed after), a minimal environment, a read-only view of every
 other filesystem, no network, and, when the caller is root, its own uid.
-`sandbox_isolation.py` says exactly what each layer guarantees and what it does not;
+`isolation.py` says exactly what each layer guarantees and what it does not;
 `Sandbox.layers` says which ones this machine allowed. The caller never runs program code: a
 worker that dies or stops answering is killed with its whole group and restarted, and that
 program's result is "killed".
@@ -39,7 +39,7 @@ import threading
 import time
 import weakref
 
-from dsmath_jax.sample import sandbox_worker
+from dsmath_jax.sandbox import worker as sandbox_worker
 
 STATUSES = ("ok", "error", "timeout", "memory", "killed", "output_limit")
 # What math programs import; loaded once per worker so that a program does not pay for it.
@@ -73,7 +73,7 @@ class Limits:
   max_file_mb: int = 16            # RLIMIT_FSIZE: largest file the program may write
   max_dir_mb: int = 64             # its directory's size (a tmpfs; enforced only when root)
   print_last_expr: bool = True     # ToRA: print a final bare expression if nothing was printed
-  python_guards: bool = True       # audit-hook tripwires (see sandbox_isolation.py)
+  python_guards: bool = True       # audit-hook tripwires (see isolation.py)
 
   def __post_init__(self):
     for name in ("timeout_s", "memory_mb", "max_output_chars", "max_processes", "max_file_mb",
@@ -115,7 +115,7 @@ class _Slot:
 
   def start(self) -> None:
     self.process = subprocess.Popen(
-        [sys.executable, "-s", "-m", "dsmath_jax.sample.sandbox_worker"], stdin=subprocess.PIPE,
+        [sys.executable, "-s", "-m", "dsmath_jax.sandbox.worker"], stdin=subprocess.PIPE,
         stdout=subprocess.PIPE, env=dict(_ENV, PYTHONPATH=_PACKAGE_ROOT), cwd=self.config["root_dir"],
         start_new_session=True, close_fds=True)
     sandbox_worker.send(self.process.stdin.fileno(), self.config)

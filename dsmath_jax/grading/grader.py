@@ -17,8 +17,8 @@ import threading
 import time
 from typing import Callable, NamedTuple
 
-from dsmath_jax.eval import answer as answer_lib
-from dsmath_jax.eval.equivalence import compare, math_equal, math_verify_equal, quick_compare, symbolic_equal
+from dsmath_jax.grading import answer as answer_lib
+from dsmath_jax.grading.equivalence import compare, math_equal, math_verify_equal, quick_compare, symbolic_equal
 
 __all__ = ["Grader", "Verdict", "grade_output", "is_equiv", "math_equal", "quick_compare"]
 

@@ -1,12 +1,12 @@
 """The warm sandbox worker: one per pool slot, it imports sympy once and forks per program.
 
-Started by `sandbox.py` as `python -s -m dsmath_jax.sample.sandbox_worker` with a minimal
+Started by `sandbox.py` as `python -s -m dsmath_jax.sandbox.worker` with a minimal
 environment. It talks to its caller over stdin/stdout with length-prefixed JSON: one config
 message, a handshake reply (the isolation layers it achieved), then per program one request
 -> an acknowledgement and a result. Importing sympy costs ~1 s per process; forking a process
 that already has it costs ~10 ms, which is why tool-integrated sampling (§3.1, §4) can afford
 a fresh process per program. Per program it makes the directory, forks, isolates the child
-(`sandbox_isolation`), runs the code in it (`sandbox_program`), reads its output with bounded
+(`isolation`), runs the code in it (`program`), reads its output with bounded
 buffers until it exits or the wall-clock deadline passes, SIGKILLs everything it left behind,
 and removes the directory.
 """
@@ -20,8 +20,8 @@ import sys
 import tempfile
 import time
 
-from dsmath_jax.sample import sandbox_isolation as isolation
-from dsmath_jax.sample import sandbox_program
+from dsmath_jax.sandbox import isolation
+from dsmath_jax.sandbox import program as sandbox_program
 
 EXIT_SETUP_FAILED = 70
 TIMEOUT_MESSAGE = "Timeout Error"  # the string ToRA / DeepSeekMath's executors put in the output block

@@ -11,9 +11,10 @@ import collections
 import re
 
 from dsmath_jax import templates
-from dsmath_jax.eval import answer as answer_lib
-from dsmath_jax.eval import grader
-from dsmath_jax.tfds import execute, jsonl
+from dsmath_jax.grading import answer as answer_lib
+from dsmath_jax.grading import grader
+from dsmath_jax import jsonl
+from dsmath_jax.datasets import execute
 
 FIELDS = {"question": "messages.0.content", "trajectory": "messages.1.content", "gold": "gt", "id": "id"}
 # A ```python block and the ```output block right after it.

@@ -75,7 +75,7 @@ class Decontaminator:
 def load_benchmark_texts(specs) -> tuple[list[tuple[str, str]], dict]:
   """(name, text) pairs from benchmark files `{name, path, fields, optional}` (JSONL). Missing optional files are
   reported in the returned status instead of failing (CMATH/AGIEval must be downloaded by the user)."""
-  from dsmath_jax.tfds.jsonl import json_objects
+  from dsmath_jax.jsonl import json_objects
   texts, status = [], {}
   for spec in specs:
     name, path, fields = spec["name"], spec["path"], tuple(spec["fields"])

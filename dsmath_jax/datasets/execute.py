@@ -2,10 +2,10 @@
 
 Paper §3.1 trains on program-of-thought and tool-integrated solutions; a record is only
 worth training on if its code really produces what the text says. Programs run in the
-sandbox (dsmath_jax/sample/sandbox.py), the same executor the tool-integrated sampler
+sandbox (dsmath_jax/sandbox/sandbox.py), the same executor the tool-integrated sampler
 uses, so "the output a record shows" means the same thing at SFT, RL and evaluation.
 """
-from dsmath_jax.sample import sandbox, tool_protocol
+from dsmath_jax.sandbox import sandbox, tool_protocol
 
 
 def run_programs(codes: list[str], *, timeout_s: float = 30.0, workers: int = 2,

@@ -9,7 +9,8 @@ answer (|diff| < 1e-4, PoT's own check). The response is the DeepSeekMath tool f
 import collections
 
 from dsmath_jax import templates
-from dsmath_jax.tfds import execute, jsonl
+from dsmath_jax import jsonl
+from dsmath_jax.datasets import execute
 
 FIELDS = {"question": "question", "passage": "passage", "programs": "generated", "answer": "answer"}
 
