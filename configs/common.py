@@ -83,27 +83,37 @@ def mesh(data: int = 1, fsdp: int = -1, tensor: int = 1) -> ml_collections.Confi
   return ml_collections.ConfigDict(dict(data=data, fsdp=fsdp, tensor=tensor))
 
 
-def parse_arg(arg: str | None, **defaults):
+def parse_arg(arg: str | None, *, variants: tuple[str, ...] = ("tiny",), **defaults):
   """Parses `tiny` or `tiny,group=8,steps=3` into a ConfigDict of typed fields.
 
-  The first bare word is stored as `variant`; `key=value` pairs are cast to the
-  type of the default of the same name (strings when no default exists).
+  The first bare word is the `variant` and must be one of `variants` (the default variant is
+  `defaults["variant"]`, else ""); `key=value` pairs must name a key of `defaults` and are cast
+  to its type. Anything else fails naming it, so `:tinny` cannot silently build the 7B run.
   """
   result = ml_collections.ConfigDict(dict(defaults))
   result.variant = defaults.get("variant", "")
+  known = tuple(dict.fromkeys((result.variant,) + tuple(variants) if result.variant else tuple(variants)))
   for token in (arg or "").split(","):
     token = token.strip()
     if not token:
       continue
     if "=" not in token:
+      if token not in known:
+        raise ValueError(f"unknown config variant {token!r} in {arg!r}; known: {list(known)}")
       result.variant = token
       continue
     key, value = token.split("=", 1)
-    default = defaults.get(key)
+    if key not in defaults or key == "variant":
+      raise ValueError(f"unknown config argument {key!r} in {arg!r}; known: "
+                       f"{sorted(k for k in defaults if k != 'variant')}")
+    default = defaults[key]
     if isinstance(default, bool):
+      if value.lower() not in ("1", "true", "yes", "0", "false", "no"):
+        raise ValueError(f"config argument {key}={value!r}: expected true or false")
       result[key] = value.lower() in ("1", "true", "yes")
-    elif default is not None:
-      result[key] = type(default)(value)
     else:
-      result[key] = value
+      try:
+        result[key] = type(default)(value)
+      except ValueError as error:
+        raise ValueError(f"config argument {key}={value!r}: expected {type(default).__name__}") from error
   return result

@@ -18,7 +18,7 @@ from configs import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  args = common.parse_arg(arg, variant="7b")                 # "tiny" | "small" | "7b"
+  args = common.parse_arg(arg, variants=("tiny", "small"), variant="7b")   # "tiny" | "small" | "7b"
   c = ml_collections.ConfigDict()
   c.task = "pretrain"
   c.seed = 0

@@ -15,11 +15,11 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "dsmath_jax"
 # pipeline runs (a later stage may use an earlier one, never the reverse).
 RANKS = {
     # ground floor: no dsmath_jax imports
-    "sharding": 0, "jsonl": 0, "gguf_file": 0, "templates": 0,
+    "sharding": 0, "jsonl": 0, "gguf_file": 0, "templates": 0, "config_types": 0,
     # the model and its vocabulary
     "tokenizer": 1, "model": 2,
     # libraries several stages share
-    "grading": 3, "sandbox": 3, "decontaminate": 3, "config_types": 3, "runtime": 3,
+    "grading": 3, "sandbox": 3, "decontaminate": 3, "runtime": 3,
     # stages, in pipeline order
     "corpus": 4, "datasets": 5, "data": 6, "tokenizer_train": 7, "tokenizer_task": 8,
     "train": 9, "sample": 10, "rl": 11, "eval": 12,

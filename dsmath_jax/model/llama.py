@@ -19,6 +19,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dsmath_jax import config_types
+
 _NEG_INF = -1e30  # finite, so fully masked rows (padding queries) stay NaN-free
 
 
@@ -40,13 +42,13 @@ class LlamaConfig:
   param_dtype: str = "float32"    # storage dtype of the parameters
   scan_layers: bool = True
   remat: str = "none"             # "none" | "full" | "dots" (save matmul outputs only)
+  attention: str = "xla"          # attention implementation: "xla" (einsum reference)
 
   @classmethod
-  def from_config(cls, model_config) -> "LlamaConfig":
-    """Keeps the fields this dataclass knows; `preset`, `attention`, ... are ignored."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    values = dict(model_config.items() if hasattr(model_config, "items") else model_config)
-    return cls(**{k: v for k, v in values.items() if k in names})
+  def from_config(cls, model_config, where: str = "config.model") -> "LlamaConfig":
+    """From config.model (or a checkpoint's fields); an unknown or missing key fails naming it.
+    `preset` (the name the fields came from) is the one key that is not a field."""
+    return config_types.from_section(cls, model_config, where=where, ignore=("preset",))
 
   @property
   def num_params(self) -> int:

@@ -36,6 +36,43 @@ class Pretrained(NamedTuple):
   tokenizer: tokenizers.Tokenizer | None
 
 
+# Fields of config.model that say how to run a model, not what it is: they apply to any loaded
+# checkpoint (orbax, HF, GGUF), whose own shape fields win.
+RUNTIME_FIELDS = ("dtype", "param_dtype", "scan_layers", "remat", "attention")
+
+
+def load_or_init(checkpoint: str, model: llama.LlamaConfig, *, tokenizer: str = "", mesh=None,
+                 rules=None) -> Pretrained:
+  """The model a task starts from: `checkpoint` (orbax dir, HF dir or GGUF) with `model`'s
+  run-time fields applied, or `model` itself with params None (the caller initializes).
+
+  The tokenizer is the checkpoint's own, else `tokenizer` (a path or "byte"); it must fit the
+  model's vocabulary. One loader for every task, so `--config.model.remat=full` means the same
+  thing whatever the source.
+  """
+  runtime = {name: getattr(model, name) for name in RUNTIME_FIELDS}
+  if checkpoint:
+    stored = read_config(checkpoint)
+    if checkpoint_kind(checkpoint) == "ours" and stored.scan_layers != model.scan_layers:
+      raise ValueError(f"{checkpoint}: saved with scan_layers={stored.scan_layers}; run it with "
+                       f"--config.model.scan_layers={stored.scan_layers} (orbax restores the stored layout)")
+    loaded = load_pretrained(checkpoint, dtype=model.dtype, param_dtype=model.param_dtype, mesh=mesh,
+                             rules=rules, config=dataclasses.replace(stored, **runtime))
+    config = dataclasses.replace(loaded.config, **runtime)
+    params, vocabulary = loaded.params, loaded.tokenizer
+  else:
+    config, params, vocabulary = model, None, None
+  if vocabulary is None:
+    if not tokenizer:
+      raise ValueError(f"no tokenizer: the checkpoint {checkpoint!r} carries none and config.tokenizer is empty"
+                       if checkpoint else "no tokenizer: set the config's tokenizer (a path or 'byte')")
+    vocabulary = tokenizers.load_tokenizer(tokenizer)
+  if vocabulary.vocab_size > config.vocab_size:
+    raise ValueError(f"tokenizer of {checkpoint or tokenizer!r} has {vocabulary.vocab_size} tokens, more than "
+                     f"the model's vocab_size {config.vocab_size}")
+  return Pretrained(config, params, vocabulary)
+
+
 def checkpoint_kind(path: str) -> str:
   """"gguf" | "hf" | "ours", or a FileNotFoundError that says what was expected."""
   if os.path.isfile(path) and path.endswith(".gguf"):
