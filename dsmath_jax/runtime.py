@@ -2,7 +2,7 @@
 
 One `setup` instead of the same four lines in every task, and one `jit_under_mesh`, because a
 step traced without the mesh and the logical rules in context silently drops every
-`with_logical_constraint` (STYLE.md §4).
+`with_logical_constraint`.
 """
 import flax.linen as nn
 import jax
