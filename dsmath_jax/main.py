@@ -71,6 +71,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config, workdir = _CONFIG.value, _WORKDIR.value
+  if flags.FLAGS.verbosity <= 0:            # --verbosity=1 shows the libraries' INFO lines again
+    from dsmath_jax import console
+    console.quiet_libraries()
   known = tasks()
   if config.task not in known:
     raise app.UsageError(f"config.task={config.task!r} is not a task; known: {sorted(known)}")

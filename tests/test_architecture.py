@@ -15,7 +15,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "dsmath_jax"
 # pipeline runs (a later stage may use an earlier one, never the reverse).
 RANKS = {
     # ground floor: no dsmath_jax imports
-    "sharding": 0, "jsonl": 0, "gguf_file": 0, "templates": 0, "config_types": 0,
+    "sharding": 0, "jsonl": 0, "gguf_file": 0, "templates": 0, "config_types": 0, "console": 0,
     # the model and its vocabulary
     "tokenizer": 1, "model": 2,
     # libraries several stages share
