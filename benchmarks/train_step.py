@@ -25,6 +25,7 @@ from configs import common  # noqa: E402
 from dsmath_jax import sharding  # noqa: E402
 from dsmath_jax.model import llama  # noqa: E402
 from dsmath_jax.train import loss as loss_lib  # noqa: E402
+from dsmath_jax.train import optim  # noqa: E402
 from dsmath_jax.train import state as state_lib  # noqa: E402
 from dsmath_jax.train import step as step_lib  # noqa: E402
 
@@ -58,7 +59,8 @@ def ours(preset, batch, seq, remat):
   model_config = llama.LlamaConfig.from_config(config.model)
   mesh = sharding.make_mesh(dict(data=1, fsdp=-1, tensor=1))
   rules = common.LOGICAL_AXIS_RULES
-  state, shardings = state_lib.create_train_state(config, model_config, mesh, rules)
+  state, shardings = state_lib.create_train_state(optim.OptimConfig.from_config(config.optim), model_config, mesh,
+                                                   rules, seed=config.seed)
   host_batch = _batch(batch, seq, model_config.vocab_size)
   step = step_lib.compile_train_step(
       shardings, mesh, rules, {k: v.shape for k, v in host_batch.items()},

@@ -1,5 +1,4 @@
 """Learning-rate schedules against hand-computed values (paper §2.3 and §3.1)."""
-import ml_collections
 import numpy as np
 import pytest
 
@@ -7,7 +6,7 @@ from dsmath_jax.train import optim
 
 
 def _schedule(**fields):
-  return optim.make_schedule(ml_collections.ConfigDict(fields))
+  return optim.make_schedule(optim.OptimConfig.from_config(fields))
 
 
 def test_deepseek_multistep_schedule():
@@ -41,7 +40,7 @@ def test_unknown_schedule_is_named():
 def test_adamw_update_matches_hand_computed():
   """One update on a matrix and a norm scale: clip, AdamW with decay on the matrix only."""
   import jax.numpy as jnp
-  tx = optim.make_optimizer(ml_collections.ConfigDict(dict(
+  tx = optim.make_optimizer(optim.OptimConfig.from_config(dict(
       lr=0.1, schedule="constant", steps=10, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1,
       clip_norm=1.0)))
   params = {"kernel": jnp.full((2, 2), 2.0), "norm": {"scale": jnp.full((2,), 2.0)}}

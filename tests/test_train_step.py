@@ -9,6 +9,7 @@ from configs import common
 from dsmath_jax import sharding
 from dsmath_jax.model import llama
 from dsmath_jax.train import loss as loss_lib
+from dsmath_jax.train import optim
 from dsmath_jax.train import state as state_lib
 from dsmath_jax.train import step as step_lib
 
@@ -45,7 +46,8 @@ def _run(mesh_shape, num_microbatches, steps=2):
   mesh = sharding.make_mesh(dict(zip(sharding.MESH_AXES, mesh_shape)), devices)
   rules = common.LOGICAL_AXIS_RULES
   model_config = llama.LlamaConfig.from_config(config.model)
-  state, shardings = state_lib.create_train_state(config, model_config, mesh, rules)
+  state, shardings = state_lib.create_train_state(optim.OptimConfig.from_config(config.optim), model_config, mesh,
+                                                   rules, seed=config.seed)
   batch = _batch()
   step = step_lib.compile_train_step(
       shardings, mesh, rules, {k: v.shape for k, v in batch.items()},

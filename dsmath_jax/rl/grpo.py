@@ -148,7 +148,7 @@ def build_machinery(config, model_config, tokenizer, state_shardings, mesh, rule
   train_step = step_lib.compile_train_step(
       state_shardings, mesh, rules, batch_spec, loss_fn=loss_fn, apply_fn=apply_fn,
       num_microbatches=int(config.train.num_microbatches),
-      learning_rate_fn=optim.make_schedule(config.optim))
+      learning_rate_fn=optim.make_schedule(optim.OptimConfig.from_config(config.optim)))
   row_sharding = sharding.batch_sharding(mesh, rules, 2)
   rows_sharding = {k: row_sharding for k in ("tokens", "segment_ids", "positions")}
   packed_sharding = {k: sharding.batch_sharding(mesh, rules, len(batch_spec[k]))
@@ -345,11 +345,13 @@ def load_policy(config, mesh, rules):
 
 def setup(config, mesh=None):
   """(machinery, state, ref_params, rm_params) for a config; the mesh defaults to config.mesh."""
+  from dsmath_jax.train import optim
   from dsmath_jax.train import state as state_lib
   mesh = mesh if mesh is not None else sharding.make_mesh(config.mesh)
   rules = tuple(tuple(r) for r in config.logical_axis_rules)
   model_config, params, tokenizer = load_policy(config, mesh, rules)
-  state, shardings = state_lib.create_train_state(config, model_config, mesh, rules, params=params)
+  state, shardings = state_lib.create_train_state(optim.OptimConfig.from_config(config.optim), model_config, mesh,
+                                                   rules, params=params, seed=config.seed)
   rm_config = rm_params = rm_shardings = None
   if config.rl.reward != "rule":
     if not config.rl.reward_model:

@@ -40,6 +40,7 @@ def replay(history: list, fraction: float, rng: np.random.Generator) -> list:
 
 def run(config, workdir: str):
   from dsmath_jax.model import loading
+  from dsmath_jax.train import optim
   from dsmath_jax.train import state as state_lib
   from dsmath_jax.train.metrics import MetricsWriter, plot_curves
   sharding.maybe_initialize_distributed(config)
@@ -75,7 +76,8 @@ def run(config, workdir: str):
     history = label(params, 0)
     rm_state, _ = rm_task.train_reward_model(view, rm_state, rm_shardings, rm_config, history, mesh, rules,
                                              writer, step_offset=0)
-  state, shardings = state_lib.create_train_state(config, model_config, mesh, rules, params=params)
+  state, shardings = state_lib.create_train_state(optim.OptimConfig.from_config(config.optim), model_config, mesh,
+                                                   rules, params=params, seed=config.seed)
   machinery = grpo.build_machinery(config, model_config, tokenizer, shardings, mesh, rules, rm_config,
                                    rm_shardings.params)
   steps = int(config.rl.steps_per_iteration)

@@ -102,7 +102,7 @@ def create_rm_state(config, rm_config, mesh, rules, base_params=None, params=Non
   decoder's params (head at zero); `params` = a whole trained reward model (load_reward_model)."""
   from dsmath_jax.train import optim
   from dsmath_jax.train.state import TrainState
-  tx = optim.make_optimizer(config.optim)
+  tx = optim.make_optimizer(optim.OptimConfig.from_config(config.optim))
   key = jax.random.key(int(config.seed))
 
   def boxed(key):
@@ -137,7 +137,7 @@ def train_reward_model(config, state, shardings, rm_config, examples, mesh, rule
   spec = {k: (batch_size, seq_len) for k in ("tokens", "segment_ids", "positions", "label_mask", "labels")}
   step = step_lib.compile_train_step(shardings, mesh, rules, spec, loss_fn=rm_lib.make_loss_fn(),
                                      apply_fn=apply_fn, num_microbatches=int(config.train.num_microbatches),
-                                     learning_rate_fn=optim.make_schedule(config.optim))
+                                     learning_rate_fn=optim.make_schedule(optim.OptimConfig.from_config(config.optim)))
   pad = 0
   order_rng = np.random.default_rng(int(config.seed) + step_offset)
   metrics, done = {}, 0

@@ -6,11 +6,39 @@ DeepSeekMath trains with AdamW (b1 0.9, b2 0.95, weight decay 0.1; paper §2.3, 
   - "constant": SFT (§3.1), constant 5e-5 (with an optional warmup).
   - "cosine": warmup + cosine decay to `end_lr_ratio` of the peak, for ablations.
 """
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import optax
 
+from dsmath_jax import config_types
+
 SCHEDULES = ("constant", "cosine", "deepseek")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+  """The `optim` section of a training config (pretrain, SFT, reward model, GRPO)."""
+  lr: float                      # peak learning rate (paper: 4.2e-4 pretraining, 5e-5 SFT, 1e-6 GRPO)
+  schedule: str                  # "constant" | "cosine" | "deepseek" (module docstring)
+  steps: int                     # optimizer updates of the run
+  warmup_steps: int = 0          # linear ramp from 0 to lr
+  b1: float = 0.9                # AdamW beta1 (paper §2.3)
+  b2: float = 0.95               # AdamW beta2
+  eps: float = 1e-8              # AdamW epsilon
+  weight_decay: float = 0.1      # decoupled decay on matrices (not on norm scales)
+  clip_norm: float = 1.0         # global-norm gradient clipping; 0 = none
+  end_lr_ratio: float = 0.1      # "cosine": final lr / peak lr
+  z_loss: float = 0.0            # coefficient of the z-loss (PaLM §5) in the LM losses
+
+  def __post_init__(self):
+    if self.schedule not in SCHEDULES:
+      raise ValueError(f"optim.schedule={self.schedule!r} is not a schedule; known: {SCHEDULES}")
+
+  @classmethod
+  def from_config(cls, section, where: str = "config.optim") -> "OptimConfig":
+    return config_types.from_section(cls, section, where=where)
 
 
 def _warmup(step, warmup_steps: int):
@@ -20,12 +48,9 @@ def _warmup(step, warmup_steps: int):
   return jnp.minimum(1.0, step.astype(jnp.float32) / warmup_steps)
 
 
-def make_schedule(optim_config) -> optax.Schedule:
-  """step -> learning rate for `optim_config.schedule` (see the module docstring)."""
-  name, lr = optim_config.schedule, float(optim_config.lr)
-  steps, warmup = int(optim_config.steps), int(optim_config.get("warmup_steps", 0))
-  if name not in SCHEDULES:
-    raise ValueError(f"optim.schedule={name!r} is not a schedule; known: {SCHEDULES}")
+def make_schedule(optim: OptimConfig) -> optax.Schedule:
+  """step -> learning rate for `optim.schedule` (see the module docstring)."""
+  name, lr, steps, warmup = optim.schedule, optim.lr, optim.steps, optim.warmup_steps
 
   def schedule(step):
     step = jnp.asarray(step)
@@ -35,7 +60,7 @@ def make_schedule(optim_config) -> optax.Schedule:
     if name == "deepseek":
       stage = jnp.where(step < 0.8 * steps, 1.0, jnp.where(step < 0.9 * steps, 0.316, 0.1))
       return lr * ramp * stage
-    end_ratio = float(optim_config.get("end_lr_ratio", 0.1))
+    end_ratio = optim.end_lr_ratio
     progress = jnp.clip((step - warmup) / max(steps - warmup, 1), 0.0, 1.0)
     cosine = end_ratio + (1.0 - end_ratio) * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
     return lr * ramp * cosine
@@ -51,12 +76,10 @@ def _decay_mask(params):
   return jax.tree_util.tree_map_with_path(is_decayed, params)
 
 
-def make_optimizer(optim_config) -> optax.GradientTransformation:
-  """clip_by_global_norm(clip_norm) -> AdamW(schedule) from the config's `optim` section."""
-  adamw = optax.adamw(
-      learning_rate=make_schedule(optim_config),
-      b1=float(optim_config.get("b1", 0.9)), b2=float(optim_config.get("b2", 0.95)),
-      eps=float(optim_config.get("eps", 1e-8)),
-      weight_decay=float(optim_config.get("weight_decay", 0.1)), mask=_decay_mask)
-  clip = float(optim_config.get("clip_norm", 1.0))
-  return optax.chain(optax.clip_by_global_norm(clip), adamw) if clip > 0 else adamw
+def make_optimizer(optim: OptimConfig) -> optax.GradientTransformation:
+  """clip_by_global_norm(clip_norm) -> AdamW(schedule)."""
+  adamw = optax.adamw(learning_rate=make_schedule(optim), b1=optim.b1, b2=optim.b2, eps=optim.eps,
+                      weight_decay=optim.weight_decay, mask=_decay_mask)
+  if optim.clip_norm > 0:
+    return optax.chain(optax.clip_by_global_norm(optim.clip_norm), adamw)
+  return adamw

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dsmath_jax import sharding
+from dsmath_jax import runtime, sharding
 from dsmath_jax.model import llama
 from dsmath_jax.train import optim
 
@@ -35,14 +35,15 @@ def _new_state(params, rng, tx) -> TrainState:
                     rng=rng, tx=tx)
 
 
-def create_train_state(config, model_config: llama.LlamaConfig, mesh, rules, params=None):
-  """(state, state_shardings): random init from `config.seed`, or around given `params`.
+def create_train_state(optim_config: optim.OptimConfig, model_config: llama.LlamaConfig, mesh, rules,
+                       params=None, *, seed: int):
+  """(state, state_shardings): random init from `seed`, or around given `params`.
 
-  `params` (e.g. from load_pretrained) must be the plain pytree of `model_config`; they
+  `params` (e.g. from load_or_init) must be the plain pytree of `model_config`; they
   are donated and resharded to the rules' layout.
   """
-  tx = optim.make_optimizer(config.optim)
-  rng = jax.random.key_data(jax.random.key(int(config.get("seed", 0))))
+  tx = optim.make_optimizer(optim_config)
+  rng = jax.random.key_data(jax.random.key(seed))
   params_rng, state_rng = jax.random.split(rng)
 
   def boxed_state(params_rng, state_rng):
@@ -51,13 +52,12 @@ def create_train_state(config, model_config: llama.LlamaConfig, mesh, rules, par
 
   abstract = jax.eval_shape(boxed_state, params_rng, state_rng)
   shardings = sharding.tree_shardings(abstract, mesh, rules)
-  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-    if params is None:
-      init = jax.jit(lambda p, s: nn.unbox(boxed_state(p, s)), out_shardings=shardings)
-      state = init(params_rng, state_rng)
-    else:
-      init = jax.jit(lambda p, s: _new_state(p, s, tx), in_shardings=(shardings.params, None),
-                     out_shardings=shardings, donate_argnums=0)
-      state = init(params, state_rng)
-  return state, shardings
+  if params is None:
+    init = runtime.jit_under_mesh(lambda p, s: nn.unbox(boxed_state(p, s)), mesh, rules,
+                                  out_shardings=shardings)
+    return init(params_rng, state_rng), shardings
+  init = runtime.jit_under_mesh(lambda p, s: _new_state(p, s, tx), mesh, rules,
+                                in_shardings=(shardings.params, None), out_shardings=shardings,
+                                donate_argnums=0)
+  return init(params, state_rng), shardings
 

@@ -3,7 +3,8 @@
 A LOSS FUNCTION `loss_fn(params, batch, apply_fn) -> (loss_sum, weight, aux_sums)` returns
 sums; the step's loss is sum(loss_sum) / sum(weight) over all micro-batches of the global
 batch, and the gradient is that of the same ratio (weight never depends on params), so
-micro-batching and sharding do not change loss, gradients or updates (contracts.md).
+micro-batching and sharding do not change loss, gradients or updates (docs/conventions.md,
+"The loss contract").
 SFT/pretraining use loss.cross_entropy_loss; GRPO passes its own loss_fn.
 """
 import functools
@@ -13,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dsmath_jax import sharding
+from dsmath_jax import runtime, sharding
 from dsmath_jax.model import llama
 
 
@@ -93,13 +94,9 @@ def compile_train_step(state_shardings, mesh, rules, batch_spec, *, loss_fn, app
   """
   step = functools.partial(train_step, loss_fn=loss_fn, apply_fn=apply_fn,
                            num_microbatches=num_microbatches, learning_rate_fn=learning_rate_fn)
-  jitted = jax.jit(step, in_shardings=(state_shardings, batch_shardings(mesh, rules, batch_spec)),
-                   out_shardings=(state_shardings, None), donate_argnums=0)
-
-  def run(state, batch):
-    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-      return jitted(state, batch)
-  return run
+  return runtime.jit_under_mesh(
+      step, mesh, rules, in_shardings=(state_shardings, batch_shardings(mesh, rules, batch_spec)),
+      out_shardings=(state_shardings, None), donate_argnums=0)
 
 
 def compile_eval_step(param_shardings, mesh, rules, batch_spec, *, loss_fn, apply_fn):
@@ -107,9 +104,5 @@ def compile_eval_step(param_shardings, mesh, rules, batch_spec, *, loss_fn, appl
   def evaluate(params, batch):
     loss_sum, weight, _ = loss_fn(params, batch, apply_fn)
     return loss_sum, weight
-  jitted = jax.jit(evaluate, in_shardings=(param_shardings, batch_shardings(mesh, rules, batch_spec)))
-
-  def run(params, batch):
-    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-      return jitted(params, batch)
-  return run
+  return runtime.jit_under_mesh(evaluate, mesh, rules,
+                                in_shardings=(param_shardings, batch_shardings(mesh, rules, batch_spec)))

@@ -37,7 +37,7 @@ def sft(config, records, workdir: str) -> str:
   """Supervised fine-tuning of a random model on worked solutions; returns the model dir."""
   from dsmath_jax import tokenizer as tokenizer_lib
   from dsmath_jax.model import llama, loading
-  from dsmath_jax.train import loss as loss_lib, state as state_lib, step as step_lib
+  from dsmath_jax.train import loss as loss_lib, optim, state as state_lib, step as step_lib
   from dsmath_jax.train.metrics import MetricsWriter
   e = config.experiment
   tokenizer = tokenizer_lib.load_tokenizer(config.tokenizer)
@@ -51,7 +51,8 @@ def sft(config, records, workdir: str) -> str:
   if e.get("sft_init"):                   # continue SFT from an earlier run's WORKDIR/sft/model
     pretrained = loading.load_pretrained(e.sft_init, mesh=mesh, rules=rules)
     model_config, params = pretrained.config, pretrained.params
-  state, shardings = state_lib.create_train_state(view, model_config, mesh, rules, params=params)
+  state, shardings = state_lib.create_train_state(optim.OptimConfig.from_config(view.optim), model_config, mesh,
+                                                   rules, params=params, seed=view.seed)
   seq_len = int(config.rl.max_prompt_len) + int(config.rl.max_new_tokens)
   batch_size = int(e.sft_batch)
   spec = {k: (batch_size, seq_len) for k in ("tokens", "segment_ids", "positions", "loss_mask")}
