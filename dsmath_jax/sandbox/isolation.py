@@ -1,54 +1,53 @@
-"""Kernel-level isolation of sandboxed programs: namespaces, read-only view, uid, rlimits.
+"""Kernel isolation of sandboxed programs: a jail per worker, namespaces per program.
 
-`isolate` runs once in each warm worker (everything it sets up is inherited by each program
-the worker forks); `set_limits`, `enter_pid_namespace` and `drop_capabilities` run in each
-forked program process.
+In GRPO with tool use (paper §4, §5.1.2) a program that can read gold answers or other samples,
+or talk to the trainer, is a reward-hacking channel, so the walls are the kernel's, not Python's.
 
-What each layer guarantees (each is reported in the handshake as `layers`; none is assumed):
-  always (kernel): own session/process group; rlimits on address space, CPU seconds, processes,
-    file size, open files, no core files; a fresh 0700 working directory, removed after; a
-    minimal environment (none of the caller's variables); no inherited file descriptors;
-    bounded reads of stdout/stderr; SIGKILL of every descendant when the program ends (this
-    worker is a child subreaper, so double-forked orphans come back to it); no capabilities.
-  with a mount namespace (root, or unprivileged user namespaces enabled): every filesystem is
-    read-only for the program except its own directory, which is a size-limited tmpfs that only
-    this worker's namespace sees (so it cannot fill the disk either).
-    The caller's home directory is an empty tmpfs too (with the Python paths bound back), so
-    its keys and tokens are out of sight.
-  with a network namespace (same condition): no interface is up, not even loopback.
-  root only: a separate uid per slot, so the program cannot signal the caller or this worker,
-    cannot read files that are not world-readable, and cannot see other slots' directories;
-    directories the uid cannot traverse (e.g. /root holding the Python install) are covered by
-    an empty tmpfs with the Python paths bound back, so the rest of them stays hidden.
-  not root (or drop_privileges=False): the program runs as the caller's uid, so a PID
-    namespace stands in for the uid change: the program is init of its own namespace with its
-    own /proc, so it cannot see or signal the caller or this worker (os.kill(os.getppid(), 9)
-    is a no-op, os.kill(caller_pid, 9) is ESRCH) nor reach the caller's files through
-    /proc/PID/root; when it ends, the kernel kills everything it started. It can still read
-    what the caller can outside the hidden home. Without user namespaces none of this holds and
-    only the Python guards stand between the program and the caller; a worker the program
-    kills is seen by the caller as "killed" and replaced.
-  Python guards (audit hook, on by default): no sockets, exec/subprocess or ctypes; no writes,
-    renames or deletions outside the working directory; no signals outside the program's own
-    process group. A tripwire that gives clear errors, not a wall: C code can bypass it.
+Per pool slot (once, before the warm imports, so every program keeps the worker's warmth):
+  a network namespace with no interface, a mount namespace, and a jail: a fresh root holding
+  read-only binds of what a program needs (/usr and /lib*, the Python installation and its
+  site-packages, ld.so.cache, a made-up /etc/passwd, /dev/{null,zero,full,random,urandom}) and
+  nothing else: no /home, /root, /work, /run, /sys, no host sockets or other programs' files.
+  Built by bubblewrap around the worker when `bwrap` is installed and works ("bubblewrap"),
+  else by this module with unshare(2) and mount(2) ("unshare").
+Per program (after the fork, `enter_jail` + `drop_privileges`):
+  new PID, IPC, mount, UTS and cgroup namespaces: the program is PID 1 of its own namespace,
+  sees only its own processes in a /proc of its own, and when it ends the kernel kills every
+  process it started; its SysV IPC objects die with its IPC namespace. A fresh tmpfs at
+  /sandbox (size-limited) is its only writable folder (/tmp points there). Then rlimits, when
+  root a separate uid per slot (no signals to, no files of, the caller or other slots), no
+  capabilities, no_new_privs and a seccomp filter (`seccomp.py`), and an empty environment
+  plus a fixed minimal one. Memory and process limits over the whole tree: `cgroup.py`.
+If the jail cannot be made (no namespaces allowed), isolation is "none": rlimits, a fresh
+directory and the Python guards (`program.py`: tripwires, not walls) only; `Sandbox` refuses to
+start in that state unless `allow_unisolated=True`.
 """
 import ctypes
 import math
 import os
-import re
+import platform
 import resource
+import shutil
 import signal
-import stat
+import subprocess
 import sys
 
-CLONE_NEWNS, CLONE_NEWPID = 0x00020000, 0x20000000
-CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+from dsmath_jax.sandbox import seccomp
+
+CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x02000000, 0x04000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
+MS_REC, MS_PRIVATE = 16384, 1 << 18
 MNT_DETACH = 2
-MS_NOEXEC = 8
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 36, 38
 _CAPABILITY_VERSION_3 = 0x20080522
 LIBC = ctypes.CDLL(None, use_errno=True)
+WORKDIR = "/sandbox"  # the program's folder, inside the jail
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime")
+_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+_MOUNT_FLAGS = {"ro": 1, "nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "nodiratime": 2048,
+                "relatime": 1 << 21, "strictatime": 1 << 24}
 
 
 def libc_call(name: str, *args) -> None:
@@ -58,212 +57,248 @@ def libc_call(name: str, *args) -> None:
     raise OSError(errno, f"{name}: {os.strerror(errno)}")
 
 
-def _others_can_enter(path: str) -> bool:
+# ---- what the jail holds ----------------------------------------------------------------------
+def python_paths(sys_path: list[str]) -> list[str]:
+  """The directories a program's imports read from (outermost only): the interpreter's prefixes
+  and every site-/dist-packages on sys.path. Other sys.path entries (the caller's repository,
+  its working directory) stay outside: they may hold gold answers or run directories."""
+  paths = {os.path.realpath(p) for p in (sys.prefix, sys.exec_prefix, sys.base_prefix)}
+  paths.add(os.path.dirname(os.path.realpath(sys.executable)))
+  for entry in sys_path:
+    real = os.path.realpath(entry) if entry else ""
+    if real and os.path.isdir(real) and os.path.basename(real) in ("site-packages", "dist-packages"):
+      paths.add(real)
+  paths = sorted(p for p in paths if os.path.isdir(p))
+  return [p for p in paths if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in paths)]
+
+
+def jail_entries(sys_path: list[str], extra: list[str] = ()) -> list[tuple[str, str]]:
+  """(kind, path) for the jail: ("symlink", path) mirrors a host symlink, ("ro", path) binds
+  path read-only at the same name, ("dev", path) binds a device."""
+  entries = []
+  for path in _SYSTEM_DIRS:
+    if os.path.islink(path):
+      entries.append(("symlink", path))
+    elif os.path.isdir(path):
+      entries.append(("ro", path))
+  entries += [("ro", p) for p in _ETC_FILES if os.path.exists(p)]
+  covered = [p for kind, p in entries if kind == "ro"]
+  for path in python_paths(sys_path) + list(extra):
+    if not any(path == c or path.startswith(c.rstrip("/") + "/") for c in covered):
+      entries.append(("ro", path))
+      covered.append(path)
+  entries += [("dev", p) for p in _DEVICES if os.path.exists(p)]
+  return entries
+
+
+def passwd_text(uid: int | None) -> str:
+  """/etc/passwd and /etc/group of the jail: root and the program's user, nothing of the host's."""
+  lines = ["root:x:0:0:root:/:/bin/sh"]
+  if uid not in (None, 0):
+    lines.append(f"sandbox:x:{uid}:{uid}:sandbox:{WORKDIR}:/bin/sh")
+  return "\n".join(lines) + "\n"
+
+
+def bwrap_works(bwrap: str) -> str | None:
+  """None when `bwrap` can build a jail here, else why not (its stderr)."""
+  command = [bwrap, "--die-with-parent", "--unshare-net", "--unshare-ipc", "--unshare-pid",
+             "--ro-bind", "/usr", "/usr", "--proc", "/proc"]
+  for kind, path in jail_entries([]):
+    if kind == "symlink":
+      command += ["--symlink", os.readlink(path), path]
+    elif path != "/usr" and kind == "ro":
+      command += ["--ro-bind", path, path]
+  command += ["--", os.path.realpath(sys.executable), "-S", "-c", "pass"]
   try:
-    return bool(os.stat(path).st_mode & stat.S_IXOTH)
-  except OSError:
-    return False
+    done = subprocess.run(command, capture_output=True, timeout=30, env={})
+  except (OSError, subprocess.TimeoutExpired) as e:
+    return str(e)
+  return None if done.returncode == 0 else done.stderr.decode(errors="replace").strip()[-300:]
 
 
-def _under(path: str, directory: str) -> bool:
-  return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
-
-
-def _directories_to_hide(paths: list[str], home: str | None, root: bool) -> dict[str, list[str]]:
-  """Directory to cover with an empty tmpfs -> the needed paths under it, bound back.
-
-  The caller's home (keys, tokens, shell history) is hidden in every mode. When root, so is the
-  top-most ancestor of a needed path that other uids cannot traverse (e.g. /root holding the
-  Python install): the slot uid could not import anything from it otherwise."""
-  hide = set()
-  if home and os.path.isdir(home) and os.path.realpath(home) != "/":
-    hide.add(os.path.abspath(home))
-  for path in paths if root else ():
-    parts = os.path.abspath(path).split(os.sep)
-    for depth in range(2, len(parts)):
-      ancestor = os.sep.join(parts[:depth])
-      if not _others_can_enter(ancestor):
-        hide.add(ancestor)
-        break
-  outermost = [d for d in hide if not any(d != e and _under(d, e) for e in hide)]
-  return {d: [os.path.abspath(p) for p in paths if _under(os.path.abspath(p), d)] for d in outermost}
-
-
-def _reveal_paths(blocked: dict[str, list[str]]) -> None:
-  """In this worker's private mount namespace, cover each directory with an empty tmpfs and
-  bind the needed paths (the Python installation, the work root) back at their own names."""
-  for ancestor, paths in blocked.items():
-    fds = {p: os.open(p, os.O_PATH) for p in paths}
-    libc_call("mount", b"tmpfs", ancestor.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755,size=1m")
-    for path, fd in fds.items():
-      if os.path.isdir(f"/proc/self/fd/{fd}"):
-        os.makedirs(path, exist_ok=True)
-      else:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        open(path, "a").close()
-      libc_call("mount", f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None)
-      os.close(fd)
-
-
-def _python_paths(config) -> list[str]:
-  """The directories a program's imports read from (outermost only)."""
-  paths = {os.path.abspath(p) for p in config["sys_path"] if p and os.path.exists(p)}
-  paths = sorted(paths | {os.path.abspath(p) for p in (sys.prefix, sys.exec_prefix, sys.base_prefix)})
-  return [p for p in paths if not any(p != q and p.startswith(q + os.sep) for q in paths)]
-
-
-def _enter_namespaces(root: bool) -> tuple[bool, bool]:
-  """(network namespace, mount namespace) for this worker and every program it forks. Not
-  root: both come with a user namespace (unprivileged user namespaces must be enabled)."""
+def bwrap_command(bwrap: str, entries, passwd_file: str, worker_files: list[str]) -> list[str]:
+  """bubblewrap arguments that start the worker inside a jail of `entries`, with the
+  capabilities it needs to give each program its own namespaces and tmpfs (the programs drop
+  them all). No --new-session: the caller kills the worker by its process group. No
+  --die-with-parent: its signal fires when the *thread* that started bwrap ends (a pool thread);
+  the worker exits on its own when the caller's end of its stdin closes."""
+  root = os.geteuid() == 0
+  command = [bwrap, "--unshare-net", "--unshare-ipc", "--unshare-uts",
+             "--unshare-pid", "--unshare-cgroup-try", "--cap-add", "ALL"]
   if not root:
-    try:
-      uid, gid = os.getuid(), os.getgid()
-      libc_call("unshare", CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS)
-      for name, text in (("uid_map", f"{uid} {uid} 1"), ("setgroups", "deny"), ("gid_map", f"{gid} {gid} 1")):
-        with open(f"/proc/self/{name}", "w") as f:
-          f.write(text)
-      libc_call("mount", None, b"/", None, MS_REC | MS_PRIVATE, None)
-      return True, True
-    except OSError:
-      return False, False
-  namespaces = []
-  for flag in (CLONE_NEWNET, CLONE_NEWNS):
-    try:
-      libc_call("unshare", flag)
-      namespaces.append(True)
-    except OSError:
-      namespaces.append(False)
-  if namespaces[1]:
-    libc_call("mount", None, b"/", None, MS_REC | MS_PRIVATE, None)
-  return namespaces[0], namespaces[1]
+    command += ["--unshare-user"]
+  ancestors = sorted({os.path.dirname(path[:i]) for _, path in entries for i in range(len(path) + 1)
+                      if path[:i].endswith("/")} - {"", "/"})
+  for directory in ancestors:  # traversable by the slot uid (e.g. /root around a pyenv)
+    command += ["--perms", "0755", "--dir", directory]
+  for kind, path in entries:
+    if kind == "symlink":
+      command += ["--symlink", os.readlink(path), path]
+    elif kind == "ro":
+      command += ["--ro-bind", path, path]
+    else:
+      command += ["--dev-bind", path, path]
+  for path in worker_files:
+    command += ["--ro-bind", path, path]
+  command += ["--ro-bind", passwd_file, "/etc/passwd", "--ro-bind", passwd_file, "/etc/group",
+              "--proc", "/proc", "--dir", WORKDIR, "--symlink", WORKDIR, "/tmp",
+              "--symlink", WORKDIR, "/dev/shm", "--symlink", "/proc/self/fd", "/dev/fd",
+              "--remount-ro", "/", "--chdir", "/"]
+  return command
 
 
-_MOUNT_FLAGS = {"ro": 1, "nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "nodiratime": 2048,
-                "relatime": 1 << 21, "strictatime": 1 << 24}
+# ---- the worker's side (once) -----------------------------------------------------------------
+def _enter_worker_namespaces() -> None:
+  """A network and a mount namespace for this worker; when not root, inside a user namespace
+  that maps only the caller's uid (unprivileged user namespaces must be enabled)."""
+  if os.geteuid() == 0:
+    libc_call("unshare", CLONE_NEWNET | CLONE_NEWNS)
+  else:
+    uid, gid = os.getuid(), os.getgid()
+    libc_call("unshare", CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS)
+    for name, text in (("uid_map", f"{uid} {uid} 1"), ("setgroups", "deny"), ("gid_map", f"{gid} {gid} 1")):
+      with open(f"/proc/self/{name}", "w") as f:
+        f.write(text)
+  libc_call("mount", None, b"/", None, MS_REC | MS_PRIVATE, None)
 
 
-def _read_only_except(writable: str) -> list[str]:
-  """Remount every mount read-only in this namespace, except `writable` (bound on itself
-  first); returns the mount points that refused. Each mount keeps its other flags, which a
-  user namespace requires (they are locked)."""
-  libc_call("mount", writable.encode(), writable.encode(), None, MS_BIND | MS_REC, None)
-  refused = []
+def _bind(source: str, target: str, directory: bool) -> None:
+  if directory:
+    os.makedirs(target, exist_ok=True)
+  else:
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    open(target, "a").close()
+  libc_call("mount", source.encode(), target.encode(), None, MS_BIND | MS_REC, None)
+
+
+def _remount_read_only(jail: str) -> None:
+  """Every mount under `jail` (the binds and their submounts) read-only, keeping each one's
+  other flags (a user namespace locks them)."""
   with open("/proc/self/mountinfo") as f:
-    mounts = [line.split() for line in f]
-  for fields in mounts:
-    point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
-    if point == writable or point.startswith(writable + os.sep):
+    points = [(line.split()[4], line.split()[5]) for line in f]
+  for point, options in points:
+    point = point.encode().decode("unicode_escape")
+    if not (point == jail or point.startswith(jail + "/")):
       continue
     flags = MS_BIND | MS_REMOUNT | MS_RDONLY
-    for option in fields[5].split(","):
+    for option in options.split(","):
       flags |= _MOUNT_FLAGS.get(option, 0)
-    if LIBC.mount(None, point.encode(), None, flags, None) != 0:
-      refused.append(point)
-  return refused
+    libc_call("mount", None, point.encode(), None, flags, None)
 
 
-def _probe_uid(uid: int, paths: list[str]) -> str | None:
-  """None when a process running as `uid` can list every needed path, else why not."""
-  pid = os.fork()
-  if pid == 0:
-    try:
-      os.setgroups([])
-      os.setresgid(uid, uid, uid)
-      os.setresuid(uid, uid, uid)
-      for p in paths:
-        if os.path.isdir(p):
-          os.listdir(p)
-      os._exit(0)
-    except BaseException:
-      os._exit(1)
-  _, status = os.waitpid(pid, 0)
-  return None if os.waitstatus_to_exitcode(status) == 0 else f"uid {uid} cannot read {paths}"
+def build_jail(jail: str, entries, passwd: str) -> None:
+  """The "unshare" jail at `jail` (in this worker's mount namespace): a tmpfs holding read-only
+  binds of `entries`, made read-only as a whole."""
+  os.makedirs(jail, exist_ok=True)
+  libc_call("mount", b"tmpfs", jail.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755,size=1m")
+  for kind, path in entries:
+    target = jail + path
+    if kind == "symlink":
+      os.makedirs(os.path.dirname(target), exist_ok=True)
+      os.symlink(os.readlink(path), target)
+    else:
+      _bind(path, target, os.path.isdir(path))
+  os.makedirs(jail + "/etc", exist_ok=True)
+  for name in ("passwd", "group"):
+    with open(f"{jail}/etc/{name}", "w") as f:
+      f.write(passwd)
+  for directory in (WORKDIR, "/proc"):
+    os.makedirs(jail + directory, mode=0o755, exist_ok=True)
+  os.symlink(WORKDIR, jail + "/tmp")
+  os.symlink(WORKDIR, jail + "/dev/shm")
+  os.symlink("/proc/self/fd", jail + "/dev/fd")
+  _remount_read_only(jail)
 
 
 def isolate(config) -> dict:
-  """Set up this worker's namespaces, read-only view and program uid; returns what holds."""
-  layers = {"uid": None, "network_namespace": False, "mount_namespace": False,
-            "read_only_filesystem": False, "hidden": [], "subreaper": False, "notes": []}
+  """Sets up this worker's side of the isolation; returns what holds (`layers`)."""
+  layers = {"isolation": "none", "jail": None, "uid": None, "subreaper": False,
+            "seccomp": seccomp.build_filter() is not None, "notes": []}
   try:
     libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     layers["subreaper"] = True
   except OSError as e:
     layers["notes"].append(f"no subreaper, double-forked orphans may outlive a program: {e}")
-  root = os.geteuid() == 0
-  layers["network_namespace"], layers["mount_namespace"] = _enter_namespaces(root)
-  if not layers["network_namespace"]:
-    layers["notes"].append("no network namespace: sockets are blocked by the Python guards only")
-  if not root:
-    layers["notes"].append("not root: programs run as the caller's uid")
-  paths = _python_paths(config)
-  if layers["mount_namespace"]:
-    hide = _directories_to_hide(paths + [config["root_dir"]], config["home"],
-                                root and config["uid"] is not None)
-    try:
-      _reveal_paths(hide)
-      layers["hidden"] = sorted(hide)
-    except OSError as e:
-      layers["notes"].append(f"cannot hide {sorted(hide)}: {e}")
-    try:
-      refused = _read_only_except(config["root_dir"])
-      layers["read_only_filesystem"] = not refused
-      if refused:
-        layers["notes"].append(f"mounts left writable: {refused}")
-    except OSError as e:
-      layers["notes"].append(f"no read-only view: {e}")
-  else:
-    layers["notes"].append("no mount namespace: no read-only view, no directory quota")
-  if root and config["uid"] is not None:
-    why_not = _probe_uid(config["uid"], paths)
+  if not layers["seccomp"]:
+    layers["notes"].append(f"no seccomp filter for {platform.machine()}")
+  backend = config["backend"]
+  try:
+    if backend == "bubblewrap":
+      layers["jail"] = "/"
+    elif backend == "unshare":
+      _enter_worker_namespaces()
+      jail = config["jail_dir"]
+      build_jail(jail, [tuple(e) for e in config["jail_entries"]], passwd_text(config["uid"]))
+      layers["jail"] = jail
+  except OSError as e:
+    layers["notes"].append(f"no jail ({backend}): {e}")
+  if os.geteuid() == 0 and config["uid"] is not None:
+    layers["uid"] = config["uid"]
+  if layers["jail"] is not None:
+    why_not = _probe_program(layers)
     if why_not is None:
-      layers["uid"] = config["uid"]
+      layers["isolation"] = backend
     else:
-      layers["notes"].append(f"programs run as root: {why_not}")
-  layers["pid_namespace"] = False
-  if layers["uid"] is None and layers["mount_namespace"]:  # same uid as the caller: hide it
-    layers["pid_namespace"] = _probe_pid_namespace()
-    if not layers["pid_namespace"]:
-      layers["notes"].append("no PID namespace: programs can signal the caller's processes, "
-                             "and reach its files through /proc/PID/root, past the guards")
+      layers["notes"].append(f"programs cannot enter the jail: {why_not}")
+      layers["jail"] = None
+  if layers["isolation"] == "none":
+    layers["notes"].append("NO KERNEL ISOLATION: only rlimits and the Python guards hold")
   return layers
 
 
-def enter_pid_namespace(proc: str) -> None:
-  """Forks into a new PID (and mount) namespace and returns in its init process, which gets a
-  /proc of its own (`proc` = "proc") or an empty one ("empty"), so that the caller's processes
-  are neither visible nor signalable, and /proc/PID/root cannot lead out of the read-only
-  view. The original process stays behind as a shim: it waits and exits as the init did."""
-  libc_call("unshare", CLONE_NEWPID | CLONE_NEWNS)
+def _probe_program(layers) -> str | None:
+  """None when a forked process can take every per-program layer, else why not."""
+  read, write = os.pipe()
+  pid = os.fork()
+  if pid == 0:
+    os.close(read)
+    try:
+      enter_jail(layers["jail"])
+      drop_privileges(layers["uid"], layers["seccomp"])
+      assert os.getpid() == 1 and os.listdir("/proc/self/fd"), "no PID namespace of its own"
+      os.listdir(os.path.dirname(os.__file__))
+      os._exit(0)
+    except BaseException as e:
+      os.write(write, repr(e).encode()[:500])
+      os._exit(1)
+  os.close(write)
+  message = os.read(read, 600).decode(errors="replace")
+  os.close(read)
+  status = os.waitpid(pid, 0)[1]
+  return None if os.waitstatus_to_exitcode(status) == 0 else message or f"status {status}"
+
+
+# ---- the program's side (per fork) ------------------------------------------------------------
+def enter_jail(jail: str) -> None:
+  """Forks into new PID, IPC, mount, UTS and cgroup namespaces and returns in their init
+  process, chrooted into `jail` with a /proc of its own and in WORKDIR. The original process
+  stays behind as a shim: it waits and exits as the init did. Runs as root (or with a user
+  namespace's capabilities); `drop_privileges` comes after."""
+  flags = CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS | CLONE_NEWUTS
+  try:
+    libc_call("unshare", flags | CLONE_NEWCGROUP)
+  except OSError:
+    libc_call("unshare", flags)
   inner = os.fork()
   if inner == 0:
     os.setsid()  # kill(0, ...) from inside must not reach the shim
     LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if proc == "proc":
-      libc_call("mount", b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
-    else:
-      libc_call("mount", b"tmpfs", b"/proc", b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, b"size=4k")
+    root = "" if jail == "/" else jail
+    libc_call("mount", b"proc", f"{root}/proc".encode(), b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    if root:
+      os.chroot(root)
+    os.chdir(WORKDIR)
     return
+  for fd in range(3, 1024):  # the shim keeps nothing the program could inherit through it
+    try:
+      os.close(fd)
+    except OSError:
+      pass
   status = os.waitpid(inner, 0)[1]
   if os.WIFSIGNALED(status):
     signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
     os.kill(os.getpid(), os.WTERMSIG(status))
   os._exit(os.waitstatus_to_exitcode(status))
-
-
-def _probe_pid_namespace() -> str | bool:
-  """"proc" when a program can get a PID namespace with its own /proc; "empty" when only an
-  empty /proc can be mounted there (e.g. a container masks parts of /proc); else False."""
-  for proc in ("proc", "empty"):
-    pid = os.fork()
-    if pid == 0:
-      try:
-        enter_pid_namespace(proc)
-        os._exit(0 if os.getpid() == 1 else 1)
-      except BaseException:
-        os._exit(1)
-    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0:
-      return proc
-  return False
 
 
 def vm_bytes() -> int:
@@ -276,25 +311,48 @@ def _system_task_count() -> int:
     return int(f.read().split()[3].split("/")[1])
 
 
-def set_limits(request, uid) -> None:
+def set_limits(request, uid, base_vm_bytes: int) -> None:
+  """Per-process rlimits. RLIMIT_AS: on top of the warm interpreter (the cgroup bounds the tree);
+  RLIMIT_NPROC counts every task of the real uid: exact for a per-slot uid, an upper bound taken
+  from the whole system when programs share the caller's uid."""
   mb = 1 << 20
-  address_space = vm_bytes() + request["memory_mb"] * mb  # on top of the warm interpreter
+  address_space = base_vm_bytes + request["memory_mb"] * mb
   cpu_seconds = math.ceil(request["timeout_s"]) + 1
-  # RLIMIT_NPROC counts every task of the real uid: exact for a per-slot uid, an upper bound
-  # taken from the whole system when programs share the caller's uid.
   processes = request["max_processes"] + (0 if uid is not None else _system_task_count())
   for limit, value in ((resource.RLIMIT_AS, (address_space, address_space)),
                        (resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1)),
                        (resource.RLIMIT_NPROC, (processes, processes)),
                        (resource.RLIMIT_FSIZE, (request["max_file_mb"] * mb,) * 2),
                        (resource.RLIMIT_CORE, (0, 0)),
+                       (resource.RLIMIT_MEMLOCK, (0, 0)),
+                       (resource.RLIMIT_MSGQUEUE, (0, 0)),
                        (resource.RLIMIT_NOFILE, (256, 256))):
     resource.setrlimit(limit, value)
 
 
-def drop_capabilities() -> None:
-  """No capabilities, and none regained through exec (so no remounting the read-only view)."""
+def drop_privileges(uid: int | None, use_seccomp: bool) -> None:
+  """The slot's uid (when root), no capabilities (none regained through exec), no_new_privs,
+  and the seccomp filter."""
+  for cap in range(64):  # the bounding set, while CAP_SETPCAP is still held
+    LIBC.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP; fails harmlessly without CAP_SETPCAP
+  if uid is not None:
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # setuid cleared it
   header = (ctypes.c_uint32 * 2)(_CAPABILITY_VERSION_3, 0)
   data = (ctypes.c_uint32 * 6)()
   libc_call("capset", header, data)
   libc_call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+  if use_seccomp:
+    seccomp.install(LIBC)
+
+
+def worker_files(package_root: str) -> list[str]:
+  """What the worker itself imports from the package (bound into a bubblewrap jail)."""
+  package = os.path.join(package_root, "dsmath_jax")
+  return [os.path.join(package, "__init__.py"), os.path.join(package, "sandbox")]
+
+
+def find_bwrap() -> str | None:
+  return shutil.which("bwrap")

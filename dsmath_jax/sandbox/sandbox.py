@@ -9,13 +9,16 @@ Those programs are written by a model under training, so they are hostile by def
   run_program("print(1 + 1)").stdout         # '2\\n' (one shared 1-worker sandbox)
 
 Each pool slot is a warm worker process (`worker.py`) that has imported sympy and
-numpy once (~1 s) and forks one child per program (~10 ms). The child gets its own session,
-rlimits, a fresh directory (removed after), a minimal environment, a read-only view of every
-other filesystem, no network, and, when the caller is root, its own uid.
-`isolation.py` says exactly what each layer guarantees and what it does not;
-`Sandbox.layers` says which ones this machine allowed. The caller never runs program code: a
-worker that dies or stops answering is killed with its whole group and restarted, and that
-program's result is "killed".
+numpy once (~1 s) and forks one child per program (~10 ms). The worker lives in a jail (a
+read-only root holding only /usr, /lib and the Python installation, no network), built by
+bubblewrap when installed, else by `isolation.py` with unshare(2); each program gets its own
+PID, IPC and mount namespaces, a fresh size-limited folder, rlimits, its slot's uid (when the
+caller is root), no capabilities and a seccomp filter; a cgroup per slot (`cgroup.py`) bounds
+the memory and processes of its whole tree. `isolation.py` says what each layer guarantees;
+`Sandbox.layers` says which ones this machine allowed, and the start-up line on stderr names
+them. With no kernel isolation the Sandbox refuses to start unless `allow_unisolated=True`.
+The caller never runs program code: a worker that dies or stops answering is killed with its
+whole group and restarted, and that program's result is "killed".
 
 The output protocol follows ToRA: the result of a program is what it printed; if it printed
 nothing and its last statement is an expression, that expression's value is printed
@@ -39,6 +42,8 @@ import threading
 import time
 import weakref
 
+from dsmath_jax.sandbox import cgroup as sandbox_cgroup
+from dsmath_jax.sandbox import isolation as isolation_lib
 from dsmath_jax.sandbox import worker as sandbox_worker
 
 STATUSES = ("ok", "error", "timeout", "memory", "killed", "output_limit")
@@ -51,6 +56,11 @@ _ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.
         "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
         "MPLBACKEND": "Agg"}
 _GRACE_S = 15.0  # how long past a program's own timeout the caller waits for its worker
+ISOLATIONS = ("auto", "bubblewrap", "unshare", "none")
+
+
+class SandboxIsolationError(RuntimeError):
+  """The machine allows no kernel isolation and the caller did not accept running without it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,22 +118,35 @@ def _recv_before(fd: int, deadline: float):
 class _Slot:
   """One warm worker process, restarted when it dies. Used by one thread at a time."""
 
-  def __init__(self, index: int, config: dict, start_timeout_s: float):
+  def __init__(self, index: int, config: dict, start_timeout_s: float, limits: "Limits",
+               wrapper: list[str], group: sandbox_cgroup.SlotCgroup | None):
     self.index, self.config, self.start_timeout_s = index, config, start_timeout_s
+    self.limits, self.wrapper, self.group = limits, wrapper, group
     self.process: subprocess.Popen | None = None
     self.handshake: dict = {}
+    self.base_usage = self.base_tasks = 0
 
   def start(self) -> None:
+    command = self.wrapper + [os.path.realpath(sys.executable), "-s", "-m", "dsmath_jax.sandbox.worker"]
+    if self.group is not None:  # no limits while the worker warms up (a restart included)
+      self.group.set_limits(-1, "max")
+      command = self.group.enter_command(command)
     self.process = subprocess.Popen(
-        [sys.executable, "-s", "-m", "dsmath_jax.sandbox.worker"], stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, env=dict(_ENV, PYTHONPATH=_PACKAGE_ROOT), cwd=self.config["root_dir"],
-        start_new_session=True, close_fds=True)
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=dict(_ENV, PYTHONPATH=_PACKAGE_ROOT),
+        cwd=self.config["root_dir"], start_new_session=True, close_fds=True)
     sandbox_worker.send(self.process.stdin.fileno(), self.config)
     handshake = _recv_before(self.process.stdout.fileno(), time.monotonic() + self.start_timeout_s)
     if handshake is None:
       self.kill()
       raise RuntimeError(f"sandbox worker {self.index} did not start (see its stderr above)")
     self.handshake = handshake
+    if self.group is not None:  # the warm worker's own use; programs get the limits on top
+      self.base_usage, self.base_tasks = self.group.usage_bytes(), self.group.tasks()
+
+  def _apply_tree_limits(self, request: dict) -> None:
+    if self.group is not None:
+      self.group.set_limits(self.base_usage + (request["memory_mb"] + request["max_dir_mb"] << 20),
+                            self.base_tasks + 1 + request["max_processes"])
 
   def kill(self) -> None:
     if self.process is not None:
@@ -141,6 +164,7 @@ class _Slot:
     if self.process is None or self.process.poll() is not None:
       self.kill()
       self.start()
+    self._apply_tree_limits(request)
     try:
       sandbox_worker.send(self.process.stdin.fileno(), request)
     except OSError:
@@ -149,6 +173,15 @@ class _Slot:
 
   def run(self, request: dict) -> ExecResult:
     start = time.monotonic()
+    result = self._run(request, start)
+    if self.group is not None and self.group.oom_kills() > self.oom_kills_before:
+      if result.status in ("killed", "error"):  # the kernel killed a process of the tree for memory
+        result = ExecResult("memory", "", f"MemoryError: the program's processes used more than "
+                            f"{request['memory_mb']} MB together", result.seconds)
+    return result
+
+  def _run(self, request: dict, start: float) -> ExecResult:
+    self.oom_kills_before = self.group.oom_kills() if self.group is not None else 0
     submitted = self._submit(request)
     if not submitted:  # the worker died while idle: the program never ran, so it gets a new one
       self.kill()
@@ -168,27 +201,51 @@ class Sandbox:
   """A pool of `workers` warm workers; `run_many` runs programs concurrently, results in order.
 
   Keyword arguments are the `Limits` fields (defaults: 10 s, 1024 MB, 4096 chars, ...) plus
-  `drop_privileges` (when root: a separate uid per slot, default True) and `warm_imports`.
+  `isolation` ("auto": bubblewrap when it works here, else "unshare"; "none" only with
+  `allow_unisolated`), `allow_unisolated` (start even where no kernel isolation is possible),
+  `cgroups` (bound each slot's process tree by a cgroup where one can be made; otherwise the
+  worker sums its program's memory itself), `drop_privileges` (when root: a separate uid per
+  slot, default True) and `warm_imports`.
   """
 
-  def __init__(self, workers: int = 4, *, drop_privileges: bool = True,
-               warm_imports=WARM_IMPORTS, start_timeout_s: float = 120.0, **limits):
+  def __init__(self, workers: int = 4, *, isolation: str = "auto", allow_unisolated: bool = False,
+               cgroups: bool = True, drop_privileges: bool = True, warm_imports=WARM_IMPORTS,
+               start_timeout_s: float = 120.0, **limits):
     if workers < 1:
       raise ValueError(f"Sandbox(workers={workers}): need at least one worker")
+    if isolation not in ISOLATIONS:
+      raise ValueError(f"Sandbox(isolation={isolation!r}): expected one of {ISOLATIONS}")
+    if isolation == "none" and not allow_unisolated:
+      raise SandboxIsolationError("Sandbox(isolation='none') needs allow_unisolated=True")
     self.limits = Limits(**limits)
     self.workers = workers
     self.root_dir = tempfile.mkdtemp(prefix="dsmath_sandbox_")
     os.chmod(self.root_dir, 0o711)  # slot uids may enter (to reach their own dir), not list
+    backend, why_not_bwrap = _backend(isolation)
     # Unlikely to be anyone's uid; SystemRandom leaves the caller's `random` state alone.
     uid_base = random.SystemRandom().randrange(1 << 20, (1 << 31) - workers)
+    entries = isolation_lib.jail_entries(sys.path)
+    name = f"{os.path.basename(self.root_dir)}"
     slots = []
-    for index in range(workers):
-      config = {"slot": index, "root_dir": self.root_dir,
-                "sys_path": [os.path.abspath(p) for p in sys.path if p],
-                "warm_imports": list(warm_imports), "env": _ENV, "home": os.path.expanduser("~"),
-                "uid": uid_base + index if drop_privileges and os.geteuid() == 0 else None}
-      slots.append(_Slot(index, config, start_timeout_s))
     try:
+      for index in range(workers):
+        uid = uid_base + index if drop_privileges and os.geteuid() == 0 else None
+        group, why_no_cgroup = (sandbox_cgroup.SlotCgroup.create(f"{name}_{index}") if cgroups
+                                else (None, "cgroups=False"))
+        wrapper = []
+        if backend == "bubblewrap":
+          passwd = os.path.join(self.root_dir, f"passwd_{index}")
+          with open(passwd, "w") as f:
+            f.write(isolation_lib.passwd_text(uid))
+          os.chmod(passwd, 0o644)
+          wrapper = isolation_lib.bwrap_command(isolation_lib.find_bwrap(), entries, passwd,
+                                                isolation_lib.worker_files(_PACKAGE_ROOT))
+        config = {"slot": index, "root_dir": self.root_dir, "backend": backend,
+                  "jail_dir": os.path.join(self.root_dir, f"jail_{index}"), "jail_entries": entries,
+                  "sys_path": [os.path.abspath(p) for p in sys.path if p], "uid": uid,
+                  "warm_imports": list(warm_imports), "env": _ENV, "tree_accounting": group is None}
+        slots.append(_Slot(index, config, start_timeout_s, self.limits, wrapper, group))
+        slots[-1].notes = [n for n in (why_not_bwrap, why_no_cgroup and f"no cgroup: {why_no_cgroup}") if n]
       with concurrent.futures.ThreadPoolExecutor(workers) as pool:  # imports overlap
         list(pool.map(_Slot.start, slots))
     except BaseException:
@@ -200,13 +257,40 @@ class Sandbox:
       self._idle.put(slot)
     self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="sandbox")
     self._closed = False
-    # Workers and the directory go away even if close() is never called.
+    # Workers, cgroups and the directory go away even if close() is never called.
     self._finalizer = weakref.finalize(self, _shut_down, slots, self.root_dir)
+    print(f"sandbox: {self.describe()}", file=sys.stderr, flush=True)
+    if self.layers["isolation"] == "none" and not allow_unisolated:
+      self.close()
+      raise SandboxIsolationError(
+          f"no kernel isolation for sandboxed programs here ({'; '.join(self.layers['notes'])}); "
+          "install bubblewrap (apt-get install bubblewrap) or allow user namespaces, or pass "
+          "allow_unisolated=True (config: sandbox.allow_unisolated=True) to run with rlimits and "
+          "Python guards only")
+
+  def describe(self) -> str:
+    """One line: the isolation in use and every layer that holds or is missing."""
+    layers = self.layers
+    held = []
+    if layers["jail"] is not None:
+      held.append("jail (read-only system + Python, private /sandbox tmpfs), no network, "
+                  "own PID/IPC/mount/UTS namespaces per program")
+    held.append(f"uid {layers['uid']} per slot" if layers["uid"] is not None else "caller's uid")
+    held.append("seccomp" if layers["seccomp"] and layers["jail"] is not None else "no seccomp")
+    held.append(f"cgroup memory+pids (v{layers['cgroup']})" if layers["cgroup"]
+                else "per-tree memory accounting, RLIMIT_NPROC")
+    notes = f" [{'; '.join(layers['notes'])}]" if layers["notes"] else ""
+    return f"isolation={layers['isolation']}: {', '.join(held)}{notes}"
 
   @property
   def layers(self) -> dict:
-    """What isolation the workers achieved (uid, namespaces, notes), from worker 0."""
-    return self._slots[0].handshake["layers"]
+    """What isolation the workers achieved (isolation, jail, uid, seccomp, cgroup, notes),
+    from worker 0."""
+    slot = self._slots[0]
+    layers = dict(slot.handshake["layers"])
+    layers["cgroup"] = slot.group.version if slot.group is not None else None
+    layers["notes"] = slot.notes + layers["notes"]
+    return layers
 
   def run(self, code: str, **overrides) -> ExecResult:
     """Runs one program; `overrides` replace Limits fields for this call."""
@@ -237,9 +321,30 @@ class Sandbox:
     self.close()
 
 
+_bwrap_checked: dict[str, str | None] = {}
+
+
+def _backend(requested: str) -> tuple[str, str]:
+  """(backend, why bubblewrap is not used or "") for `Sandbox(isolation=requested)`."""
+  if requested in ("unshare", "none"):
+    return requested, ""
+  bwrap = isolation_lib.find_bwrap()
+  if bwrap is None:
+    why = "bubblewrap not installed (apt-get install bubblewrap)"
+  else:
+    if bwrap not in _bwrap_checked:
+      _bwrap_checked[bwrap] = isolation_lib.bwrap_works(bwrap)
+    why = _bwrap_checked[bwrap] and f"bubblewrap does not work here: {_bwrap_checked[bwrap]}"
+  if requested == "bubblewrap" and why:
+    raise SandboxIsolationError(f"Sandbox(isolation='bubblewrap'): {why}")
+  return ("unshare", why) if why else ("bubblewrap", "")
+
+
 def _shut_down(slots: list[_Slot], root_dir: str) -> None:
   for slot in slots:
     slot.kill()
+    if slot.group is not None:
+      slot.group.remove()
   shutil.rmtree(root_dir, ignore_errors=True)
 
 

@@ -69,7 +69,6 @@ def warm_imports(modules: list[str]) -> list[str]:
 
 def _child(request, config, layers, workdir, out_w, err_w, worker_pid) -> None:
   """Runs in the forked process: isolate, then run the program. Never returns."""
-  uid = layers["uid"]
   try:
     os.setsid()
     isolation.LIBC.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -80,24 +79,26 @@ def _child(request, config, layers, workdir, out_w, err_w, worker_pid) -> None:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.closerange(3, 1 << 20)  # the worker's protocol pipes above all
-    os.chdir(workdir)
+    try:  # the OOM killer's first choice (the worker is exempt); raising needs no privilege
+      with open("/proc/self/oom_score_adj", "w") as f:
+        f.write("1000")
+    except OSError:
+      pass
+    base_vm_bytes = isolation.vm_bytes()
+    if layers["jail"] is not None:
+      isolation.enter_jail(layers["jail"])
+    else:
+      os.chdir(workdir)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large file is an OSError, not a kill
-    isolation.set_limits(request, uid)
-    if uid is not None:
-      os.setgroups([])
-      os.setresgid(uid, uid, uid)
-      os.setresuid(uid, uid, uid)
-      isolation.LIBC.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # setuid cleared it
-    elif layers.get("pid_namespace"):
-      isolation.enter_pid_namespace(layers["pid_namespace"])
-    isolation.drop_capabilities()  # a user namespace gives the worker some; setuid did it for root
+    isolation.set_limits(request, layers["uid"], base_vm_bytes)
+    isolation.drop_privileges(layers["uid"], layers["seccomp"] and layers["jail"] is not None)
     os.environ.clear()
-    os.environ.update(config["env"], HOME=workdir, TMPDIR=workdir, MPLCONFIGDIR=workdir)
+    os.environ.update(config["env"], HOME=os.getcwd(), TMPDIR=os.getcwd(), MPLCONFIGDIR=os.getcwd())
     tempfile.tempdir = None
     sys.dont_write_bytecode = True
   except BaseException:
     os._exit(EXIT_SETUP_FAILED)
-  os._exit(sandbox_program.run_program(request["code"], workdir, guards=request["python_guards"],
+  os._exit(sandbox_program.run_program(request["code"], os.getcwd(), guards=request["python_guards"],
                                        print_last_expr=request["print_last_expr"]))
 
 
@@ -133,6 +134,21 @@ def _descendants(pid: int) -> list[int]:
     found.append(child)
     stack.extend(_children(child))
   return found
+
+
+def tree_private_bytes(pid: int) -> int:
+  """Memory the program's processes own (private pages and swap, not what they share with the
+  warm worker): the per-tree accounting used where no memory cgroup can be had."""
+  total = 0
+  for process in [pid] + _descendants(pid):
+    try:
+      with open(f"/proc/{process}/smaps_rollup") as f:
+        for line in f:
+          if line.startswith(("Private_Clean:", "Private_Dirty:", "Swap:")):
+            total += int(line.split()[1]) << 10
+    except (OSError, ValueError):
+      pass
+  return total
 
 
 def _reap() -> None:
@@ -185,15 +201,18 @@ def run_one(request, config, layers) -> dict:
   uid = layers["uid"]
   max_chars = request["max_output_chars"]
   out_cap, err_cap = 4 * max_chars + 4, 1 << 16
-  workdir = tempfile.mkdtemp(dir=config["root_dir"], prefix=f"slot{config['slot']}_")
-  quota = layers["mount_namespace"]
-  if quota:  # a disk quota for the directory, invisible outside this worker's namespace
+  jail = layers["jail"]
+  if jail is not None:  # a fresh size-limited tmpfs, seen only inside this worker's namespace
+    workdir = ("" if jail == "/" else jail) + isolation.WORKDIR
     options = f"size={request['max_dir_mb']}m,nr_inodes=4096,mode=0700"
     options += f",uid={uid},gid={uid}" if uid is not None else ""
     isolation.libc_call("mount", b"tmpfs", workdir.encode(), b"tmpfs",
                         isolation.MS_NOSUID | isolation.MS_NODEV, options.encode())
-  elif uid is not None:
-    os.chown(workdir, uid, uid)
+  else:
+    workdir = tempfile.mkdtemp(dir=config["root_dir"], prefix=f"slot{config['slot']}_")
+    if uid is not None:
+      os.chown(workdir, uid, uid)
+  memory_cap = request["memory_mb"] << 20 if config["tree_accounting"] else None
   out_r, out_w = os.pipe()
   err_r, err_w = os.pipe()
   start = time.monotonic()
@@ -215,6 +234,11 @@ def run_one(request, config, layers) -> dict:
     if remaining <= 0:
       status = "timeout"
       break
+    if memory_cap is not None:
+      if tree_private_bytes(pid) > memory_cap:
+        status = "memory"
+        break
+      remaining = min(remaining, 0.05)
     for fd, _ in poller.poll(remaining * 1000):
       if fd == pidfd:
         wait_status = os.waitpid(pid, 0)[1]
@@ -250,9 +274,10 @@ def run_one(request, config, layers) -> dict:
         break
   for fd in (out_r, err_r, pidfd):
     os.close(fd)
-  if quota:
+  if jail is not None:
     isolation.libc_call("umount2", workdir.encode(), isolation.MNT_DETACH)
-  _remove_tree(workdir)
+  else:
+    _remove_tree(workdir)
 
   text = stdout.decode("utf-8", errors="replace")
   errors = stderr_tail.decode("utf-8", errors="replace")
@@ -261,6 +286,8 @@ def run_one(request, config, layers) -> dict:
     status = "output_limit"
   if status == "timeout":
     error = TIMEOUT_MESSAGE
+  elif status == "memory":
+    error = f"MemoryError: the program's processes used more than {request['memory_mb']} MB together"
   elif status == "output_limit":
     error = f"OutputLimitError: the program printed more than {max_chars} characters"
   elif os.WIFSIGNALED(wait_status):
@@ -285,10 +312,10 @@ def main() -> None:
   config = recv(protocol_in)
   os.environ.clear()
   os.environ.update(config["env"])
+  config["worker_pid"] = os.getpid()
   layers = isolation.isolate(config)
   sys.path[:] = config["sys_path"]
   imported = warm_imports(config["warm_imports"])
-  config["worker_pid"] = os.getpid()
   send(protocol_out, {"pid": os.getpid(), "layers": layers, "warm_imports": imported,
                       "base_vm_mb": isolation.vm_bytes() >> 20})
   while (request := recv(protocol_in)) is not None:
