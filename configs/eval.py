@@ -85,6 +85,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       max_new_tokens=1024,
       batch_size=64,                                      # rows per sampler call
       max_tool_rounds=4)                                  # tool-integrated: program executions
+  c.sandbox = dict(workers=4,                              # tool-integrated: program executions
+                   allow_unisolated=False)                # True: even without kernel isolation
   c.grader = dict(
       workers=2,                                          # grading processes
       timeout_s=5.0,                                      # per comparison; over = incorrect, listed

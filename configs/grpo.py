@@ -58,6 +58,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       step_delimiter="\n",                                # process supervision step boundary
       logprob_gap_every=1,                                # steps between sampler/trainer log-prob checks
       max_tool_rounds=4, sandbox_workers=4)               # template "tool" only
+  c.sandbox = dict(allow_unisolated=False)                # tool template: True runs programs even
+                                                          # where no kernel isolation exists
   c.optim = dict(lr=1e-6, schedule="constant", steps=1000, warmup_steps=0, weight_decay=0.0,
                  clip_norm=1.0, b1=0.9, b2=0.95)
   # Checkpoints of the policy/optimizer state in WORKDIR/checkpoints; re-running resumes.

@@ -42,7 +42,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.stop_strings = ()
   c.tools = False                         # tool-integrated loop (ToRA protocol, §3.1)
   c.max_tool_rounds = 4
-  c.sandbox = dict(workers=4, timeout_s=10.0, memory_mb=1024)
+  c.sandbox = dict(workers=4, timeout_s=10.0, memory_mb=1024,
+                   allow_unisolated=False)  # True: run programs even where no kernel isolation exists
   c.batch_size = 64                       # rows (prompt x sample) per sampler call
   c.mesh = common.mesh()
   c.logical_axis_rules = common.LOGICAL_AXIS_RULES

@@ -96,9 +96,13 @@ def generate_outputs(config, questions: list[dict]) -> tuple[dict[str, list[str]
   start = time.time()
   if p.template == "tool" and int(p.fewshot) == 0:
     from dsmath_jax.sample import tool_loop
-    completions = tool_loop.generate_with_tools(
-        params, model_config, tokenizer, prompts, sampling, rng, mesh=mesh, rules=rules,
-        max_tool_rounds=int(s.max_tool_rounds), batch_size=int(s.batch_size), progress=progress)
+    from dsmath_jax.sandbox.sandbox import Sandbox
+    with Sandbox(workers=int(config.sandbox.workers),
+                 allow_unisolated=bool(config.sandbox.allow_unisolated)) as box:
+      completions = tool_loop.generate_with_tools(
+          params, model_config, tokenizer, prompts, sampling, rng, mesh=mesh, rules=rules,
+          max_tool_rounds=int(s.max_tool_rounds), batch_size=int(s.batch_size), progress=progress,
+          sandbox=box)
   else:
     completions = sampler.generate(params, model_config, tokenizer, prompts, sampling, rng, mesh=mesh,
                                    rules=rules, batch_size=int(s.batch_size), progress=progress)

@@ -180,7 +180,8 @@ def _sandbox(config):
   if config.data.template != "tool":
     return None
   from dsmath_jax.sandbox.sandbox import Sandbox
-  return Sandbox(workers=int(config.rl.get("sandbox_workers", 4)))
+  return Sandbox(workers=int(config.rl.get("sandbox_workers", 4)),
+                 allow_unisolated=bool(config.sandbox.allow_unisolated))
 
 
 # ---- Scoring ----------------------------------------------------------------------------------
