@@ -1,6 +1,6 @@
 """Programs/s of the sandbox pool against running programs one at a time, same programs, same run.
 
-  python benchmarks/sandbox.py [--workers 2] [--repeat 2] [--cold 8]
+  python benchmarks/sandbox.py [--workers 2] [--repeat 2] [--cold 8] [--data ../shared/data]
 
 Workload: the last program of each ToRA trajectory in shared/data/tora/examples.jsonl (real
 model-written sympy programs), except math-train-4251-0 (~8 s of symbolic logs), `--repeat`
@@ -10,6 +10,8 @@ times; plus a trivial `print(1)` for the per-program overhead. Three ways to run
   warm x1  Sandbox(workers=1): one warm worker, one fork per program, one at a time;
   pool xW  Sandbox(workers=W).run_many: W warm workers at once.
 Then all 25 ToRA programs are re-run (timeout 60 s) and compared with their recorded outputs.
+The warm modes run under the sandbox's full isolation (the start-up line names it; the JSON has
+it as "isolation"): per-program namespaces cost a few ms of the warm figures, not the cold ones.
 Prints one line per mode and a final JSON line with the figures and ratios.
 """
 import argparse
@@ -24,14 +26,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from dsmath_jax.sandbox.sandbox import Sandbox  # noqa: E402
 from dsmath_jax.sandbox.tool_protocol import STOP, format_output, last_program  # noqa: E402
 
-TORA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "tora", "examples.jsonl")
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 SLOW = "math-train-4251-0"
 
 
-def tora_programs() -> list[tuple[str, str, str]]:
+def tora_programs(data: str) -> list[tuple[str, str, str]]:
   """(id, last program, recorded output) for every trajectory that runs a program."""
   found = []
-  for line in open(TORA):
+  for line in open(os.path.join(data, "tora", "examples.jsonl")):
     record = json.loads(line)
     text = record["messages"][-1]["content"]
     if STOP in text:
@@ -61,8 +63,9 @@ def main() -> None:
   parser.add_argument("--workers", type=int, default=os.cpu_count())
   parser.add_argument("--repeat", type=int, default=2)
   parser.add_argument("--cold", type=int, default=8, help="programs run cold (each ~1-2 s)")
+  parser.add_argument("--data", default=DATA, help="the shared data folder (holds tora/)")
   args = parser.parse_args()
-  programs = tora_programs()
+  programs = tora_programs(args.data)
   tora = [code for name, code, _ in programs if name != SLOW] * args.repeat
   trivial = ["print(1)"] * (10 * args.workers)
   figures = {"workers": args.workers, "programs": len(tora), "cpu_count": os.cpu_count()}
@@ -76,6 +79,7 @@ def main() -> None:
     figures["warm1_tora"] = warm(one, tora, pooled=False)
     figures["warm1_trivial"] = warm(one, trivial, pooled=False)
   with Sandbox(workers=args.workers) as pool:
+    figures["isolation"] = pool.layers["isolation"]
     warm(pool, trivial[:args.workers], pooled=True)
     figures["pool_tora"] = warm(pool, tora, pooled=True)
     figures["pool_trivial"] = warm(pool, trivial, pooled=True)
