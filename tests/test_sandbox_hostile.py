@@ -316,7 +316,8 @@ def test_memory_cap_covers_the_whole_tree(box, caller):
   cgroup's OOM kill, or the worker's per-tree accounting where there is no cgroup)."""
   result = box.run(_FIVE_CHILDREN, memory_mb=512, timeout_s=15.0, python_guards=False)
   held = int(result.stdout) if result.status == "ok" else 0
-  assert held <= 1 and result.status in ("ok", "memory"), result
+  # A loaded CI machine may hit the wall-clock limit first: contained too (nothing printed "5").
+  assert held <= 1 and result.status in ("ok", "memory", "timeout"), result
 
 
 def test_memory_cap_without_cgroup_is_the_tree_accounting(box):
