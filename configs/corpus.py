@@ -40,7 +40,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       seeds=(dict(path="open-web-math/*.jsonl.gz", format="jsonl", text_keys=("text",), url_keys=("url",)),),
       negatives=(),                                         # random pages; empty: sample the pool
       languages=("en", "zh"),                               # empty: no language filter
-      lid_model="")                                         # fastText lid.176.bin; empty: heuristic
+      lid_model="",                                         # fastText lid.176.bin; empty: heuristic
+      # What one input record may cost (dsmath_jax/corpus/read.py Limits); a record over a limit is skipped and
+      # counted under skipped/<reason> with its file and position, so one record cannot crash or swamp a run.
+      max_record_bytes=4 << 20,                             # WARC block / JSONL line / decoded page (CC cuts at 1 MiB)
+      max_html_depth=128,                                   # MathML nesting (real formulas: under 30)
+      max_json_depth=128,                                   # JSON nesting of a JSONL line (real records: under 10)
+      max_json_number_digits=4300)                          # digits of a JSON integer (Python's int limit)
   c.dedup = dict(shingle_size=5, num_perm=128, threshold=0.8)
   c.classify = dict(dim=256, lr=0.1, word_ngrams=3, min_count=3, epoch=3, bucket=2_000_000, threads=1,
                     max_chars=20000, num_negatives=500_000, heldout_fraction=0.02,

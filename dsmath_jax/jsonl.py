@@ -2,20 +2,30 @@
 
 Every dataset we convert (GSM8K, MATH, ToRA, PoT, MathCoder, MathInstruct, a user's
 own file) is one JSON object per line; a broken line must point at itself.
+
+Python's json module has no limits of its own: an integer of more than 4300 digits raises a bare
+ValueError (int max str digits, and below that limit parsing is quadratic in the digits), and deep
+nesting raises RecursionError, or parses just under the interpreter's limit and then crashes whatever
+recurses over the object next (repr, json.dumps). `parse_line` turns both into a BadRecordError with
+a `reason` ('bad_json', 'not_a_json_object', 'json_number_too_long', 'json_too_deep'), so one line of
+a web crawl cannot stop a run. Lines within the limits parse exactly as `json.loads` parses them.
 """
 import json
 from typing import Callable, Iterator
 
 from absl import logging
 
+MAX_NUMBER_DIGITS = 4300      # longest integer literal accepted (Python's default int max str digits)
+MAX_DEPTH = 128               # deepest nesting of arrays/objects accepted (real records: under 10)
+
 
 class BadRecordError(ValueError):
-  """A JSONL line that is not JSON, or lacks a configured field."""
+  """A JSONL line that is not JSON, or lacks a configured field; `reason` names the kind of fault."""
 
-  def __init__(self, path: str, line: int, message: str, field: str | None = None):
+  def __init__(self, path: str, line: int, message: str, field: str | None = None, reason: str = "bad_record"):
     where = f"{path}:{line}" + (f" field {field!r}" if field else "")
     super().__init__(f"{where}: {message}")
-    self.path, self.line, self.field = path, line, field
+    self.path, self.line, self.field, self.reason, self.message = path, line, field, reason, message
 
 
 def get_field(obj, path: str):
@@ -42,8 +52,8 @@ def read_jsonl(path, fields: dict, *, skip_bad_records: bool = False, keep: Call
     skip_bad_records: count and log bad lines instead of raising BadRecordError.
     keep: optional predicate on the raw object; lines it rejects are skipped and
       counted as 'filtered' (e.g. PoT's few-shot 'demonstration' lines).
-    report: a dict that receives counts 'read', 'bad', 'filtered' and the first bad
-      lines' messages under 'bad_examples'.
+    report: a dict that receives counts 'read', 'bad', 'filtered', the first bad
+      lines' messages under 'bad_examples' and bad lines per reason under 'bad_reasons'.
   """
   report = report if report is not None else {}
   for key in ("read", "bad", "filtered"):
@@ -75,6 +85,8 @@ def count_bad(report: dict, error: BadRecordError, skip_bad_records: bool) -> No
   if not skip_bad_records:
     raise error
   report["bad"] = report.get("bad", 0) + 1
+  reasons = report.setdefault("bad_reasons", {})
+  reasons[error.reason] = reasons.get(error.reason, 0) + 1
   examples = report.setdefault("bad_examples", [])
   if len(examples) < 10:
     examples.append(str(error))
@@ -94,15 +106,64 @@ def json_objects(path, lines=None) -> Iterator[tuple[int, dict]]:
       yield line_number, parse_line(path, line_number, line)
 
 
-def parse_line(path, line_number, line) -> dict:
-  """One JSONL line -> dict, or BadRecordError naming path:line."""
+def parse_line(path, line_number, line: str, *, max_depth: int = MAX_DEPTH,
+               max_number_digits: int = MAX_NUMBER_DIGITS) -> dict:
+  """One JSONL line -> dict, or BadRecordError naming path:line and the reason (see the module doc)."""
   try:
-    obj = json.loads(line)
+    obj = _decoder(max_number_digits).decode(line)
   except json.JSONDecodeError as error:
-    raise BadRecordError(path, line_number, f"not JSON ({error.msg} at column {error.colno})") from None
+    raise BadRecordError(path, line_number, f"not JSON ({error.msg} at column {error.colno})",
+                         reason="bad_json") from None
+  except _NumberTooLong as error:
+    raise BadRecordError(path, line_number, f"a number of {error.args[0]} digits (limit {max_number_digits})",
+                         reason="json_number_too_long") from None
+  except RecursionError:
+    raise BadRecordError(path, line_number, "nested deeper than Python's recursion limit",
+                         reason="json_too_deep") from None
   if not isinstance(obj, dict):
-    raise BadRecordError(path, line_number, f"expected a JSON object, got {type(obj).__name__}")
+    raise BadRecordError(path, line_number, f"expected a JSON object, got {type(obj).__name__}",
+                         reason="not_a_json_object")
+  # Depth can exceed max_depth only if the line has more than max_depth brackets: a C-speed count first.
+  if line.count("[") + line.count("{") > max_depth and _depth_exceeds(obj, max_depth):
+    raise BadRecordError(path, line_number, f"nested deeper than {max_depth} levels", reason="json_too_deep")
   return obj
+
+
+class _NumberTooLong(ValueError):
+  pass
+
+
+_DECODERS = {}
+
+
+def _decoder(max_number_digits: int) -> json.JSONDecoder:
+  """json.loads's decoder with an integer hook that refuses long literals before int() sees them."""
+  if max_number_digits not in _DECODERS:
+    def parse_int(literal: str) -> int:
+      if len(literal.lstrip("-")) > max_number_digits:
+        raise _NumberTooLong(len(literal.lstrip("-")))
+      return int(literal)
+    _DECODERS[max_number_digits] = _Decoder(parse_int=parse_int)
+  return _DECODERS[max_number_digits]
+
+
+class _Decoder(json.JSONDecoder):
+  def decode(self, s):
+    if s.startswith("\ufeff"):                           # as json.loads
+      raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", s, 0)
+    return super().decode(s)
+
+
+def _depth_exceeds(obj, max_depth: int) -> bool:
+  """Whether lists/dicts nest more than max_depth levels (iterative: the object may be ~1000 deep)."""
+  stack = [(obj, 1)]
+  while stack:
+    value, depth = stack.pop()
+    if depth > max_depth:
+      return True
+    children = value.values() if isinstance(value, dict) else value
+    stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+  return False
 
 
 def _field(path, line_number, obj, field):

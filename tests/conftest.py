@@ -14,7 +14,8 @@ sys.path.insert(0, str(ROOT))
 
 import pytest  # noqa: E402
 
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# ../shared/data, or wherever DSMATH_SHARED_DATA points (as in configs/common.py): a git worktree elsewhere.
+SHARED_DATA = pathlib.Path(os.environ.get("DSMATH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from configs import corpus as corpus_config
-from dsmath_jax.corpus import pipeline, store, write
+from dsmath_jax.corpus import pipeline, read, store, write
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -106,10 +106,12 @@ def test_bad_input_and_contamination_are_counted(tmp_path, shared_data):
   pipeline.run(config, str(tmp_path / "run"))
   stats = json.loads((tmp_path / "run" / "corpus" / "stats.json").read_text())
   read_counts = stats["read"]["counts"]
-  assert read_counts["skipped/truncated_or_corrupt_gzip"] == 1
+  assert read_counts["damaged/truncated_or_corrupt_gzip"] == 1 and read.unaccounted(read_counts) == 0
   assert read_counts["skipped/bad_json"] == 2 and read_counts["skipped/empty_text"] == 1
   assert read_counts["repaired/non_utf8_bytes_replaced"] == 1
-  assert any("cut.warc.gz" in e for e in stats["read"]["errors"]["skipped/truncated_or_corrupt_gzip"])
+  assert any("cut.warc.gz" in e for e in stats["read"]["errors"]["damaged/truncated_or_corrupt_gzip"])
+  report_text = (tmp_path / "run" / "corpus" / "report.md").read_text()
+  assert "- damaged/truncated_or_corrupt_gzip: 1" in report_text and "extra.jsonl line 2" in report_text
   decon = stats["decontaminate"]["counts"]
   assert decon["decontaminate/hits_gsm8k"] == 1 and decon["decontaminate/segments_removed"] == 1
   hits = list(store.read_records(str(tmp_path / "run" / "corpus" / "decontaminated"), "hits-*.jsonl.gz"))

@@ -2,6 +2,7 @@
 import gzip
 import io
 import re
+import zlib
 
 from dsmath_jax.corpus import html_to_text, langid, read
 
@@ -71,28 +72,36 @@ def test_bad_input_is_counted_with_reasons(tmp_path, shared_data):
   (tmp_path / "truncated.warc.gz").write_bytes(real[: len(real) // 2])
   (tmp_path / "garbage.warc").write_bytes(
       _warc_response("http://a.org/ok", b"<p>first page</p>") + b"NOT-A-WARC-HEADER\r\nfoo: bar\r\n\r\n" +
-      _warc_response("http://a.org/lost", b"<p>after the garbage</p>"))
+      _warc_response("http://a.org/next", b"<p>after the garbage</p>"))
   (tmp_path / "short.warc").write_bytes(_warc_response("http://a.org/cut", b"<p>cut short</p>", 500)[:-4])
   (tmp_path / "pages.warc").write_bytes(
       _warc_response("http://a.org/latin1", "<p>caf\xe9 au lait</p>".encode("latin-1")) +
       _warc_response("http://a.org/empty", b"<html><body><script>x()</script></body></html>"))
   (tmp_path / "bad.jsonl.gz").write_bytes(gzip.compress(
       b'{"text": "caf\xe9 ok", "url": "http://a.org/1"}\n{not json}\n'
-      b'{"text": "   ", "url": "http://a.org/2"}\n{"body": "x"}\n'))
+      b'{"text": "   ", "url": "http://a.org/2"}\n{"body": "x"}\n[1]\n'))
   (tmp_path / "cut.jsonl.gz").write_bytes(gzip.compress(b'{"text": "one", "url": "u1"}\n' * 200)[:60])
   counts, pages = read.Counts(), []
   for name in ("truncated.warc.gz", "garbage.warc", "short.warc", "pages.warc", "bad.jsonl.gz", "cut.jsonl.gz"):
     pages += read.read_file({}, str(tmp_path / name), counts)
   got = counts.counts
-  assert got["skipped/truncated_or_corrupt_gzip"] == 2, got
-  assert got["skipped/malformed_warc_record"] == 2, got
+  assert got["damaged/truncated_or_corrupt_gzip"] == 2, got
+  # Junk after a record means its Content-Length does not frame it: that record is dropped, the next one read.
+  assert got["skipped/content_length_mismatch"] == 1 and got["skipped/truncated_record"] == 3, got
   assert got["repaired/non_utf8_bytes_replaced"] == 2 and got["skipped/bad_json"] == 1, got
   assert got["skipped/empty_text"] == 2 and got["skipped/missing_text_field"] == 1, got
+  assert got["skipped/not_a_json_object"] == 1 and read.unaccounted(got) == 0, got
   assert any("bad.jsonl.gz line 2" in e for e in counts.errors["skipped/bad_json"])
+  assert any("garbage.warc record 0 at byte 0" in e for e in counts.errors["skipped/content_length_mismatch"])
+  assert any("short.warc record 0" in e and "Content-Length of 500" in e
+             for e in counts.errors["skipped/truncated_record"])
   texts = {p["url"]: p["text"] for p in pages}
   assert texts["http://a.org/1"] == "caf\ufffd ok" and texts["http://a.org/latin1"] == "caf\ufffd au lait"
-  assert texts["http://a.org/ok"] == "first page" and "u1" in texts      # what came before the damage survives
-  assert "http://a.org/lost" not in texts and "http://a.org/cut" not in texts
+  assert texts["http://a.org/next"] == "after the garbage"               # the neighbour after the damage
+  assert "http://a.org/ok" not in texts and "http://a.org/cut" not in texts
+  # Every complete line before the gzip cut is kept; the cut line is counted, not parsed.
+  intact = zlib.decompressobj(31).decompress((tmp_path / "cut.jsonl.gz").read_bytes()).count(b"\n")
+  assert sum(url == "u1" for url in (p["url"] for p in pages)) == intact > 0
 
 
 def test_language_heuristic():

@@ -63,12 +63,13 @@ class _ReadFile(beam.DoFn):
   def setup(self):
     self.identify = stages.make_identifier(self.read_config)
     self.tokenizer = stages.load_tokenizer(self.tokenizer_path)
+    self.limits = read.Limits.from_config(self.read_config)
 
   def process(self, item):
     spec, path = item
     counts = read.Counts()
     yield from stages.pages_of_file(spec, path, counts, languages=tuple(self.read_config.get("languages") or ()),
-                                    identify=self.identify, tokenizer=self.tokenizer)
+                                    identify=self.identify, tokenizer=self.tokenizer, limits=self.limits)
     yield beam.pvalue.TaggedOutput("counts", json.dumps(counts.to_json()))
 
 

@@ -23,18 +23,23 @@ _WORD = re.compile(r"\w+")
 
 def normalize_url(url: str) -> str:
   """Canonical form used as the exact-dedup key: lowercase scheme/host, no `www.`, default port, fragment,
-  tracking parameters or trailing slash; query parameters sorted. Non-URLs (ids) are returned stripped."""
+  tracking parameters or trailing slash; query parameters sorted. Non-URLs (ids) and URLs that do not parse
+  (`http://[::1`, a port of 99999) are returned stripped, with `://` escaped so no caller parses them again."""
   url = url.strip()
   if "://" not in url:
     if "/" in url and "." in url.split("/", 1)[0]:
       url = "http://" + url                      # "host/path" without a scheme (some CC dumps)
     else:
       return url
-  parts = urllib.parse.urlsplit(url)
+  try:
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port                            # raises on a port that is not a number in 0..65535
+  except ValueError:
+    return url.replace("://", ":%2F%2F", 1)
   host = (parts.hostname or "").lower()
   if host.startswith("www."):
     host = host[4:]
-  port = parts.port if parts.port not in (None, 80, 443) else None
+  port = port if port not in (None, 80, 443) else None
   netloc = f"{host}:{port}" if port else host
   path = re.sub(r"/{2,}", "/", parts.path or "/")
   if len(path) > 1 and path.endswith("/"):

@@ -10,6 +10,11 @@ classifier should learn from. This parser keeps:
   - inline `$...$`, `\\(...\\)`, `\\[...\\]` written in the page text survive as they are.
 Boilerplate containers (nav, script, style, footer, header, aside, form, noscript, template, svg) are dropped.
 Pure stdlib (html.parser), so Common Crawl workers need no C extension.
+
+Work and memory per page are bounded: a formula nested deeper than `max_depth` MathML elements (the LaTeX
+conversion recurses once per level) or holding more than MAX_MATH_ELEMENTS elements (its tree is kept until
+</math>: ~0.5 KB per element) raises TooComplex, and the reader skips the page and counts the reason; dropped
+boilerplate tracks at most `max_depth` open elements (a <nav> with a million unclosed <li> costs nothing).
 """
 import html.parser
 import re
@@ -28,8 +33,19 @@ _MO_LATEX = {"∑": r"\sum ", "∫": r"\int ", "∏": r"\prod ", "≤": r"\le ",
 _MI_LATEX = {"α": r"\alpha", "β": r"\beta", "γ": r"\gamma", "δ": r"\delta", "ε": r"\epsilon",
              "θ": r"\theta", "λ": r"\lambda", "μ": r"\mu", "π": r"\pi", "σ": r"\sigma", "φ": r"\phi",
              "ω": r"\omega", "Δ": r"\Delta", "Σ": r"\Sigma", "Ω": r"\Omega"}
+MAX_DEPTH = 128              # deepest MathML nesting converted (real formulas: under 30)
+MAX_MATH_ELEMENTS = 10_000   # elements in one <math> (real formulas: a few hundred)
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _BLANKS = re.compile(r"\n\s*\n+")
+
+
+class TooComplex(Exception):
+  """A page over a structure limit; `reason` is html_too_deep or mathml_too_large. Not a ValueError, which
+  html_to_text swallows as html.parser's giving up."""
+
+  def __init__(self, reason: str, message: str):
+    super().__init__(message)
+    self.reason = reason
 
 
 class _MathNode:
@@ -77,8 +93,9 @@ def mathml_to_latex(node) -> str:
 class _Extractor(html.parser.HTMLParser):
   """Streaming HTML -> text; see the module docstring for what is kept."""
 
-  def __init__(self):
+  def __init__(self, max_depth: int = MAX_DEPTH):
     super().__init__(convert_charrefs=True)
+    self.max_depth = max_depth
     self.out = []
     self.drop_depth = 0          # > 0 inside a dropped subtree
     self.drop_stack = []         # tags that opened dropped subtrees
@@ -89,6 +106,7 @@ class _Extractor(html.parser.HTMLParser):
     self.annotation = None       # collecting a TeX annotation
     self.tex_from_annotation = None
     self.pre_depth = 0
+    self.math_elements = 0       # elements in the open <math>
 
   def handle_starttag(self, tag, attrs):
     attrs = dict(attrs)
@@ -97,16 +115,22 @@ class _Extractor(html.parser.HTMLParser):
         self.annotation = []
       node = _MathNode(tag, attrs)
       self.math_stack[-1].children.append(node)
+      self.math_elements += 1
+      if self.math_elements > MAX_MATH_ELEMENTS:
+        raise TooComplex("mathml_too_large", f"a MathML formula of more than {MAX_MATH_ELEMENTS} elements")
       if tag not in _VOID:
+        if len(self.math_stack) >= self.max_depth:
+          raise TooComplex("html_too_deep", f"MathML nested deeper than {self.max_depth} elements")
         self.math_stack.append(node)
       return
     if self.drop_depth:
-      if tag not in _VOID:
+      if tag not in _VOID and len(self.drop_stack) < self.max_depth:
         self.drop_stack.append(tag)
         self.drop_depth += 1
       return
     if tag == "math":
       self.math_stack = [_MathNode(tag, attrs)]
+      self.math_elements = 0
       self.math_display = attrs.get("display") == "block" or attrs.get("mode") == "display"
       self.tex_from_annotation = None
       return
@@ -200,14 +224,18 @@ def _without_annotations(node):
   return kept
 
 
-def html_to_text(html_source: str) -> str:
-  """Visible text of an HTML page with its formulas as LaTeX; blank-line separated blocks, trimmed lines."""
-  parser = _Extractor()
+def html_to_text(html_source: str, max_depth: int = MAX_DEPTH) -> str:
+  """Visible text of an HTML page with its formulas as LaTeX; blank-line separated blocks, trimmed lines.
+  Raises TooComplex for MathML nested deeper than `max_depth` elements or larger than MAX_MATH_ELEMENTS."""
+  parser = _Extractor(max_depth)
   try:
     parser.feed(html_source)
     parser.close()
   except (AssertionError, ValueError):  # html.parser gives up on some broken markup; keep what it read
     pass
+  except RecursionError:                # a max_depth set above what the interpreter's stack allows
+    raise TooComplex("html_too_deep", f"MathML nesting beyond Python's recursion limit (max_depth {max_depth})") \
+        from None
   text = "".join(parser.out)
   lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
   text = "\n".join(lines)

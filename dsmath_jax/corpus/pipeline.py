@@ -40,7 +40,8 @@ def read_stage(config, directory: str, specs, name: str) -> dict:
   """Stage 1 over the files of `specs` into `directory` (pages sorted by id)."""
   read_config = _cfg(config.read)
   files = stages.input_files(specs)
-  fp = store.fingerprint("read", read_config.get("languages"), read_config.get("lid_model"),
+  limits = read.Limits.from_config(read_config)
+  fp = store.fingerprint("read", read_config.get("languages"), read_config.get("lid_model"), limits,
                          config.tokenizer, [(s, store.file_signature(p)) for s, p in files])
   status = store.done(directory, fp)
   if status:
@@ -55,7 +56,7 @@ def read_stage(config, directory: str, specs, name: str) -> dict:
     pages = []
     for spec, path in _progress(files, f"read {name}"):
       pages += stages.pages_of_file(spec, path, counts, languages=tuple(read_config.get("languages") or ()),
-                                    identify=identify, tokenizer=tokenizer)
+                                    identify=identify, tokenizer=tokenizer, limits=limits)
     store.write_records(directory, sorted(pages, key=lambda p: p["id"]))
   return store.mark_done(directory, fp, counts.to_json())
 

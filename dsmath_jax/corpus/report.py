@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 
+from dsmath_jax.corpus import read
+
 
 def _count(status, key, default=0):
   return status["counts"]["counts"].get(key, default)
@@ -20,6 +22,7 @@ def summary(stats: dict) -> dict:
   return {
       "runner": stats["runner"],
       "read": stats["read"]["counts"], "seed": stats["seed"]["counts"], "dedup": stats["dedup"]["counts"],
+      "negatives": stats.get("negatives", {}).get("counts"),
       "rounds": rounds, "decontaminate": {**stats["decontaminate"]["counts"],
                                           "benchmarks": stats["decontaminate"].get("benchmarks", {})},
       "write": {**stats["write"]["counts"], "path": stats["write"].get("path")}}
@@ -43,6 +46,19 @@ def plot_scores(corpus_dir: str, stats: dict, path: str):
   plt.close(figure)
 
 
+def _input_faults(stage: str, status_counts: dict, examples: int = 3) -> list[str]:
+  """Markdown lines: records read and kept, then every skipped/damaged/repaired reason with its count and the
+  first `examples` places (file and record) it happened."""
+  counts, errors = status_counts["counts"], status_counts.get("errors", {})
+  lines = [f"Input of the {stage} stage: {counts.get('records', 0)} records in {counts.get('files', 0)} files, "
+           f"{counts.get('kept', counts.get('pages', 0))} kept, {read.unaccounted(counts)} unaccounted.", ""]
+  reasons = [k for k in counts if k.startswith(("skipped/", "damaged/", "repaired/")) and counts[k]]
+  for reason in reasons:
+    lines.append(f"- {reason}: {counts[reason]}")
+    lines += [f"  - {example}" for example in errors.get(reason, [])[:examples]]
+  return lines + ([] if reasons else ["- nothing skipped, damaged or repaired"]) + [""]
+
+
 def write_report(corpus_dir: str, stats: dict):
   data = summary(stats)
   with open(os.path.join(corpus_dir, "stats.json"), "w", encoding="utf-8") as f:
@@ -55,9 +71,10 @@ def write_report(corpus_dir: str, stats: dict):
            f"({read_counts.get('kept_tokens', 0)} tokens), {data['dedup']['counts'].get('dedup/kept', 0)} after "
            f"dedup ({data['dedup']['counts'].get('dedup/kept_tokens', 0)} tokens, "
            f"{data['dedup']['counts'].get('dedup/url_duplicate', 0)} URL duplicates, "
-           f"{data['dedup']['counts'].get('dedup/near_duplicate', 0)} near duplicates).", "",
-           "Skipped or repaired input:", ""]
-  lines += [f"- {k}: {v}" for k, v in read_counts.items() if k.startswith(("skipped/", "repaired/"))] or ["- none"]
+           f"{data['dedup']['counts'].get('dedup/near_duplicate', 0)} near duplicates).", ""]
+  for stage in ("read", "seed", "negatives"):
+    if data[stage] is not None:
+      lines += _input_faults(stage, data[stage])
   lines += ["", "| round | positives (+added) | collected pages | tokens | threshold | held-out P / R | "
             "overlap with previous | math domains |", "|---|---|---|---|---|---|---|---|"]
   for r in data["rounds"]:

@@ -18,12 +18,14 @@ def input_files(specs) -> list[tuple[dict, str]]:
   return [(dict(spec), path) for spec in specs for path in read.expand(spec["path"])]
 
 
-def pages_of_file(spec: dict, path: str, counts: read.Counts, *, languages, identify, tokenizer):
+def pages_of_file(spec: dict, path: str, counts: read.Counts, *, languages, identify, tokenizer,
+                  limits: read.Limits = read.Limits()):
   """Stage 1 for one file: extracted pages with `lang`, `domain` and `num_tokens`, filtered by language."""
-  for page in read.read_file(spec, path, counts):
+  counts.add("kept", n=0)                          # pages kept = pages read - skipped/language_*
+  for page in read.read_file(spec, path, counts, limits):
     lang = identify(page["text"]) if languages else ""
     if languages and lang not in languages:
-      counts.add(f"skipped/language_{lang}")
+      counts.add(f"skipped/language_{lang}", page["source"], "", "not in the configured languages")
       continue
     page["lang"] = lang
     page["domain"] = domains.domain_of(page["url"])
