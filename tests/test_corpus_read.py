@@ -104,6 +104,51 @@ def test_bad_input_is_counted_with_reasons(tmp_path, shared_data):
   assert sum(url == "u1" for url in (p["url"] for p in pages)) == intact > 0
 
 
+def test_one_record_over_a_limit_is_skipped_with_file_record_and_reason(tmp_path):
+  """Each limit of read.Limits on the record that breaks it, the records around it read as usual."""
+  good = b'{"text": "kept", "url": "http://a.org/k"}'
+  lines = [good, b'{"text": "n", "x": ' + b"7" * 5000 + b"}", b'{"text": "d", "x": ' + b"[" * 200 + b"]" * 200 + b"}",
+           b'{"text": "r", "x": ' + b"[" * 10**5 + b"]" * 10**5 + b"}", b'{"text": "' + b"w" * 400_000 + b'"}', good]
+  (tmp_path / "limits.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+  deep = b"<p>a <math>" + b"<mrow>" * 300 + b"<mi>x</mi>" + b"</mrow>" * 300 + b"</math></p>"
+  (tmp_path / "limits.warc").write_bytes(
+      _warc_response("http://a.org/deep", deep) + _warc_response("http://a.org/big", b"<p>" + b"y" * 400_000 + b"</p>") +
+      _warc_response("http://a.org/ok", b"<p>fine</p>"))
+  counts, limits = read.Counts(), read.Limits(max_record_bytes=300_000)
+  pages = [p["url"] for name in ("limits.jsonl", "limits.warc")
+           for p in read.read_file({}, str(tmp_path / name), counts, limits)]
+  assert pages == ["http://a.org/k", "http://a.org/k", "http://a.org/ok"]
+  got, errors = counts.counts, counts.errors
+  assert got["skipped/json_number_too_long"] == 1 and got["skipped/json_too_deep"] == 2, got
+  assert got["skipped/record_too_large"] == 2 and got["skipped/html_too_deep"] == 1, got
+  assert got["records"] == 9 and read.unaccounted(got) == 0, got
+  assert errors["skipped/json_number_too_long"] == [f"{tmp_path}/limits.jsonl line 2: a number of 5000 digits "
+                                                    "(limit 4300)"]
+  assert errors["skipped/json_too_deep"][0] == f"{tmp_path}/limits.jsonl line 3: nested deeper than 128 levels"
+  assert f"{tmp_path}/limits.jsonl line 5: 400013 bytes > max_record_bytes 300000" in \
+      errors["skipped/record_too_large"]
+  assert errors["skipped/html_too_deep"] == [f"{tmp_path}/limits.warc record 0 at byte 0 (http://a.org/deep): "
+                                             "MathML nested deeper than 128 elements"]
+
+
+def test_content_length_damage_costs_only_its_record(tmp_path):
+  """Too large (swallowing the next record), too small (a page cut short), not a number: each record is counted
+  as such and its neighbours are read."""
+  pages = [_warc_response(f"http://a.org/{i}", f"<p>page {i} says hello</p>".encode()) for i in range(4)]
+  for declared, reason in ((400, "content_length_mismatch"), (70, "content_length_mismatch"),
+                           ("x", "malformed_warc_record")):
+    damaged = re.sub(rb"Content-Length: \d+", f"Content-Length: {declared}".encode(), pages[1], count=1)
+    assert damaged != pages[1]
+    for name, data in (("cl.warc", b"".join([pages[0], damaged] + pages[2:])),
+                       ("cl.warc.gz", b"".join(gzip.compress(p) for p in [pages[0], damaged] + pages[2:]))):
+      (tmp_path / name).write_bytes(data)
+      counts = read.Counts()
+      urls = [p["url"] for p in read.read_file({}, str(tmp_path / name), counts)]
+      assert urls == ["http://a.org/0", "http://a.org/2", "http://a.org/3"], (declared, name, urls)
+      assert counts.counts["records"] == 4 and counts.counts[f"skipped/{reason}"] == 1, counts.counts
+      assert counts.errors[f"skipped/{reason}"][0].startswith(f"{tmp_path}/{name} record 1 at byte {len(pages[0])}")
+
+
 def test_language_heuristic():
   assert langid.heuristic_language("Let $x$ be a prime. We show that the sum of the digits is even.") == "en"
   assert langid.heuristic_language("设 $x$ 为素数，证明各位数字之和为偶数。这是一个数学问题。") == "zh"

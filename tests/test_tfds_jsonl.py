@@ -87,3 +87,22 @@ def test_task_fails_on_bad_line_or_counts_it(bad_file, tmp_path):
   rows = task.run(_jsonl_config(bad_file, True), str(tmp_path))
   assert [(r["dataset"], r["read"], r["bad"], r["written"]) for r in rows] == [("dsmath_questions/mine", 2, 2, 2)]
   assert json.loads((tmp_path / "dataset_counts.json").read_text())["rows"][0]["bad"] == 2
+
+
+def test_huge_numbers_and_deep_nesting_are_bad_lines_with_a_reason(tmp_path):
+  """Python's json raises a bare ValueError (int max str digits) or RecursionError on these; the shared reader
+  names file:line and a reason, and good lines parse exactly as json.loads parses them."""
+  good = [json.dumps({"question": "Q", "answer": "1", "extra": [[{"x": 1.5e300}], -12, None, "\ud83d\ude00"]}),
+          json.dumps({"question": "big but fine", "answer": 10**4000, "deep": [[[[[[]]]]]]})]
+  path = _write(tmp_path / "hostile.jsonl", [good[0], '{"question": "Q", "answer": ' + "9" * 5000 + "}",
+                                             '{"question": ' + "[" * 5000 + "]" * 5000 + "}",
+                                             '{"question": ' + "[" * 129 + "]" * 129 + "}", good[1]])
+  report = {}
+  rows = list(read_jsonl(path, {"record": None}, skip_bad_records=True, report=report))
+  assert [r["record"] for r in rows] == [json.loads(line) for line in good]
+  assert report["bad_reasons"] == {"json_number_too_long": 1, "json_too_deep": 2} and report["read"] == 2
+  assert f"{path}:2: a number of 5000 digits (limit 4300)" in report["bad_examples"]
+  assert f"{path}:4: nested deeper than 128 levels" in report["bad_examples"]
+  assert f"{path}:3: nested deeper than Python's recursion limit" in report["bad_examples"]
+  with pytest.raises(jsonl.BadRecordError, match=rf"{path}:2: a number of 5000 digits"):
+    list(read_jsonl(path, {"record": None}))

@@ -35,8 +35,12 @@ _MI_LATEX = {"α": r"\alpha", "β": r"\beta", "γ": r"\gamma", "δ": r"\delta", 
              "ω": r"\omega", "Δ": r"\Delta", "Σ": r"\Sigma", "Ω": r"\Omega"}
 MAX_DEPTH = 128              # deepest MathML nesting converted (real formulas: under 30)
 MAX_MATH_ELEMENTS = 10_000   # elements in one <math> (real formulas: a few hundred)
-_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
+# Runs of horizontal space that are not already one " " (matching single spaces too would cost re.sub a piece
+# per word: ~20 bytes of memory per byte of prose).
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0]{2,}|[\t\r\f\v\u00a0]")
 _BLANKS = re.compile(r"\n\s*\n+")
+_LINE_EDGES = re.compile(r"[^\S\n]*\n[^\S\n]*")     # what str.strip() removes around each line break
+_JOIN_EVERY = 4096                                   # pieces of text joined into one string (memory: see emit)
 
 
 class TooComplex(Exception):
@@ -96,7 +100,8 @@ class _Extractor(html.parser.HTMLParser):
   def __init__(self, max_depth: int = MAX_DEPTH):
     super().__init__(convert_charrefs=True)
     self.max_depth = max_depth
-    self.out = []
+    self.out = []                # text pieces, joined every _JOIN_EVERY into `joined`
+    self.joined = []
     self.drop_depth = 0          # > 0 inside a dropped subtree
     self.drop_stack = []         # tags that opened dropped subtrees
     self.tex_script = None       # "inline" | "display" inside <script type="math/tex">
@@ -107,6 +112,17 @@ class _Extractor(html.parser.HTMLParser):
     self.tex_from_annotation = None
     self.pre_depth = 0
     self.math_elements = 0       # elements in the open <math>
+
+  def emit(self, piece: str):
+    """Appends text; a page of many tiny pieces ("<b>ab</b>" x 100k) would cost ~60 bytes per piece kept as
+    separate strings, so pieces are joined every _JOIN_EVERY."""
+    self.out.append(piece)
+    if len(self.out) >= _JOIN_EVERY:
+      self.joined.append("".join(self.out))
+      self.out = []
+
+  def text(self) -> str:
+    return "".join(self.joined) + "".join(self.out)
 
   def handle_starttag(self, tag, attrs):
     attrs = dict(attrs)
@@ -148,7 +164,7 @@ class _Extractor(html.parser.HTMLParser):
         self.drop_depth = 1
       return
     if tag in _BLOCK:
-      self.out.append("\n")
+      self.emit("\n")
     if tag == "pre":
       self.pre_depth += 1
 
@@ -172,7 +188,7 @@ class _Extractor(html.parser.HTMLParser):
             if not latex:
               latex = mathml_to_latex(_without_annotations(root)).strip()
             if latex:
-              self.out.append(("$$%s$$" if self.math_display else "$%s$") % latex)
+              self.emit(("$$%s$$" if self.math_display else "$%s$") % latex)
           else:
             del self.math_stack[depth:]
           break
@@ -189,11 +205,11 @@ class _Extractor(html.parser.HTMLParser):
     if tag == "script" and self.tex_script:
       latex = "".join(self.tex_buffer).strip()
       if latex:
-        self.out.append(("$$%s$$" if self.tex_script == "display" else "$%s$") % latex)
+        self.emit(("$$%s$$" if self.tex_script == "display" else "$%s$") % latex)
       self.tex_script = None
       return
     if tag in _BLOCK:
-      self.out.append("\n")
+      self.emit("\n")
     if tag == "pre":
       self.pre_depth = max(self.pre_depth - 1, 0)
 
@@ -209,7 +225,7 @@ class _Extractor(html.parser.HTMLParser):
       return
     if not self.drop_depth:
       # Source line breaks are spaces in HTML (except in <pre>); blocks make the real line breaks.
-      self.out.append(data if self.pre_depth else data.replace("\n", " "))
+      self.emit(data if self.pre_depth else data.replace("\n", " "))
 
 
 def _without_annotations(node):
@@ -236,7 +252,7 @@ def html_to_text(html_source: str, max_depth: int = MAX_DEPTH) -> str:
   except RecursionError:                # a max_depth set above what the interpreter's stack allows
     raise TooComplex("html_too_deep", f"MathML nesting beyond Python's recursion limit (max_depth {max_depth})") \
         from None
-  text = "".join(parser.out)
-  lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
-  text = "\n".join(lines)
+  # Per line: runs of spaces collapsed, the line stripped; then blank runs -> one blank line. Whole-text regexes
+  # rather than a list of lines (a list of 1M short lines costs ~60 bytes each).
+  text = _LINE_EDGES.sub("\n", _SPACES.sub(" ", parser.text()))
   return _BLANKS.sub("\n\n", text).strip()
