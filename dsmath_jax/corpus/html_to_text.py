@@ -244,6 +244,11 @@ def html_to_text(html_source: str, max_depth: int = MAX_DEPTH) -> str:
   """Visible text of an HTML page with its formulas as LaTeX; blank-line separated blocks, trimmed lines.
   Raises TooComplex for MathML nested deeper than `max_depth` elements or larger than MAX_MATH_ELEMENTS."""
   parser = _Extractor(max_depth)
+  # After the last ">" no tag can end, and html.parser rescans the rest of the page from every "<" there
+  # (quadratic: 100 KB of "</" took seconds); as text those are the same characters.
+  last = html_source.rfind(">")
+  if html_source.find("<", last + 1) >= 0:
+    html_source = html_source[:last + 1] + html_source[last + 1:].replace("<", "&lt;")
   try:
     parser.feed(html_source)
     parser.close()
