@@ -6,7 +6,6 @@ cases; record boundaries of the real files come from their own headers and expec
 record alone, not from the reader under test reading the mutated archive."""
 import gzip
 import hashlib
-import io
 import json
 import random
 import zlib
@@ -143,7 +142,8 @@ def _hostile_lines(rng: random.Random, line: bytes) -> list[bytes]:
       json.dumps({"text": [[["nested"]]] * 3, "url": {"a": [1, 2]}}).encode(),
       json.dumps({"text": 12345, "url": None}).encode(),
       b'{"text": "lone \\ud800 surrogate \\udfff", "url": "http://a.example/\\udc80"}',
-      json.dumps({"text": "x", "url": "http://[::1"}).encode(), json.dumps({"text": "y", "url": "http://a:99999"}).encode(),
+      json.dumps({"text": "x", "url": "http://[::1"}).encode(),
+      json.dumps({"text": "y", "url": "http://a:99999"}).encode(),
       b"\xef\xbb\xbf" + line, line.replace(b'"', b"", 1), line[: len(line) // 2], b"[1, 2, 3]", b'"just a string"',
       line[:-1] + b', "f": NaN, "g": -Infinity, "h": 1e99999}',
       line.replace(b" ", b"\xff", 3), line + b"\r", b"\x00" * 100, json.dumps({text_key: "t" * (300 << 10)}).encode(),

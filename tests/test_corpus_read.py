@@ -112,7 +112,8 @@ def test_one_record_over_a_limit_is_skipped_with_file_record_and_reason(tmp_path
   (tmp_path / "limits.jsonl").write_bytes(b"\n".join(lines) + b"\n")
   deep = b"<p>a <math>" + b"<mrow>" * 300 + b"<mi>x</mi>" + b"</mrow>" * 300 + b"</math></p>"
   (tmp_path / "limits.warc").write_bytes(
-      _warc_response("http://a.org/deep", deep) + _warc_response("http://a.org/big", b"<p>" + b"y" * 400_000 + b"</p>") +
+      _warc_response("http://a.org/deep", deep) +
+      _warc_response("http://a.org/big", b"<p>" + b"y" * 400_000 + b"</p>") +
       _warc_response("http://a.org/ok", b"<p>fine</p>"))
   counts, limits = read.Counts(), read.Limits(max_record_bytes=300_000)
   pages = [p["url"] for name in ("limits.jsonl", "limits.warc")
