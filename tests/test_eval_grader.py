@@ -1,9 +1,10 @@
 """The paper-faithful grader on ~300 hand-checked (prediction, gold, equal?) pairs, its worker
 pool (timeouts count as incorrect, the pool survives them) and the single-call API.
 
-tests/data/grader_cases.jsonl: every label was decided by hand from the mathematics (and the
-DeepSeek-Math convention of 1e-3 absolute tolerance with percent variants x, x/100, 100x),
-not by running the grader.
+tests/data/grader_cases.jsonl: every label was decided by hand from the mathematics (with
+1e-3 absolute tolerance for decimals, and x, x/100, 100x only where a percent sign is written),
+not by running the grader. `paper_compat_equal` labels the pairs where DeepSeek-Math's own rule
+(percent variants always) decides otherwise.
 """
 import collections
 import json
@@ -33,6 +34,14 @@ def test_hand_checked_pairs(pool):
   wrong = [(case["prediction"], case["gold"], case["equal"], v) for case, v in zip(CASES, verdicts)
            if v.correct != case["equal"] or v.status != "ok"]
   assert not wrong, "\n".join(map(str, wrong))
+
+
+def test_paper_compat_reproduces_deepseek_math_percent_rule():
+  cases = [case for case in CASES if "paper_compat_equal" in case]
+  assert any(c["equal"] != c["paper_compat_equal"] for c in cases)
+  with grader.Grader(workers=1, timeout_s=20.0, paper_compat=True) as g:
+    verdicts = g.grade_many([(case["prediction"], case["gold"]) for case in cases])
+  assert [v.correct for v in verdicts] == [case["paper_compat_equal"] for case in cases]
 
 
 def test_timeout_counts_as_incorrect_and_pool_recovers():

@@ -4,7 +4,10 @@ DeepSeekMath scores MATH/GSM8K with the rule-based checker of its evaluation cod
 (`evaluation/eval/eval_utils.py: math_equal`, shared with ToRA's `grader.py`); the same
 check is the GRPO reward for outcome supervision (§4.1). The rules, in order:
   1. equal after `normalize.normalize` (or equal once an outer bracket pair is dropped);
-  2. both numbers: |pred - x| <= 1e-3 for x in (gold, gold/100, 100*gold) (percent variants);
+  2. both numbers: equal integers, or |pred - gold| <= 1e-3 (relative 1e-6 for large numbers);
+     the percent variants gold/100 and 100*gold only when either answer carries a percent sign
+     (`paper_compat=True`: DeepSeek-Math's own rule, |pred - x| <= 1e-3 for x in
+     (gold, gold/100, 100*gold) always, so `13000` passes for `130`);
   3. sets `{...}` / bare lists `a, b` unordered, tuples / intervals `(a, b]` and matrices
      element-wise (a vector may be written as a tuple), unions `A \\cup B` piece-wise, each
      element by this same function;
@@ -23,6 +26,7 @@ from typing import Callable
 from dsmath_jax.grading.normalize import normalize, parse_number
 
 ABS_TOL = 1e-3  # DeepSeek-Math eval_utils: math.isclose(..., abs_tol=1e-3)
+REL_TOL = 1e-6  # strict rules: large numbers written two ways (1.2e9 vs 1200000000.0) still match
 MAX_ANSWER_CHARS = 1000  # MATH-500's longest gold answer has 53 characters
 
 
@@ -104,12 +108,24 @@ def _shape(text: str) -> str:
   return "expression"
 
 
-def _numbers_equal(pred: float, gold: float) -> bool:
-  return any(math.isclose(pred, x, rel_tol=0.0, abs_tol=ABS_TOL) for x in (gold, gold / 100, gold * 100))
+_INTEGER = re.compile(r"-?\d+")
 
 
-def compare(prediction: str | None, gold: str, symbolic: Callable[[str, str], bool]) -> tuple[bool, str]:
-  """(equal, deciding rule) for two raw answers; `symbolic(a, b)` implements rule 5."""
+def numbers_equal(pred_text: str, gold_text: str, pred: float, gold: float, paper_compat: bool = False) -> bool:
+  """Rule 2 on two normalized numbers and their values (parse_number: `50%` is 0.5)."""
+  if paper_compat:
+    return any(math.isclose(pred, x, rel_tol=0.0, abs_tol=ABS_TOL) for x in (gold, gold / 100, gold * 100))
+  if _INTEGER.fullmatch(pred_text) and _INTEGER.fullmatch(gold_text):
+    return int(pred_text) == int(gold_text)
+  candidates = (gold, gold / 100, gold * 100) if "%" in pred_text + gold_text else (gold,)
+  return any(math.isclose(pred, x, rel_tol=REL_TOL, abs_tol=ABS_TOL) for x in candidates)
+
+
+def compare(prediction: str | None, gold: str, symbolic: Callable[[str, str], bool],
+            paper_compat: bool = False) -> tuple[bool, str]:
+  """(equal, deciding rule) for two raw answers; `symbolic(a, b)` implements rule 5.
+
+  paper_compat: DeepSeek-Math's number rule (percent variants always); strict otherwise."""
   if prediction is None:
     return False, "no answer"
   if len(prediction) > max(MAX_ANSWER_CHARS, 10 * len(gold)):
@@ -124,11 +140,11 @@ def compare(prediction: str | None, gold: str, symbolic: Callable[[str, str], bo
     return True, "string"
 
   def equal(a, b):
-    return compare(a, b, symbolic)[0]
+    return compare(a, b, symbolic, paper_compat)[0]
 
   pred_number, ref_number = parse_number(pred), parse_number(ref)
   if pred_number is not None and ref_number is not None:
-    return _numbers_equal(pred_number, ref_number), "numeric"
+    return numbers_equal(pred, ref, pred_number, ref_number, paper_compat), "numeric"
 
   # Unions of intervals / sets: piece-wise, in any order.
   if "\\cup" in pred and "\\cup" in ref:
@@ -279,15 +295,15 @@ def _needs_sympy(a: str, b: str) -> bool:
   raise NeedsSympy()
 
 
-def math_equal(prediction: str | None, gold: str) -> bool:
+def math_equal(prediction: str | None, gold: str, paper_compat: bool = False) -> bool:
   """The full check in this process, with no timeout (workers and trusted inputs only)."""
-  return compare(prediction, gold, symbolic_equal)[0]
+  return compare(prediction, gold, symbolic_equal, paper_compat)[0]
 
 
-def quick_compare(prediction: str | None, gold: str) -> tuple[bool, str] | None:
+def quick_compare(prediction: str | None, gold: str, paper_compat: bool = False) -> tuple[bool, str] | None:
   """Rules 1-4 without sympy: (equal, rule), or None when only rule 5 can decide."""
   try:
-    return compare(prediction, gold, _needs_sympy)
+    return compare(prediction, gold, _needs_sympy, paper_compat)
   except NeedsSympy:
     return None
 

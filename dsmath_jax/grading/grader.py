@@ -18,7 +18,8 @@ import time
 from typing import Callable, NamedTuple
 
 from dsmath_jax.grading import answer as answer_lib
-from dsmath_jax.grading.equivalence import compare, math_equal, math_verify_equal, quick_compare, symbolic_equal
+from dsmath_jax.grading import kinds
+from dsmath_jax.grading.equivalence import math_equal, math_verify_equal, quick_compare
 
 __all__ = ["Grader", "Verdict", "grade_output", "is_equiv", "math_equal", "quick_compare"]
 
@@ -36,7 +37,19 @@ _WARM_UP = (("(x+1)^2", "x^2+2x+1"), ("\\frac{\\sqrt{3}}{2}", "\\sin(\\pi/3)"), 
             ("\\begin{pmatrix}1\\\\x\\end{pmatrix}", "\\begin{pmatrix}1\\\\y\\end{pmatrix}"))
 
 
-def _worker_main(conn, memory_mb: int, second_opinion: bool, timeout_s: float):
+def _split(pair) -> tuple:
+  """(prediction, gold, kind) of a pair given as (prediction, gold) or (prediction, gold, kind)."""
+  return (pair[0], pair[1], pair[2]) if len(pair) > 2 else (pair[0], pair[1], "math")
+
+
+def _second_opinion(prediction, gold, kind: str, timeout_s: float) -> bool | None:
+  """math-verify's verdict where it applies (answers that are one expression); else None."""
+  if kind not in ("math", "ocw") or prediction is None:
+    return None
+  return math_verify_equal(prediction, gold, timeout_s)
+
+
+def _worker_main(conn, memory_mb: int, second_opinion: bool, timeout_s: float, paper_compat: bool = False):
   """Worker process: imports sympy once, then grades (index, prediction, gold) jobs forever."""
   if memory_mb:
     import resource
@@ -56,15 +69,15 @@ def _worker_main(conn, memory_mb: int, second_opinion: bool, timeout_s: float):
       return
     if job is None:
       return
-    index, prediction, gold = job
+    index, prediction, gold, kind = job
     try:
-      correct, rule = compare(prediction, gold, symbolic_equal)
+      correct, rule = kinds.decide(prediction, gold, kind, paper_compat=paper_compat)
       conn.send(("ours", index, bool(correct), "ok", rule))
     except BaseException as e:  # MemoryError, RecursionError from sympy, ...
       conn.send(("ours", index, False, "error", f"{type(e).__name__}: {e}"[:200]))
     if second_opinion:
       try:
-        opinion = math_verify_equal(prediction, gold, timeout_s)
+        opinion = _second_opinion(prediction, gold, kind, timeout_s)
       except BaseException:
         opinion = None
       conn.send(("math_verify", index, opinion))
@@ -85,7 +98,8 @@ def _warm_up_here() -> None:
     math_equal(prediction, gold)
 
 
-def _grade_here(prediction, gold, timeout_s: float, second_opinion: bool) -> tuple[Verdict, bool | None]:
+def _grade_here(prediction, gold, kind: str, timeout_s: float, second_opinion: bool,
+                paper_compat: bool = False) -> tuple[Verdict, bool | None]:
   """The fallback inside a daemonic process (a multiprocessing.Pool worker): grade in this
   process, under SIGALRM where this is the main thread (elsewhere without a time limit)."""
   import signal
@@ -98,7 +112,7 @@ def _grade_here(prediction, gold, timeout_s: float, second_opinion: bool) -> tup
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, timeout_s)
   try:
-    correct, rule = compare(prediction, gold, symbolic_equal)
+    correct, rule = kinds.decide(prediction, gold, kind, paper_compat=paper_compat)
     verdict = Verdict(bool(correct), "ok", rule)
   except _Timeout:
     verdict = Verdict(False, "timeout", f"no verdict within {timeout_s:g}s")
@@ -111,17 +125,17 @@ def _grade_here(prediction, gold, timeout_s: float, second_opinion: bool) -> tup
   opinion = None
   if second_opinion:
     try:
-      opinion = math_verify_equal(prediction, gold, timeout_s)
+      opinion = _second_opinion(prediction, gold, kind, timeout_s)
     except Exception:  # noqa: BLE001
       opinion = None
   return verdict, opinion
 
 
 class _Worker:
-  def __init__(self, context, memory_mb, second_opinion, timeout_s):
+  def __init__(self, context, memory_mb, second_opinion, timeout_s, paper_compat):
     self.conn, child = context.Pipe()
     self.process = context.Process(
-        target=_worker_main, args=(child, memory_mb, second_opinion, timeout_s), daemon=True)
+        target=_worker_main, args=(child, memory_mb, second_opinion, timeout_s, paper_compat), daemon=True)
     self.process.start()
     child.close()
     self.ready = False
@@ -144,20 +158,24 @@ class Grader:
   Answers that rules 1-4 decide are graded in this process (no round trip); the rest go to
   the workers. `second_opinion=True` also runs math-verify on every pair (in the workers).
   Workers are spawned (not forked: the parent may hold jax threads) and start lazily.
+  A pair is (prediction, gold) or (prediction, gold, kind), kind as in kinds.py ("math" by
+  default). `paper_compat=True` applies DeepSeek-Math's own rules (equivalence.py, ocw.py)
+  to reproduce its published numbers; the strict rules are the default.
   """
 
   def __init__(self, workers: int = 2, timeout_s: float = 5.0, *, second_opinion: bool = False,
-               memory_mb: int = 4096, start_method: str = "spawn"):
+               memory_mb: int = 4096, start_method: str = "spawn", paper_compat: bool = False):
     self.num_workers = max(1, workers)
     self.timeout_s = timeout_s
     self.second_opinion = second_opinion
+    self.paper_compat = paper_compat
     self.memory_mb = memory_mb
     self._context = multiprocessing.get_context(start_method)
     self._workers: list[_Worker] = []
     self.restarts = 0
 
   def _start(self) -> _Worker:
-    return _Worker(self._context, self.memory_mb, self.second_opinion, self.timeout_s)
+    return _Worker(self._context, self.memory_mb, self.second_opinion, self.timeout_s, self.paper_compat)
 
   def start(self) -> "Grader":
     """Starts every worker and waits until each has warmed up (otherwise the first call does)."""
@@ -171,16 +189,19 @@ class Grader:
     return self
 
   def grade_many(self, pairs, progress: Callable[[int], None] | None = None) -> list[Verdict]:
-    """Verdicts for (prediction or None, gold) pairs, in order. Never raises for bad answers."""
-    pairs = list(pairs)
+    """Verdicts for (prediction or None, gold[, kind]) pairs, in order. Never raises for bad answers."""
+    pairs = [_split(pair) for pair in pairs]
     results: list[Verdict | None] = [None] * len(pairs)
     opinions: list[bool | None] = [None] * len(pairs)
     pending = collections.deque()
-    for i, (prediction, gold) in enumerate(pairs):
+    for i, (prediction, gold, kind) in enumerate(pairs):
+      kinds.check_kind(kind)
       if prediction is None:
-        results[i] = Verdict(False, "ok", "no answer", False if self.second_opinion else None)
+        no_opinion = self.second_opinion and kind in ("math", "ocw")
+        results[i] = Verdict(False, "ok", "no answer", False if no_opinion else None)
         continue
-      quick = None if self.second_opinion else quick_compare(prediction, gold)
+      quick = None if self.second_opinion else kinds.quick_decide(prediction, gold, kind,
+                                                                  paper_compat=self.paper_compat)
       if quick is None:
         pending.append(i)
       else:
@@ -197,7 +218,8 @@ class Grader:
     if multiprocessing.current_process().daemon:  # a daemonic process may not start children
       _warm_up_here()
       for index in pending:
-        results[index], opinions[index] = _grade_here(*pairs[index], self.timeout_s, self.second_opinion)
+        results[index], opinions[index] = _grade_here(*pairs[index], self.timeout_s, self.second_opinion,
+                                                      self.paper_compat)
         if progress:
           progress(1)
       return
