@@ -1,57 +1,57 @@
-"""Evaluation (paper §2.2.1, §3.2, §4.2): greedy accuracy, maj@k and pass@k on GSM8K, MATH-500, any JSONL.
+"""Evaluation (paper §2.2.1, §3.2, §4.2; Tables 2, 3, 5): greedy accuracy, maj@k and pass@k on the paper's benchmarks.
 
+  python -m dsmath_jax.main --config=configs/eval.py:paper --config.checkpoint=runs/grpo/model --workdir=runs/eval
+  python -m dsmath_jax.main --config=configs/eval.py:paper,base --config.checkpoint=runs/pretrain/model ...
   python -m dsmath_jax.main --config=configs/eval.py:math --config.checkpoint=runs/sft/model --workdir=runs/eval
-  python -m dsmath_jax.main --config=configs/eval.py:gsm8k,base --config.checkpoint=runs/pretrain/model ...
   python -m dsmath_jax.main --config=configs/eval.py:math,k=64 --config.checkpoint=runs/grpo/model ...
-  python -m dsmath_jax.main --config=configs/eval.py:math,tool --config.checkpoint=... (tool-integrated, §3.2)
-  python -m dsmath_jax.main --config=configs/eval.py:gsm8k --config.predictions=outputs.jsonl --workdir=...
+  python -m dsmath_jax.main --config=configs/eval.py:gsm8k,tool --config.checkpoint=... (tool-integrated, §3.2)
+  python -m dsmath_jax.main --config=configs/eval.py:ocw --config.predictions=outputs.jsonl --workdir=...
+  python -m dsmath_jax.main --config=configs/eval.py:paper,limit=20 --config.checkpoint=SmolLM2.gguf ... (CPU smoke)
   python -m dsmath_jax.main --config=configs/eval.py:tiny --workdir=/tmp/eval_tiny     (seconds, random model)
-  python -m dsmath_jax.main --config=configs/eval.py:/path/to/questions.jsonl --config.data.question_field=q ...
+  python -m dsmath_jax.main --config=configs/eval.py:/path/to/questions.jsonl ...     (a file of your own)
 
-Arg: a benchmark (`gsm8k`, `math` = MATH-500, `tiny`, or a .jsonl path), then optional words:
-`base` (few-shot CoT for base checkpoints: 8-shot GSM8K, 4-shot MATH, exemplars drawn from the
-training splits), `tool` (tool-integrated prompt, program outputs executed in the sandbox), and
-`k=64` (64 samples at temperature 0.7: maj@k and pass@k for k = 1, 2, 4, ..., 64, Figure 7).
-Without `k`, one greedy sample (the paper's headline accuracies, Tables 3-6: DeepSeekMath-RL 7B
+Arg: a benchmark of dsmath_jax/benchmarks/catalog.py (gsm8k, math = all 5,000 MATH test problems,
+math500, sat, ocw, mmlu_stem, cmath, gaokao_mathcloze, gaokao_mathqa, mgsm_zh), `paper` (the
+whole table), `tiny`, or a .jsonl path (fields question/answer[/id]); then optional words:
+`base` (the paper's fixed few-shot CoT prompt of each benchmark, for base checkpoints), `tool`
+(tool-integrated prompt, programs executed in the sandbox), `k=64` (64 samples at temperature
+0.7: maj@k and pass@k, Figure 7), `limit=N` (the first N questions of each benchmark), `paper_compat`
+(DeepSeek-Math's own grading rules, to compare with its published numbers).
+Without `k`, one greedy sample per question (the paper's headline accuracies: DeepSeekMath-RL 7B
 88.2% GSM8K / 51.7% MATH with CoT).
 
-Writes WORKDIR/eval/<benchmark>/samples.jsonl (one line per sample: id, prediction, extracted
-answer, correct, ...), summary.json, report.md and accuracy_vs_k.png. With
-`--config.predictions=FILE.jsonl` (lines {"id": ..., "output": ...}) it grades those outputs and
-needs no model.
+Benchmark files are read from `data.root` (../shared/data: DeepSeek-Math's released files, MATH's
+test set); `--config.data.paths.<name>=FILE` reads one from elsewhere. Writes
+WORKDIR/eval/<benchmark>/ (samples.jsonl, summary.json, report.md) and WORKDIR/eval/summary.{md,json,png}.
 """
-import pathlib
-
 import ml_collections
 
 from configs import common
 
-DATA = common.SHARED_DATA
 ASSETS = f"{common.ASSETS}/eval"
-
-BENCHMARKS = {
-    # name: (test file, few-shot style, training file for few-shot exemplars)
-    "gsm8k": (f"{DATA}/gsm8k/test.jsonl", "gsm8k", f"{DATA}/gsm8k/train.jsonl"),
-    "math": (f"{DATA}/math/math500_test.jsonl", "math", f"{DATA}/math/train.jsonl"),
-    "tiny": (f"{ASSETS}/tiny_questions.jsonl", "math", f"{common.ASSETS}/math_sample/math_train.jsonl"),
-}
+WORDS = ("base", "tool", "paper_compat")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  benchmark, _, rest = (arg or "math").partition(",")
-  args = common.parse_arg(rest, k=0)
-  flags = {word.strip() for word in rest.split(",") if word.strip() and "=" not in word}
-  unknown = flags - {"base", "tool"}
-  if unknown:
-    raise ValueError(f"configs/eval.py: unknown words {sorted(unknown)} in {arg!r}; known: base, tool, k=N")
-  if benchmark in BENCHMARKS:
-    path, style, train_path = BENCHMARKS[benchmark]
-    name = "math500" if benchmark == "math" else benchmark
-  elif benchmark.endswith(".jsonl"):
-    path, style, train_path, name = benchmark, "", "", pathlib.Path(benchmark).stem
+  target, _, rest = (arg or "math").partition(",")
+  words = {w.strip() for w in rest.split(",") if w.strip() and "=" not in w}
+  args = common.parse_arg(",".join(w for w in rest.split(",") if "=" in w), k=0, limit=0)
+  if words - set(WORDS):
+    raise ValueError(f"configs/eval.py: unknown words {sorted(words - set(WORDS))} in {arg!r}; known: "
+                     f"{', '.join(WORDS)}, k=N, limit=N")
+  from dsmath_jax.benchmarks import catalog
+  paths = {}
+  if target == "paper":
+    benchmarks = catalog.PAPER_TABLE
+  elif target == "tiny":
+    benchmarks, paths = ("jsonl",), {"jsonl": f"{ASSETS}/tiny_questions.jsonl"}
+  elif target.endswith(".jsonl"):
+    benchmarks, paths = ("jsonl",), {"jsonl": target}
+  elif target in catalog.BENCHMARKS and target != "jsonl":
+    benchmarks = (target,)
   else:
-    raise ValueError(f"configs/eval.py: benchmark must be one of {sorted(BENCHMARKS)} or a .jsonl path, "
-                     f"got {benchmark!r}")
+    raise ValueError(f"configs/eval.py: the first word must be a benchmark {sorted(set(catalog.BENCHMARKS) - {'jsonl'})}, "
+                     f"'paper', 'tiny' or a .jsonl path; got {target!r}")
 
   c = ml_collections.ConfigDict()
   c.task = "eval"
@@ -60,41 +60,36 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.checkpoint = ""
   c.tokenizer = "byte"                                    # used when the checkpoint carries none
   c.model = common.model("deepseek_math_7b")
-  c.predictions = ""                                      # JSONL of {"id", "output"}: grade, no model
+  c.predictions = ""                                      # JSONL of {"id", "output"} (or a folder of
+  #                                                         <benchmark>.jsonl): grade those, no model
   c.data = dict(
-      name=name, path=path,
-      format="auto",                                      # auto | gsm8k | math | jsonl
-      question_field="question", answer_field="answer",   # for format jsonl
-      answer_from="field",                                # field | boxed | gsm8k (jsonl only)
-      id_field="", subject_field="", level_field="",      # jsonl only; "" = line-number ids
-      limit=0,                                            # first N questions (0 = all)
+      benchmarks=tuple(benchmarks),
+      root=common.SHARED_DATA,                            # benchmark files: root/<definition path>
+      paths=paths,                                        # {benchmark: file} overrides
+      limit=args.limit,                                   # first N questions of each (0 = all)
+      name="tiny" if target == "tiny" else "",            # output folder of a single benchmark
       predictions_id_field="id", predictions_output_field="output")
   c.prompt = dict(
-      template="tool" if "tool" in flags else "cot",      # templates.py, for instruct/RL checkpoints
-      chat=False,                                         # True: wrap in the checkpoint's chat template
-      fewshot=0,                                          # >0: few-shot CoT for base checkpoints
-      fewshot_style=style,                                # gsm8k | math: exemplar layout
-      fewshot_path=train_path,                            # exemplars come from this training file
-      fewshot_seed=0)
-  if "base" in flags:
-    c.prompt.fewshot = 8 if style == "gsm8k" else 4
+      template="tool" if "tool" in words else "cot",      # zero-shot instruction (instruct/RL checkpoints)
+      fewshot="base" in words,                            # the paper's few-shot prompts (base checkpoints)
+      chat=False)                                         # True: the checkpoint's own chat template
   c.sampling = dict(
       num_samples=args.k or 1,
-      greedy=not args.k,                                  # greedy ignores temperature/top_p
+      greedy=not args.k,                                  # greedy ignores temperature/top_p/top_k
       temperature=0.7, top_p=1.0, top_k=0,                # paper Fig. 7: maj@K / pass@K at T=0.7
       max_new_tokens=1024,
-      batch_size=64,                                      # rows per sampler call
-      max_tool_rounds=4)                                  # tool-integrated: program executions
-  c.sandbox = dict(workers=4,                              # tool-integrated: program executions
-                   allow_unisolated=False)                # True: even without kernel isolation
+      batch_size=64)                                      # rows per sampler call
+  c.tool = dict(max_rounds=4, sandbox_workers=4)          # tool-integrated runs: program executions
+  c.sandbox = dict(allow_unisolated=False)                # True: run programs even without kernel isolation
   c.grader = dict(
       workers=2,                                          # grading processes
       timeout_s=5.0,                                      # per comparison; over = incorrect, listed
-      second_opinion=True,                                # math-verify too; report lists disagreements
-      memory_mb=4096)
+      second_opinion=False,                               # math-verify too; the report lists disagreements
+      memory_mb=4096,
+      paper_compat="paper_compat" in words)               # DeepSeek-Math's own rules (default: strict)
   c.mesh = common.mesh()
   c.logical_axis_rules = common.LOGICAL_AXIS_RULES
-  if benchmark == "tiny":                                 # seconds on a CPU: random model, bytes
+  if target == "tiny":                                    # seconds on a CPU: random model, bytes
     c.model = common.model("tiny")
     c.sampling.update(num_samples=args.k or 2, greedy=False, max_new_tokens=16, batch_size=8)
   return c

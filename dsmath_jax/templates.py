@@ -15,9 +15,20 @@ TOOL = ("User: {question}\nPlease integrate natural language reasoning with prog
 # whose execution output ends the solution.
 TEMPLATES = {"cot": COT, "tool": TOOL, "program": TOOL}
 
+# Chinese questions (CMATH, MGSM-zh, Gaokao) get the Chinese instruction of DeepSeek-Math's
+# evaluation code (`evaluation/run_subset_parallel.py: markup_question`).
+ZH_TEMPLATES = {
+    "cot": "User: {question}\n请通过逐步推理来解答问题，并把最终答案放置于\\boxed{{}}中。\n\nAssistant:",
+    "tool": "User: {question}\n请结合自然语言和Python程序语言来解答问题，并把最终答案放置于\\boxed{{}}中。\n\nAssistant:",
+}
+ZH_TEMPLATES["program"] = ZH_TEMPLATES["tool"]
 
-def render(question: str, template: str = "cot") -> str:
-  """The prompt for `question` under the named template ('cot', 'tool' or 'program')."""
+
+def render(question: str, template: str = "cot", language: str = "en") -> str:
+  """The prompt for `question` under the named template ('cot', 'tool' or 'program'), with the
+  instruction in `language` ('en' or 'zh')."""
   if template not in TEMPLATES:
     raise ValueError(f"unknown prompt template {template!r}; known: {sorted(TEMPLATES)}")
-  return TEMPLATES[template].format(question=question.strip())
+  if language not in ("en", "zh"):
+    raise ValueError(f"prompt language must be 'en' or 'zh', got {language!r}")
+  return (ZH_TEMPLATES if language == "zh" else TEMPLATES)[template].format(question=question.strip())

@@ -20,11 +20,13 @@ RANKS = {
     "tokenizer": 1, "model": 2,
     # libraries several stages share
     "grading": 3, "sandbox": 3, "decontaminate": 3, "runtime": 3,
+    # the benchmark definitions: read by decontamination (corpus, datasets) and by eval
+    "benchmarks": 4,
     # stages, in pipeline order
-    "corpus": 4, "datasets": 5, "data": 6, "tokenizer_train": 7, "tokenizer_task": 8,
-    "train": 9, "sample": 10, "rl": 11, "eval": 12,
+    "corpus": 5, "datasets": 6, "data": 7, "tokenizer_train": 8, "tokenizer_task": 9,
+    "train": 10, "sample": 11, "rl": 12, "eval": 13,
     # the entry points
-    "quickstart": 13, "main": 14,
+    "quickstart": 14, "main": 15,
 }
 
 

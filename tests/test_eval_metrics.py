@@ -22,7 +22,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from dsmath_jax.eval import benchmark, metrics, scoring
+from dsmath_jax.benchmarks import load
+from dsmath_jax.eval import metrics, predictions, scoring
 from dsmath_jax.grading.grader import Grader
 
 ASSETS = pathlib.Path(__file__).resolve().parents[1] / "dsmath_jax" / "assets" / "eval"
@@ -68,14 +69,16 @@ def test_ks_up_to():
 
 
 def test_toy_file_summary_matches_hand_computed_values():
-  questions = benchmark.load_questions(str(ASSETS / "tiny_questions.jsonl"))
-  outputs, bad = benchmark.read_predictions(str(ASSETS / "tiny_predictions.jsonl"), [q["id"] for q in questions])
+  questions = load.questions("jsonl", str(ASSETS / "tiny_questions.jsonl"))
+  outputs, bad = predictions.read_predictions(str(ASSETS / "tiny_predictions.jsonl"), [q["id"] for q in questions])
   assert bad == [] and {k: len(v) for k, v in outputs.items()} == {f"tiny/{i}": 4 for i in range(1, 5)}
   with Grader(workers=1, timeout_s=20.0) as grader:
     rows, summary = scoring.score(questions, outputs, grader)
   assert [r["correct"] for r in rows] == [True, True, False, True, True, False, False, True,
                                           False, False, False, True, True, False, False, False]
   assert summary["accuracy"] == pytest.approx(43.75)
+  per_question = [3 / 4, 2 / 4, 1 / 4, 1 / 4]
+  assert summary["accuracy_stderr"] == pytest.approx(100 * np.std(per_question, ddof=1) / 2)
   assert summary["pass@k"] == pytest.approx({"1": 43.75, "2": 100 * (1 + 5 / 6 + 0.5 + 0.5) / 4, "4": 100.0})
   assert summary["maj@k"] == pytest.approx({"1": 75.0, "2": 75.0, "4": 50.0})
   assert summary["program_accuracy"] == pytest.approx(12.5)

@@ -6,6 +6,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 from configs import eval as eval_config
 from dsmath_jax.eval import task
 from dsmath_jax.grading import answer
@@ -34,9 +36,8 @@ def test_predictions_mode_reports_bad_lines_and_timeouts(tmp_path):
       dict(id="b", output="\\boxed{3}")])                                    # line 7: wrong
   config = eval_config.get_config(questions)
   config.predictions = predictions
-  config.data.id_field = "id"
   config.grader.update(timeout_s=2.0, workers=1, second_opinion=False)
-  summary = task.run(config, str(tmp_path / "work"))
+  summary = task.run(config, str(tmp_path / "work"))["jsonl"]
 
   assert [b["line"] for b in summary["bad_lines"]] == [3, 4, 5, 6]
   assert "unknown id 'zzz'" in summary["bad_lines"][0]["error"] and "p.jsonl:3" in summary["bad_lines"][0]["error"]
@@ -47,7 +48,7 @@ def test_predictions_mode_reports_bad_lines_and_timeouts(tmp_path):
   assert summary["questions"] == 2 and summary["questions_without_outputs"] == 1
   assert summary["accuracy"] == 25.0
 
-  out = tmp_path / "work" / "eval" / "q"
+  out = tmp_path / "work" / "eval" / "jsonl"
   rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
   assert [(r["id"], r["correct"], r["status"]) for r in rows] == [
       ("a", False, "timeout"), ("b", True, "ok"), ("b", False, "ok")]
@@ -55,6 +56,44 @@ def test_predictions_mode_reports_bad_lines_and_timeouts(tmp_path):
   assert "1 comparisons timed out" in report_md and "line 3:" in report_md
   assert (out / "accuracy_vs_k.png").read_bytes()[:4] == b"\x89PNG"
   assert json.loads((out / "summary.json").read_text())["accuracy"] == 25.0
+  assert json.loads((tmp_path / "work" / "config.json").read_text())["predictions"] == predictions
+  table = json.loads((tmp_path / "work" / "eval" / "summary.json").read_text())
+  assert [(r["benchmark"], r["accuracy"]) for r in table["benchmarks"]] == [("jsonl", 25.0)]
+  assert (tmp_path / "work" / "eval" / "summary.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_predictions_matching_no_question_is_an_error(tmp_path):
+  questions = _write_jsonl(tmp_path / "q.jsonl", [dict(id="a", question="1+1?", answer="2")])
+  predictions = _write_jsonl(tmp_path / "p.jsonl", [dict(id="zzz", output="2")])
+  config = eval_config.get_config(questions)
+  config.predictions = predictions
+  with pytest.raises(ValueError, match="none of its 1 questions has an output"):
+    task.run(config, str(tmp_path / "work"))
+
+
+def test_empty_or_missing_benchmark_is_an_error(tmp_path):
+  empty = tmp_path / "empty.jsonl"
+  empty.write_text("\n")
+  config = eval_config.get_config(str(empty))
+  config.predictions = str(empty)
+  with pytest.raises(ValueError, match="has no questions"):
+    task.run(config, str(tmp_path / "work"))
+  config = eval_config.get_config("ocw")
+  config.data.root = str(tmp_path)
+  config.predictions = str(empty)
+  with pytest.raises(FileNotFoundError, match="ocw"):
+    task.run(config, str(tmp_path / "work"))
+
+
+def test_config_rejects_unknown_benchmark_and_keys(tmp_path):
+  with pytest.raises(ValueError, match="first word must be a benchmark"):
+    eval_config.get_config("gsm9k")
+  with pytest.raises(ValueError, match="unknown words"):
+    eval_config.get_config("math,bse")
+  config = eval_config.get_config("math")
+  config.grader.timeout = 3.0
+  with pytest.raises(ValueError, match="config.grader.timeout"):
+    task.run(config, str(tmp_path))
 
 
 def test_tiny_model_run_through_main(tmp_path):
@@ -65,11 +104,12 @@ def test_tiny_model_run_through_main(tmp_path):
       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   out = workdir / "eval" / "tiny"
+  assert (workdir / "config.json").exists() and (workdir / "eval" / "summary.md").exists()
   rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
   summary = json.loads((out / "summary.json").read_text())
   assert len(rows) == 4 * 2 and summary["samples_per_question"] == 2       # 4 questions x 2 samples
   assert summary["run"]["mode"] == "model" and summary["run"]["generation"]["new_tokens"] > 0
   for row in rows:
-    assert row["extracted"] == answer.extract_answer(row["prediction"])
+    assert row["extracted"] == answer.extract_answer(row["prediction"]) and row["prompt"].startswith("User: ")
   assert summary["accuracy"] == 100.0 * sum(r["correct"] for r in rows) / len(rows)
   assert set(summary["pass@k"]) == {"1", "2"} and (out / "report.md").exists()

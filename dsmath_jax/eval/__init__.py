@@ -1,6 +1,4 @@
-"""Evaluation (paper §2.2.1, §3.2, §4.2 tables): answer extraction, paper-faithful grading,
-greedy / maj@k / pass@k, and the `eval` task.
-
-The grading modules (answer, normalize, grader, metrics) import neither jax nor the model, so
-the GRPO reward and the data pipeline can use them in any process.
+"""Evaluation (paper §2.2.1, §3.2, §4.2; Tables 2, 3, 5): the `eval` task over the benchmark
+definitions of dsmath_jax/benchmarks, graded by dsmath_jax/grading; greedy / maj@k / pass@k,
+per-benchmark reports and the table across benchmarks; `evaluate.evaluate_benchmark` for trainers.
 """

@@ -70,6 +70,14 @@ def ks_up_to(n: int) -> list[int]:
   return ks + [n]
 
 
+def standard_error(values: Sequence[float]) -> float:
+  """Standard error of the mean over questions: sample std (ddof=1) / sqrt(n); 0 for n < 2.
+  For one greedy sample per question it is sqrt(p (1 - p) / (n - 1)), the binomial error."""
+  if len(values) < 2:
+    return 0.0
+  return float(np.std(values, ddof=1) / np.sqrt(len(values)))
+
+
 def summarize(per_question: list[dict], ks: Sequence[int] | None = None) -> dict:
   """Benchmark-level metrics (percent) from per-question records with `answers` and `correct` lists.
 
@@ -78,12 +86,14 @@ def summarize(per_question: list[dict], ks: Sequence[int] | None = None) -> dict
   question's first k samples; k runs over 1, 2, 4, ... up to the smallest n.
   """
   if not per_question:
-    return {"questions": 0, "samples_per_question": 0, "accuracy": 0.0, "pass@k": {}, "maj@k": {}}
+    return {"questions": 0, "samples_per_question": 0, "accuracy": 0.0, "accuracy_stderr": 0.0, "pass@k": {},
+            "maj@k": {}}
   n_min = min(len(q["correct"]) for q in per_question)
   ks = [k for k in (ks or ks_up_to(n_min)) if 1 <= k <= n_min]
-  accuracy = np.mean([np.mean(q["correct"]) for q in per_question])
-  result = {"questions": len(per_question), "samples_per_question": n_min, "accuracy": 100.0 * float(accuracy),
-            "pass@k": {}, "maj@k": {}}
+  per_question_accuracy = [np.mean(q["correct"]) for q in per_question]
+  result = {"questions": len(per_question), "samples_per_question": n_min,
+            "accuracy": 100.0 * float(np.mean(per_question_accuracy)),
+            "accuracy_stderr": 100.0 * standard_error(per_question_accuracy), "pass@k": {}, "maj@k": {}}
   for k in ks:
     result["pass@k"][str(k)] = 100.0 * float(np.mean(
         [pass_at_k(len(q["correct"]), int(sum(q["correct"])), k) for q in per_question]))

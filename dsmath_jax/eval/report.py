@@ -1,4 +1,5 @@
-"""What an evaluation leaves on disk: samples.jsonl, summary.json, report.md, accuracy_vs_k.png."""
+"""What the evaluation of one benchmark leaves on disk: samples.jsonl (every sample: prompt, output,
+extracted answer, verdict), summary.json, report.md, accuracy_vs_k.png."""
 import json
 import os
 
@@ -17,7 +18,7 @@ def markdown(summary: dict) -> str:
   """report.md: the headline numbers, breakdowns, and everything the grader could not vouch for."""
   run = summary.get("run", {})
   lines = [f"# Evaluation: {run.get('benchmark', '?')}", ""]
-  for key in ("mode", "checkpoint", "predictions", "source", "prompt", "sampling"):
+  for key in ("mode", "checkpoint", "predictions", "source", "answer_kind", "rules", "prompt", "sampling"):
     if run.get(key) not in (None, "", {}):
       lines.append(f"- {key}: `{run[key]}`")
   lines += ["", f"{summary['questions']} questions graded ({summary['questions_without_outputs']} of "
@@ -25,7 +26,8 @@ def markdown(summary: dict) -> str:
             f"{summary['samples_per_question']} per question; {summary['no_answer_samples']} samples with "
             "no extractable answer.", "",
             "| metric | value (%) |", "|---|---|",
-            f"| accuracy ({_accuracy_kind(summary)}) | {_pct(summary['accuracy'])} |"]
+            f"| accuracy ({_accuracy_kind(summary)}) | {_pct(summary['accuracy'])} ± "
+            f"{_pct(summary.get('accuracy_stderr'))} (s.e.) |"]
   if "program_accuracy" in summary:
     lines.append(f"| program accuracy (last program output) | {_pct(summary['program_accuracy'])} |")
   for k, value in summary["maj@k"].items():

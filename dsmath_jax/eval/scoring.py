@@ -1,18 +1,21 @@
 """Grading a benchmark's model outputs and summarizing them (the numbers of the paper's tables).
 
 `score` takes the questions and the outputs per question id (from the sampler or from a
-predictions file), extracts and grades every sample with one `Grader` pool, and returns one
-row per sample plus a summary: accuracy (greedy, or mean over samples), maj@k and pass@k,
-program accuracy for tool-integrated outputs (§3.2), MATH by subject and level, grader
-timeouts/errors, and where math-verify disagrees with our grader.
+predictions file), extracts each sample's answer the way the benchmark's answer kind asks
+(grading/kinds.py: a number or expression, option letters, several blanks, an OCW quantity),
+grades every sample with one `Grader` pool, and returns one row per sample plus a summary:
+accuracy (greedy, or mean over samples) with its standard error, maj@k and pass@k, program
+accuracy for tool-integrated outputs (§3.2), breakdowns by subject and level where the data
+have them, grader timeouts/errors, and where math-verify disagrees with our grader.
 """
 import collections
 import time
 
 import numpy as np
 
-from dsmath_jax.grading import answer as answer_lib
 from dsmath_jax.eval import metrics
+from dsmath_jax.grading import answer as answer_lib
+from dsmath_jax.grading import blanks, kinds
 from dsmath_jax.grading.grader import Grader
 
 MAX_LISTED = 200   # disagreements / timeouts listed in summary.json (counts are always complete)
@@ -26,29 +29,40 @@ def _breakdown(per_question: list[dict], key: str) -> dict:
           for name, values in sorted(groups.items(), key=lambda kv: str(kv[0]))}
 
 
-def score(questions: list[dict], outputs: dict[str, list[str]], grader: Grader, *,
-          program_accuracy: bool | None = None, progress=None) -> tuple[list[dict], dict]:
+def gold_of(question: dict, kind: str):
+  """The gold answer as the grader takes it: blanks as a tuple for cloze, else the string."""
+  return blanks.gold_blanks(question["answer"]) if kind == "cloze" else question["answer"]
+
+
+def score(questions: list[dict], outputs: dict[str, list[str]], grader: Grader, *, kind: str = "math",
+          language: str = "en", program_accuracy: bool | None = None, progress=None,
+          prompts: dict[str, str] | None = None) -> tuple[list[dict], dict]:
   """(sample rows, summary) for the questions that have outputs.
 
-  program_accuracy: also grade the last ```output block of each sample (tool-integrated
-  runs); None = when any output has one.
+  kind: the benchmark's answer kind (grading/kinds.py). program_accuracy: also grade the last
+  ```output block of each sample (tool-integrated runs); None = when any output has one.
+  prompts: {question id: prompt text}, logged with each sample.
   """
   graded = [q for q in questions if outputs.get(q["id"])]
   samples = [(q, j, text) for q in graded for j, text in enumerate(outputs[q["id"]])]
   if program_accuracy is None:
-    program_accuracy = any("```output" in text for _, _, text in samples)
-  extracted = [answer_lib.extract_answer(text) for _, _, text in samples]
+    program_accuracy = kind == "math" and any("```output" in text for _, _, text in samples)
+  golds = {q["id"]: gold_of(q, kind) for q in graded}
+  extracted = [kinds.extract(text, kind, options=q.get("options"), gold=golds[q["id"]], language=language,
+                             paper_compat=grader.paper_compat) for q, _, text in samples]
   start = time.time()
-  verdicts = grader.grade_many([(a, q["answer"]) for a, (q, _, _) in zip(extracted, samples)], progress)
+  verdicts = grader.grade_many([(a, golds[q["id"]], kind) for a, (q, _, _) in zip(extracted, samples)], progress)
   grading_s = time.time() - start
   program_verdicts, program_answers = None, None
   if program_accuracy:
     program_answers = [answer_lib.extract_answer(text, mode="program") for _, _, text in samples]
-    program_verdicts = grader.grade_many([(a, q["answer"]) for a, (q, _, _) in zip(program_answers, samples)])
+    program_verdicts = grader.grade_many([(a, golds[q["id"]], kind) for a, (q, _, _) in zip(program_answers, samples)])
 
   rows = []
   for i, ((q, j, text), answer, verdict) in enumerate(zip(samples, extracted, verdicts)):
-    row = dict(id=q["id"], sample=j, prediction=text, extracted=answer, gold=q["answer"],
+    answer = list(answer) if isinstance(answer, tuple) else answer
+    row = dict(id=q["id"], sample=j, prompt=(prompts or {}).get(q["id"], ""), prediction=text, extracted=answer,
+               gold=q["answer"],
                correct=bool(verdict.correct), status=verdict.status, rule=verdict.detail,
                math_verify=verdict.math_verify, subject=q.get("subject", ""), level=q.get("level", 0))
     if program_verdicts is not None:
@@ -59,7 +73,7 @@ def score(questions: list[dict], outputs: dict[str, list[str]], grader: Grader, 
   for row in rows:
     q = per_question.setdefault(row["id"], dict(answers=[], correct=[], program=[], subject=row["subject"],
                                                 level=row["level"]))
-    q["answers"].append(row["extracted"])
+    q["answers"].append(None if row["extracted"] is None else str(row["extracted"]))
     q["correct"].append(row["correct"])
     if program_verdicts is not None:
       q["program"].append(row["program_correct"])

@@ -13,11 +13,13 @@ The model's own "```output" tokens stay in the response with their log-probabili
 resulting text is the same as cutting at "```output" and appending `format_output`.
 `max_new_tokens` bounds the whole response, tool tokens included.
 """
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
 
+from dsmath_jax import config_types
 from dsmath_jax.sample import sampler
 from dsmath_jax.sandbox import tool_protocol
 from dsmath_jax.sandbox.sandbox import ExecResult
@@ -26,6 +28,18 @@ from dsmath_jax.sandbox.sandbox import ExecResult
 RoundFn = Callable[[list[list[int]], list[int], list[int], int], list[sampler.RowResult]]
 
 _NO_PROGRAM = ExecResult("error", "", "no ```python block before ```output", 0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolConfig:
+  """How tool-integrated sampling runs programs (the `tool` section of a task's config). The
+  switch is the prompt template: only a "tool" template (paper §3.1, ToRA format) uses it."""
+  max_rounds: int = 4           # programs run per sample at most; one more ends it ("tool_rounds")
+  sandbox_workers: int = 4      # sandbox processes that run a round's programs in parallel
+
+  @classmethod
+  def from_config(cls, section, where: str = "config.tool") -> "ToolConfig":
+    return config_types.from_section(cls, section, where=where)
 
 
 def run_tool_rounds(prompts: Sequence[Sequence[int]], generate_round: RoundFn, tokenizer, sandbox,

@@ -1,0 +1,42 @@
+"""Reading a benchmark's questions through its definition, and its texts for decontamination.
+
+An empty, missing or unreadable benchmark file is an error, never a benchmark of 0 questions;
+so is an id that appears twice (two samples would be merged into one question).
+"""
+import os
+
+from dsmath_jax.benchmarks.catalog import Benchmark, get
+
+
+def questions(benchmark: Benchmark | str, path: str, *, limit: int = 0) -> list[dict]:
+  """The question records of `benchmark` read from `path` (its released file), at most `limit`
+  (the first ones in file order; 0 = all)."""
+  benchmark = get(benchmark) if isinstance(benchmark, str) else benchmark
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"benchmark {benchmark.name!r}: {path} not found (the released file "
+                            f"{benchmark.path} under the data root)")
+  records, seen = [], {}
+  for record in benchmark.read(path, benchmark.name):
+    if record["id"] in seen:
+      raise ValueError(f"{path}: benchmark {benchmark.name!r} question id {record['id']!r} appears twice "
+                       f"(records {seen[record['id']]} and {len(records) + 1})")
+    seen[record["id"]] = len(records) + 1
+    records.append(record)
+    if limit and len(records) >= limit:
+      break
+  if not records:
+    raise ValueError(f"{path}: benchmark {benchmark.name!r} has no questions")
+  return records
+
+
+def decontamination_texts(benchmark: Benchmark | str, path: str) -> list[tuple[str, str]]:
+  """(benchmark name, text) pairs a training text must not share a 10-gram with (§2.1): each
+  problem statement, each option text of multiple choice, and each reference solution."""
+  benchmark = get(benchmark) if isinstance(benchmark, str) else benchmark
+  texts = []
+  for record in questions(benchmark, path):
+    texts.append((benchmark.name, record["problem"]))
+    texts += [(benchmark.name, option) for option in record["options"].values()]
+    if record["solution"]:
+      texts.append((benchmark.name, record["solution"]))
+  return texts
