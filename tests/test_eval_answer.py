@@ -125,3 +125,71 @@ def test_hostile_outputs_stay_linear():
   assert normalize.fix_fracs("\\frac{" * 20000) == "\\frac{" * 20000
   from dsmath_jax.grading import equivalence
   assert equivalence.quick_compare("1" * 5000, "1") == (False, "too long")
+
+
+# The cases (hand-written outputs, expected answers by hand).
+MARKER_CASES = [
+    ("The roots are found.\nAnswer: (-6, 0)", "(-6, 0)"),                 # not the last number -60
+    ("So x = 3.\n\n**Answer:** $(-6, 0)$", "(-6, 0)"),
+    ("**Final Answer:** 12", "12"),
+    ("Final answer: $\\frac{3}{4}$", "\\frac{3}{4}"),
+    ("**Final Answer**\n\n$\\frac{1}{2}$", "\\frac{1}{2}"),
+    ("# Answer\n\n5", "5"),                                              # PRM800K's format
+    ("The answer is $\\$18.50$.", "\\$18.50"),                            # an escaped dollar inside math
+    ("The answer is $x = \\$5$ exactly.", "x = \\$5"),
+    ("It costs 3 dollars.\nThe answer is $18.", "$18"),                   # a currency sign, not math
+    ("因此，所求的值为 5。\n所以答案是 $\\frac{1}{2}$。", "\\frac{1}{2}"),
+    ("答案：12", "12"),
+    ("故答案为 7", "7"),
+    ("The answer is $5$ and $10$.", "$5$ and $10$"),                     # a list: the whole line
+    ("The points are (-6, 0) and (6, 0)", "0"),                           # last number keeps the comma
+    ("It costs $1,250 in total", "1250"),
+    ("We found $\\boxed{3}$.\nAnswer: 4", "3"),                           # boxed first
+]
+
+
+@pytest.mark.parametrize("text,expected", MARKER_CASES)
+def test_final_answer_markers(text, expected):
+  assert answer.extract_answer(text) == expected
+
+
+SAT_OPTIONS = {"A": "$f(-6)=0$", "B": "$f(6)=-6$", "C": "$f(-6)=6$", "D": "$f(0)=-6$"}
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("The answer is (A) $f(-6)=0$.", "A"),
+    ("Therefore the answer is $f(-6)=0$.", "A"),               # by the option's text
+    ("**Answer:** C", "C"),
+    ("$\\boxed{\\text{(D)}}$", "D"),
+    ("答案是 D", "D"),
+    ("经检验，选C。", "C"),
+    ("The final answer is (B). I hope it is correct.", "B"),
+    ("So option B is wrong and the answer is A) $f(-6)=0$", "A"),
+    ("No idea.", None),
+])
+def test_choice_extraction(text, expected):
+  from dsmath_jax.grading import choice
+  assert choice.extract_choice(text, SAT_OPTIONS) == expected
+
+
+def test_choice_multiple_answers_and_letter_texts():
+  from dsmath_jax.grading import choice
+  options = {"A": "2 km", "B": "2 cm", "C": "2 m", "D": "2 mm"}
+  assert choice.extract_choice("The answer is 2 m.", options) == "C"      # not 2 km: all normalize to 2
+  assert choice.extract_choice("答案是 AD", options) == "AD"
+  assert choice.extract_choice("The answer is A, C and D.", options) == "ACD"
+  assert choice.choice_equal("DA", "A D") and not choice.choice_equal("A", "AD")
+  assert choice.paper_choice("答案是 A 或 C", "zh") == "C"                  # DeepSeek-Math: the last letter
+
+
+@pytest.mark.parametrize("text,blanks,expected", [
+    ("第一空 $\\boxed{5}$，第二空 $\\boxed{10}$", 2, ("5", "10")),
+    ("答案是 $5$；$10$", 2, ("5", "10")),
+    ("The answer is $5$ and $10$.", 2, ("5", "10")),
+    ("答案是 $(0,1)$", 1, ("(0,1)",)),                                   # one blank: never split
+    ("答案是 5", 2, None),
+])
+def test_cloze_blanks(text, blanks, expected):
+  from dsmath_jax.grading import blanks as blanks_lib
+  assert blanks_lib.extract_blanks(text, blanks) == expected
+  assert blanks_lib.gold_blanks("$5$;$10$") == ("5", "10")

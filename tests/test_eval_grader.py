@@ -100,3 +100,36 @@ def test_inside_a_daemonic_process_grades_in_process_with_a_timeout():
   with multiprocessing.get_context("spawn").Pool(1) as pool:
     verdicts = pool.apply(_grade_in_pool_worker, (pairs,))
   assert [v[:2] for v in verdicts] == [(True, "ok"), (False, "timeout")]
+
+
+OCW_CASES = [  # (prediction, gold, strict, paper_compat); Minerva: 1% near zero, else rtol 1e-5
+    ("4.5 \\times 10^{33}", "4.5e33", True, True),
+    ("4.5 \\times 10^{33} \\mathrm{erg} / \\mathrm{s}", "4.5e33", True, True),
+    ("4.6e33", "4.5e33", False, False),
+    ("1.6 kg", "1.6", True, True),
+    ("41.8 years", "41.8", True, True),
+    ("-0.333333", "-1./3", True, False),          # gold as Python arithmetic: a number in strict mode
+    ("-0.3333", "-1./3", False, False),           # rtol 1e-5 away from the gold: Minerva says no
+    ("\\frac{1}{s+1}", "\\frac{1}{s+1}", True, True),
+    ("1/(s+1)", "\\frac{1}{s+1}", True, False),    # DeepSeek-Math compares expressions as strings only
+    ("\\frac{1}{s+2}", "\\frac{1}{s+1}", False, False),
+]
+
+
+def test_ocw_as_minerva_grades_it():
+  pairs = [(p, g, "ocw") for p, g, _, _ in OCW_CASES]
+  for paper, column in ((False, 2), (True, 3)):
+    with grader.Grader(workers=1, timeout_s=20.0, paper_compat=paper) as g:
+      verdicts = g.grade_many(pairs)
+    assert [v.correct for v in verdicts] == [case[column] for case in OCW_CASES], paper
+
+
+def test_kinds_choice_and_cloze_in_process():
+  from dsmath_jax.grading import kinds
+  assert kinds.quick_decide("AD", "A D", "choice") == (True, "choice")
+  assert kinds.quick_decide(("5", "\\frac{1}{2}"), ("5", "0.5"), "cloze") == (True, "blanks")
+  assert kinds.quick_decide(("0.5", "5"), ("5", "0.5"), "cloze") == (False, "blanks")   # blanks keep their order
+  with grader.Grader(workers=1) as g:
+    assert [v.correct for v in g.grade_many([("B", "B", "choice"), (("1",), ("2",), "cloze")])] == [True, False]
+  with pytest.raises(ValueError, match="answer kind"):
+    kinds.extract("x", "essay")

@@ -30,6 +30,8 @@ _REMOVED = ("square", "ways", "integers", "dollars", "mph", "inches", "ft", "hou
             "edges", "students", "childrentickets", "multiples", "\\text{s}", "\\text{.}", "\\text{\ns}",
             "\\text{}^2", "\\text{}^3", "\\text{\n}", "\\text{}", r"\mathrm{th}", r"^\circ", r"^{\circ}", r"\;",
             r",\!", "{,}", '"', "\\dots")
+_UNIT = r"(?:\\(?:text|mathrm|mbox|rm)\s*\{[^{}]*\}|~?[a-zA-Zμ]+)(?:\^\{?-?\d+\}?)?"
+_TRAILING_UNIT = re.compile(rf"\s*(?:(?:/|\\cdot|\*)?\s*{_UNIT}|/|\\cdot|\*)\s*$")
 _ARITHMETIC = re.compile(r"[\d.eE+\-*/() ]+")
 _NUMPY_CALL = re.compile(r"np\.(arcsin|arccos|arctan|sin|cos|tan|exp|log|sqrt)\(([\d.eE+\-*/() ]+)\)")
 
@@ -75,7 +77,8 @@ def prediction_number(text: str, symbolic_value: Callable[[str], float | None] |
     s = s.replace("\\mathrm{" + maybe_unit + "}", "").replace("\\mathrm{~" + maybe_unit + "}", "").strip()
   s = s.strip("$").strip()
   s = re.sub(r"^(?:\\approx|\\sim|~|≈)\s*", "", s)
-  s = re.sub(r"\s*(?:\\(?:text|mathrm|mbox)\s*\{[^{}]*\}|~?[a-zA-Z]+(?:\^\{?-?\d\}?)?(?:\s*/\s*[a-zA-Z]+)?)\s*$", "", s)
+  while (shorter := _TRAILING_UNIT.sub("", s)) != s and shorter:   # "erg / s", "\\mathrm{~kg} \\cdot \\mathrm{m}"
+    s = shorter
   s = re.sub(r"\s*(?:\\times|\\cdot|\*|x)\s*10\s*\^\s*\{?\s*([-+]?\d+)\s*\}?", r"e\1", s)
   s = re.sub(r"^10\s*\^\s*\{?\s*([-+]?\d+)\s*\}?$", r"1e\1", s)
   s = s.replace("{,}", "").replace("\\,", "").replace("\\!", "").strip()
