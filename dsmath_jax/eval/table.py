@@ -78,6 +78,6 @@ def write(out_dir: str, summaries: dict[str, dict], header: dict) -> dict:
     json.dump(dict(header, benchmarks=rows), f, indent=1, ensure_ascii=False)
   with open(paths["md"], "w", encoding="utf-8") as f:
     f.write(markdown(rows, header))
-  plot(rows, paths["png"], f"{header.get('checkpoint') or header.get('predictions') or ''} "
-                           f"({header.get('prompt', '')})".strip())
+  source = os.path.basename(os.path.normpath(header.get("checkpoint") or header.get("predictions") or "")) or "random init"
+  plot(rows, paths["png"], f"{source} ({header.get('prompt') or 'predictions'}, {header.get('rules', '')} grading)")
   return paths
