@@ -22,6 +22,7 @@ with 10-grams (exact match for 3..9-gram texts) against GSM8K, MATH, CMATH and A
 import ml_collections
 
 from configs import common
+from dsmath_jax.benchmarks import catalog
 
 ASSETS = f"{common.ASSETS}/corpus"
 SHARED = common.SHARED_DATA
@@ -53,12 +54,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                     token_budget=40_000_000_000, min_score=0.0)
   c.domains = dict(min_fraction=0.10, min_pages=10)
   c.rounds = dict(num_rounds=4, stop_overlap=0.98, annotations=())
-  c.decontaminate = dict(n=10, min_words=3, benchmarks=(
-      dict(name="gsm8k", path=f"{SHARED}/gsm8k/test.jsonl", fields=("question", "answer"), optional=False),
-      dict(name="math", path=f"{SHARED}/math/math500_test.jsonl", fields=("problem", "answer"), optional=False),
-      # Download these (CMATH: weitianwen/cmath; AGIEval: ruixiangcui/AGIEval math subsets) as JSONL.
-      dict(name="cmath", path="benchmarks/cmath_test.jsonl", fields=("question", "golden"), optional=True),
-      dict(name="agieval", path="benchmarks/agieval_math.jsonl", fields=("question", "answer"), optional=True)))
+  # The paper's list (§2.1): GSM8K, all 5,000 MATH test problems, CMATH, Gaokao-MathCloze/MathQA,
+  # read through their definitions in dsmath_jax/benchmarks (problems, options, solutions).
+  c.decontaminate = dict(n=10, min_words=3, benchmarks=tuple(
+      dict(name=name, path=f"{SHARED}/{catalog.get(name).path}", optional=False) for name in catalog.DECONTAMINATION))
   c.write = dict(store_tokens=False)
   if args.variant == "tiny":                                # seconds on one CPU, shipped sample only
     c.read.inputs = (dict(path=f"{ASSETS}/web.jsonl.gz", format="jsonl"),
@@ -73,6 +72,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.rounds.num_rounds = 3
     c.rounds.annotations = (f"{ASSETS}/review_round_1.txt", f"{ASSETS}/review_round_2.txt")
     c.decontaminate.benchmarks = (
-        dict(name="gsm8k", path=f"{ASSETS}/gsm8k_test_head.jsonl", fields=("question", "answer"), optional=False),
-        dict(name="math", path=f"{ASSETS}/math500_test_head.jsonl", fields=("problem", "answer"), optional=False))
+        dict(name="gsm8k", path=f"{ASSETS}/gsm8k_test_head.jsonl", optional=False),
+        dict(name="math", path=f"{ASSETS}/math500_test_head.jsonl", optional=False))
   return c

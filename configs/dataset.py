@@ -5,11 +5,15 @@
 
 Writes WORKDIR/tfds/dsmath_questions/{gsm8k,math} (train/test; MATH test = MATH-500) and
 WORKDIR/tfds/dsmath_sft/{gsm8k_cot,math_cot,tora,pot_svamp,mathcoder_svamp} and prints counts per
-source, split and format (~90 s on 2 CPU cores). On ../shared/data: GSM8K 7,473/1,319 and
-MATH 7,498/500 questions (2 MATH train solutions end in an empty \boxed{}); SFT records:
-gsm8k_cot 7,462 and math_cot 7,129 (11 and 369 share a 10-gram with GSM8K test / MATH-500),
-pot_svamp 848 of 999 programs print the gold answer, mathcoder_svamp 705 of 715, tora 23 of 30
-reproduce their outputs and answer (22 after decontamination).
+source, split and format (~2 min on 2 busy CPU cores). Every train record is checked against the
+paper's decontamination list (§2.1: GSM8K, all 5,000 MATH test problems, CMATH, Gaokao; problems,
+options and solutions, read through dsmath_jax/benchmarks). On ../shared/data: GSM8K 7,473/1,319
+and MATH 7,497/500 questions (2 MATH train solutions end in an empty \boxed{}, 1 question is a
+MATH test question); SFT records: gsm8k_cot 7,454 (19 share a 10-gram with the list), math_cot
+5,195 (2,302 share one: MATH train and test hold many problems of the same template, e.g. "A ball
+travels on a parabolic path in which the height ..."), pot_svamp 848 of 999 programs print the gold
+answer, mathcoder_svamp 705 of 715, tora 23 of 30 reproduce their outputs and answer (17 after
+decontamination).
 Read back with `dsmath_jax.datasets.load_source("dsmath_sft/gsm8k_cot", "train", data_dir)`.
 
 File paths are absolute or relative to the repository root (`../shared/data/...` is the
@@ -23,6 +27,7 @@ in a config that imports this one:
 import ml_collections
 
 from configs import common
+from dsmath_jax.benchmarks import catalog
 
 SHARED = common.SHARED_DATA
 SAMPLE = f"{common.ASSETS}/math_sample"
@@ -52,6 +57,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.sft.mathcoder_svamp = dict(reader="mathcoder", file=f"{root}/{names['mathcoder']}")
   c.decontamination = dict(
       benchmarks=("gsm8k/test", "math/test"),      # question splits every train record is checked against
+      # and the paper's list (§2.1) through the benchmark definitions: GSM8K, all 5,000 MATH test
+      # problems, CMATH, Gaokao-MathCloze/MathQA (tiny: the configured splits only)
+      sets=() if args.variant == "tiny" else tuple(
+          dict(name=name, path=f"{SHARED}/{catalog.get(name).path}", optional=False)
+          for name in catalog.DECONTAMINATION),
       sft_ngram=10,                                # SFT: exact match + the §2.1 10-gram rule (0: exact only)
       questions_ngram=0,                           # RL questions: exact match only, so GSM8K/MATH train stay whole
   )

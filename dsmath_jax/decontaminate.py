@@ -2,16 +2,17 @@
 
 "Any text segment containing a 10-gram string that matches exactly with any sub-string from the evaluation
 benchmarks is removed from our math training corpus. For benchmark texts that are shorter than 10 grams but have
-at least 3 grams, we employ exact matching." Here a gram is a lowercased word (`\\w+`), so spacing, punctuation
-and case do not hide a copy; a segment is a line of the page; GSM8K's calculator annotations `<<48/2=24>>` are
+at least 3 grams, we employ exact matching." Here a gram is a lowercased word (`\\w+`), or one CJK character
+(Chinese has no spaces: as words, a CMATH question would be 2-4 "grams" and never match), so spacing,
+punctuation and case do not hide a copy; a segment is a line of the page; GSM8K's calculator annotations `<<48/2=24>>` are
 removed before matching. Short benchmark texts (3..9 words) match when they occur as a whole word sequence in a
 segment. The dataset builders use the same class: `Decontaminator(texts).is_contaminated(text)` / `.clean(text)`.
+The benchmark texts come from the benchmark definitions (`benchmarks.load.decontamination_set`).
 """
 import re
 
-import fsspec
-
-_WORD = re.compile(r"\w+")
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_WORD = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+")
 _CALCULATOR = re.compile(r"<<[^<>]*>>")
 
 
@@ -70,30 +71,6 @@ class Decontaminator:
     segments = text.split("\n")
     kept = [s for s in segments if not self.segment_hit(s)]
     return text if len(kept) == len(segments) else "\n".join(kept).strip()
-
-
-def load_benchmark_texts(specs) -> tuple[list[tuple[str, str]], dict]:
-  """(name, text) pairs from benchmark files `{name, path, fields, optional}` (JSONL). Missing optional files are
-  reported in the returned status instead of failing (CMATH/AGIEval must be downloaded by the user)."""
-  from dsmath_jax.jsonl import json_objects
-  texts, status = [], {}
-  for spec in specs:
-    name, path, fields = spec["name"], spec["path"], tuple(spec["fields"])
-    try:
-      with fsspec.open(path, "rt", encoding="utf-8", compression="infer") as f:
-        count = 0
-        for line_number, record in json_objects(path, f):
-          for field in fields:
-            value = record.get(field)
-            if isinstance(value, (str, int, float)) and str(value).strip():
-              texts.append((name, str(value)))
-              count += 1
-      status[name] = {"path": path, "texts": count}
-    except FileNotFoundError:
-      if not spec.get("optional", False):
-        raise FileNotFoundError(f"benchmark {name!r}: {path} not found (set optional=True to skip it)") from None
-      status[name] = {"path": path, "texts": 0, "missing": True}
-  return texts, status
 
 
 def decontaminate_page(page: dict, decontaminator: Decontaminator) -> tuple[dict | None, list[dict]]:

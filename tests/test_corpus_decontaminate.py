@@ -3,6 +3,8 @@ import gzip
 import json
 import re
 
+import pytest
+
 from dsmath_jax import decontaminate
 
 
@@ -69,8 +71,11 @@ def test_no_overlap_is_untouched(shared_data):
 
 
 def test_benchmark_files_load_and_missing_optional_is_reported(shared_data, tmp_path):
-  texts, status = decontaminate.load_benchmark_texts([
-      dict(name="gsm8k", path=str(shared_data / "gsm8k" / "test.jsonl"), fields=["question", "answer"]),
-      dict(name="cmath", path=str(tmp_path / "absent.jsonl"), fields=["question"], optional=True)])
+  from dsmath_jax.benchmarks import load
+  texts, status = load.decontamination_set([
+      dict(name="gsm8k", path=str(shared_data / "gsm8k" / "test.jsonl")),     # problem + solution
+      dict(name="cmath", path=str(tmp_path / "absent.jsonl"), optional=True)])
   assert status["gsm8k"]["texts"] == 2 * 1319 and status["cmath"]["missing"]
   assert len(texts) == 2638
+  with pytest.raises(FileNotFoundError, match="cmath"):
+    load.decontamination_set([dict(name="cmath", path=str(tmp_path / "absent.jsonl"))])

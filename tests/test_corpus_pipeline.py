@@ -101,8 +101,7 @@ def test_bad_input_and_contamination_are_counted(tmp_path, shared_data):
   config.classify.min_score = 0.5                                 # the planted page scores ~0.95
   config.read.inputs = list(config.read.inputs) + [dict(path=str(tmp_path / "cut.warc.gz")),
                                                    dict(path=str(tmp_path / "extra.jsonl"))]
-  config.decontaminate.benchmarks = [dict(name="gsm8k", path=str(shared_data / "gsm8k" / "test.jsonl"),
-                                          fields=["question", "answer"], optional=False)]
+  config.decontaminate.benchmarks = [dict(name="gsm8k", path=str(shared_data / "gsm8k" / "test.jsonl"), optional=False)]
   pipeline.run(config, str(tmp_path / "run"))
   stats = json.loads((tmp_path / "run" / "corpus" / "stats.json").read_text())
   read_counts = stats["read"]["counts"]

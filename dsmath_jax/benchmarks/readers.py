@@ -64,9 +64,11 @@ def hendrycks_math(path: str, name: str = "math") -> Iterator[dict]:
   """MATH (`problem, solution, level, type` [+ `answer`, `subject`, `unique_id`]): gold = `answer`,
   else the last \\boxed{} of the solution (as the MATH release defines it)."""
   for line, r in jsonl.json_objects(path):
-    solution = str(_field(path, line, r, "solution"))
+    solution = str(r.get("solution") or "")
     answer = r.get("answer")
     if answer is None or not str(answer).strip():
+      if not solution.strip():
+        raise jsonl.BadRecordError(path, line, "missing or empty (and no 'answer')", "solution")
       boxed = answer_lib.boxed_answers(solution)
       if not boxed:
         raise jsonl.BadRecordError(path, line, "no \\boxed{} answer in the solution", "solution")

@@ -18,6 +18,7 @@ import numpy as np
 import tqdm
 
 from dsmath_jax import decontaminate
+from dsmath_jax.benchmarks import load as benchmarks_load
 from dsmath_jax.corpus import classify, dedup, domains, read, report, stages, store, write
 
 
@@ -208,7 +209,7 @@ def decontaminate_stage(config, directory, collected, first_round, upstream_fps)
   if status:
     return status
   store.start(directory)
-  texts, benchmark_status = decontaminate.load_benchmark_texts(benchmarks)
+  texts, benchmark_status = benchmarks_load.decontamination_set(benchmarks)
   runner = _beam(config)
   if runner:
     counts = runner.run_decontaminate(config, texts, collected, first_round, directory)

@@ -16,6 +16,7 @@ import pathlib
 
 from absl import logging
 
+from dsmath_jax.benchmarks import load as benchmarks_load
 from dsmath_jax.datasets import builders, decontamination, generic, gsm8k, hendrycks_math, mathcoder, pot, tora
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -77,6 +78,8 @@ def run(config, workdir: str) -> list[dict]:
 
   benchmark = [(name, record["question"]) for name in config.decontamination.benchmarks
                for record in _benchmark_split(questions, name)]
+  paper_texts, paper_sets = benchmarks_load.decontamination_set(config.decontamination.get("sets", ()))
+  benchmark += paper_texts
   rules = config.decontamination
   question_index = (decontamination.BenchmarkIndex(benchmark, ngram=rules.questions_ngram)
                     if benchmark else None)
@@ -109,7 +112,7 @@ def run(config, workdir: str) -> list[dict]:
                      written=len(kept)))
 
   with open(os.path.join(workdir, "dataset_counts.json"), "w") as f:
-    json.dump(dict(data_dir=data_dir, rows=rows), f, indent=1)
+    json.dump(dict(data_dir=data_dir, rows=rows, decontamination_sets=paper_sets), f, indent=1)
   print(format_table(rows))
   logging.info("datasets written under %s", data_dir)
   return rows
