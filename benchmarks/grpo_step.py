@@ -28,8 +28,9 @@ QUESTIONS, GROUP, NEW_TOKENS = 2, 4, 64
 def ours(repeats: int, outputs_per_row: int = GROUP) -> dict:
   import jax
   from configs import common, grpo as grpo_config
-  from dsmath_jax import sharding
-  from dsmath_jax.rl import grpo
+  from dsmath_jax import runtime, sharding
+  from dsmath_jax.rl import grpo, grpo_step
+  from dsmath_jax.rl.config import GRPOConfig
   config = grpo_config.get_config("tiny")
   config.model = common.model("llama_125m")
   config.data.questions_per_step = QUESTIONS
@@ -38,12 +39,13 @@ def ours(repeats: int, outputs_per_row: int = GROUP) -> dict:
   config.optim.lr = 1e-6
   questions = [dict(question=f"What is {i} + {i + 3}?", answer=str(2 * i + 3)) for i in range(QUESTIONS)]
   mesh = sharding.make_mesh(dict(data=1, fsdp=1, tensor=1), jax.devices()[:1])
-  machinery, state, ref_params, _ = grpo.setup(config, mesh)
+  run = GRPOConfig.from_config(config)
+  machinery, state, ref_params, _ = grpo.setup(run, mesh, runtime.rules_of(config))
   runs = []
   for step in range(repeats + 1):                   # step 0 compiles
     start = time.perf_counter()
-    state, metrics, completions = grpo.rl_step(config, machinery, state, ref_params, questions,
-                                               jax.random.key(step))
+    state, metrics, completions = grpo_step.rl_step(run.rl, machinery, state, ref_params, questions,
+                                                    jax.random.key(step))
     jax.block_until_ready(state.params)
     total = time.perf_counter() - start
     if step:

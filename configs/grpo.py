@@ -57,7 +57,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       reward_model="",                                    # WORKDIR/model of a reward_model run
       step_delimiter="\n",                                # process supervision step boundary
       logprob_gap_every=1,                                # steps between sampler/trainer log-prob checks
-      max_tool_rounds=4, sandbox_workers=4)               # template "tool" only
+      iterations=0, steps_per_iteration=0)                # iterative RL (§4.1.4): configs/grpo_iterative.py
+  # Tool-integrated RL (data.template "tool" only): programs per sample, sandbox processes.
+  c.tool = dict(max_rounds=4, sandbox_workers=4)
   c.sandbox = dict(allow_unisolated=False)                # tool template: True runs programs even
                                                           # where no kernel isolation exists
   c.optim = dict(lr=1e-6, schedule="constant", steps=1000, warmup_steps=0, weight_decay=0.0,

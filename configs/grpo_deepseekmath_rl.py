@@ -10,11 +10,13 @@ MATH 51.7% (from 82.9% / 46.8% for the Instruct model). The paper trains with a 
 reward model; this config uses the rule-based grader reward (set rl.reward="outcome_rm" and
 rl.reward_model to a `reward_model` run to follow the paper exactly). `:tiny` as configs/grpo.py.
 """
+from configs import common
 from configs import grpo
 
 
 def get_config(arg: str | None = None):
+  args = common.parse_arg(arg)
   c = grpo.get_config(arg)
-  if c.rl.group_size == 64:                               # not :tiny
+  if args.variant != "tiny":
     c.checkpoint = "runs/sft/model"                       # DeepSeekMath-Instruct 7B
   return c

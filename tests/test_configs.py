@@ -1,5 +1,6 @@
 """Every experiment config builds with `:tiny`, names a real task, and rejects unknown keys."""
 import importlib.util
+import re
 import pathlib
 import subprocess
 import sys
@@ -37,3 +38,65 @@ def test_main_rejects_unknown_task_and_unknown_key(tmp_path):
        "--config.task=no_such_task"], cwd=root, capture_output=True, text=True, timeout=120)
   assert result.returncode != 0
   assert "no_such_task" in result.stderr
+
+
+def _grpo_door(config):
+  from dsmath_jax.rl.config import GRPOConfig
+  return GRPOConfig.from_config(config)
+
+
+def _iterative_door(config):
+  from dsmath_jax.rl import iterative
+  return iterative.typed(config)
+
+
+def _reward_model_door(config):
+  from dsmath_jax.rl import rm_task
+  return rm_task.RewardModelConfig.from_config(config)
+
+
+def _arithmetic_door(config):                  # experiments/grpo_arithmetic/run.py reads `experiment`
+  from dsmath_jax.rl.config import GRPOConfig
+  return GRPOConfig.from_config(config, ignore=("experiment",))
+
+
+# RL configs: the typed door their task's run() passes first (before any model is built), and
+# misspelt fields (section path, wrong key, the field meant), one per typed section.
+_GRPO_TYPOS = ((), "chekpoint", "checkpoint"), (("rl",), "kl_coeff", "kl_coef"), \
+    (("data",), "questions_per_stp", "questions_per_step"), (("optim",), "warmup", "warmup_steps"), \
+    (("tool",), "max_round", "max_rounds"), (("train",), "checkpoint_evry", "checkpoint_every"), \
+    (("model",), "hiden_size", "hidden_size")
+RL_DOORS = {
+    "grpo": (_grpo_door, _GRPO_TYPOS),
+    "grpo_deepseekmath_rl": (_grpo_door, _GRPO_TYPOS),
+    "grpo_process": (_grpo_door, _GRPO_TYPOS),
+    "grpo_arithmetic": (_arithmetic_door, _GRPO_TYPOS),
+    "grpo_iterative": (_iterative_door, _GRPO_TYPOS + (
+        (("rm",), "replay_fractoin", "replay_fraction"), (("rm", "label"), "num_question", "num_questions"),
+        (("rm", "optim"), "lr_", "lr"))),
+    "reward_model": (_reward_model_door, (
+        ((), "tokeniser", "tokenizer"), (("data",), "seq_length", "seq_len"),
+        (("label",), "num_completion", "num_completions"), (("optim",), "clipnorm", "clip_norm"),
+        (("train",), "num_microbatch", "num_microbatches"), (("model",), "hiden_size", "hidden_size"))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RL_DOORS))
+def test_rl_configs_fail_fast_on_unknown_variant_argument_or_field_naming_it(name):
+  module = _load(next(p for p in CONFIGS if p.stem == name))
+  with pytest.raises(ValueError, match="unknown config variant 'tinny'"):
+    module.get_config("tinny")
+  with pytest.raises(ValueError, match="unknown config argument 'group'"):
+    module.get_config("tiny,group=8")
+  door, typos = RL_DOORS[name]
+  for variant in (None, "tiny"):
+    door(module.get_config(variant))                          # the configs as written pass
+  for path, wrong, meant in typos:
+    config = module.get_config("tiny")
+    section = config
+    for key in path:
+      section = section[key]
+    section[wrong] = section[meant]
+    where = ".".join(("config",) + path)
+    with pytest.raises(ValueError, match=re.escape(f"{where}.{wrong} (did you mean {where}.{meant}?)")):
+      door(config)

@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 
 from configs import grpo as grpo_config
-from dsmath_jax import sharding
-from dsmath_jax.rl import grpo
+from dsmath_jax import runtime, sharding
+from dsmath_jax.rl import grpo, grpo_step, packing, scoring
+from dsmath_jax.rl import questions as questions_lib
+from dsmath_jax.rl import rewards as rewards_lib
+from dsmath_jax.rl.config import GRPOConfig
 
 
 def _questions(tmp_path):
@@ -32,12 +35,13 @@ def _letter_reward(output, gold):
 
 
 def _two_steps(config, mesh):
-  machinery, state, ref_params, _ = grpo.setup(config, mesh)
-  questions = grpo.load_questions(config.data.questions)
+  run = GRPOConfig.from_config(config)
+  machinery, state, ref_params, _ = grpo.setup(run, mesh, runtime.rules_of(config))
+  questions = questions_lib.load_questions(run.data.questions)
   history = []
   for step in range(2):
-    state, metrics, completions = grpo.rl_step(config, machinery, state, ref_params,
-                                               questions[2 * step:2 * step + 2], jax.random.key(step))
+    state, metrics, completions = grpo_step.rl_step(run.rl, machinery, state, ref_params,
+                                                    questions[2 * step:2 * step + 2], jax.random.key(step))
     history.append((metrics, [c.token_ids for c in completions]))
   return jax.device_get(state.params), history
 
@@ -46,7 +50,7 @@ def _two_steps(config, mesh):
 def test_sharded_rl_step_equals_single_device(tmp_path, monkeypatch, outputs_per_row, num_minibatches):
   """One output per row in 2 mini-batches, and a group's 4 outputs sharing one prompt copy
   (2 rows, padded to 4 for the 4 batch shards)."""
-  monkeypatch.setattr(grpo.rewards_lib, "rule_reward", _letter_reward)
+  monkeypatch.setattr(rewards_lib, "rule_reward", _letter_reward)
   config = _config(tmp_path, num_minibatches=num_minibatches, outputs_per_row=outputs_per_row)
   one = sharding.make_mesh(dict(data=1, fsdp=1, tensor=1), jax.devices()[:1])
   eight = sharding.make_mesh(dict(data=2, fsdp=2, tensor=2), jax.devices())
@@ -79,7 +83,7 @@ def test_grpo_task_tiny_end_to_end_with_a_failing_reward(tmp_path, monkeypatch):
     return float("nan") if len(output) % 3 == 1 else 0.5
 
   monkeypatch.setattr(sampler, "generate", recording_generate)
-  monkeypatch.setattr(grpo.rewards_lib, "rule_reward", flaky)
+  monkeypatch.setattr(rewards_lib, "rule_reward", flaky)
   config = _config(tmp_path)
   config.optim.steps = 1
   workdir = str(tmp_path / "run")
@@ -96,6 +100,8 @@ def test_grpo_task_tiny_end_to_end_with_a_failing_reward(tmp_path, monkeypatch):
   assert record["max_logprob_gap"] < 1e-4                   # sampler log-probs = trainer log-probs
   assert os.path.exists(os.path.join(workdir, "curves.png"))
   assert loading.load_pretrained(os.path.join(workdir, "model")).config.hidden_size == 64
+  with open(os.path.join(workdir, "config.json")) as f:                   # the resolved config
+    assert json.load(f)["rl"]["group_size"] == config.rl.group_size
 
 
 def test_grpo_run_resumes_exactly_after_a_crash(tmp_path, monkeypatch):
@@ -103,13 +109,13 @@ def test_grpo_run_resumes_exactly_after_a_crash(tmp_path, monkeypatch):
   same policy and step-3 metrics as an uninterrupted run."""
   from dsmath_jax.model import loading
   from dsmath_jax.train.metrics import read_metrics
-  monkeypatch.setattr(grpo.rewards_lib, "rule_reward", _letter_reward)
+  monkeypatch.setattr(rewards_lib, "rule_reward", _letter_reward)
   config = _config(tmp_path)
   config.optim.steps = 3
   config.train.checkpoint_every = 1
   grpo.run(config, str(tmp_path / "whole"))
 
-  real_step, calls = grpo.rl_step, []
+  real_step, calls = grpo_step.rl_step, []
 
   def crashing_step(*args, **kwargs):
     calls.append(1)
@@ -117,10 +123,10 @@ def test_grpo_run_resumes_exactly_after_a_crash(tmp_path, monkeypatch):
       raise KeyboardInterrupt("killed")
     return real_step(*args, **kwargs)
 
-  monkeypatch.setattr(grpo, "rl_step", crashing_step)
+  monkeypatch.setattr(grpo_step, "rl_step", crashing_step)
   with pytest.raises(KeyboardInterrupt):
     grpo.run(config, str(tmp_path / "resumed"))
-  monkeypatch.setattr(grpo, "rl_step", real_step)
+  monkeypatch.setattr(grpo_step, "rl_step", real_step)
   grpo.run(config, str(tmp_path / "resumed"))
 
   whole = read_metrics(str(tmp_path / "whole" / "metrics.jsonl"))
@@ -138,10 +144,12 @@ def test_tool_integrated_step_runs_programs_and_their_output_carries_no_loss(tmp
   (a scripted policy writes a program; the sandbox really runs it), the grader scores the
   final answer, and the inserted output tokens get no loss in the training rows."""
   from dsmath_jax.sample import sampler
-  config = _config(tmp_path, max_new_tokens=128, sandbox_workers=1)
+  config = _config(tmp_path, max_new_tokens=128)
+  config.tool.sandbox_workers = 1
   config.data.template = "tool"
   mesh = sharding.make_mesh(dict(data=1, fsdp=1, tensor=1), jax.devices()[:1])
-  machinery, state, ref_params, _ = grpo.setup(config, mesh)
+  run = GRPOConfig.from_config(config)
+  machinery, state, ref_params, _ = grpo.setup(run, mesh, runtime.rules_of(config))
   tokenizer = machinery.tokenizer
   program = " Let me compute.\n```python\nprint(6 * 7)\n```\n```output"
 
@@ -160,11 +168,11 @@ def test_tool_integrated_step_runs_programs_and_their_output_carries_no_loss(tmp
     return rows
 
   packed = []
-  pack = grpo.packing.pack_outputs
+  pack = packing.pack_outputs
   monkeypatch.setattr(sampler, "generate_rows", scripted_rows)
-  monkeypatch.setattr(grpo.packing, "pack_outputs", lambda *a, **k: packed.append(pack(*a, **k)) or packed[-1])
+  monkeypatch.setattr(packing, "pack_outputs", lambda *a, **k: packed.append(pack(*a, **k)) or packed[-1])
   try:
-    _, metrics, completions = grpo.rl_step(config, machinery, state, ref_params,
+    _, metrics, completions = grpo_step.rl_step(run.rl, machinery, state, ref_params,
                                            [dict(question="What is 6 times 7?", answer="42")], jax.random.key(0))
   finally:
     machinery.close()
@@ -192,16 +200,16 @@ def test_iterative_rl_tiny_retrains_the_reward_model_and_scores_with_it(tmp_path
   from dsmath_jax.rl import iterative
   from dsmath_jax.rl import reward_model as rm_lib
   from dsmath_jax.train.metrics import read_metrics
-  monkeypatch.setattr(grpo.rewards_lib, "rule_reward", _letter_reward)
+  monkeypatch.setattr(rewards_lib, "rule_reward", _letter_reward)
   scored = []
-  score_outputs = grpo.score_outputs
+  score_outputs = scoring.score_outputs
 
   def recording_score_outputs(*args, **kwargs):
     out = score_outputs(*args, **kwargs)
     scored.append(out)
     return out
 
-  monkeypatch.setattr(grpo, "score_outputs", recording_score_outputs)
+  monkeypatch.setattr(scoring, "score_outputs", recording_score_outputs)
   config = grpo_iterative.get_config("tiny")
   config.data.questions = f"jsonl:{_questions(tmp_path)}"
   config.rl.update(reward=reward, max_prompt_len=96, max_new_tokens=8)
@@ -217,3 +225,33 @@ def test_iterative_rl_tiny_retrains_the_reward_model_and_scores_with_it(tmp_path
   assert loading.load_pretrained(str(workdir / "model")).config.hidden_size == 64
   rm_config, rm_params, _ = rm_lib.load_reward_model(str(workdir / "reward_model"))
   assert rm_config.hidden_size == 64 and "score_head" in rm_params
+  assert json.loads((workdir / "config.json").read_text())["rl"]["reward"] == reward    # the resolved config
+
+
+def test_model_remat_reaches_the_compiled_update_of_a_loaded_policy(tmp_path):
+  """--config.model.remat=full with a checkpoint: the policy update is compiled with the layers
+  recomputed in the backward pass. The run-time fields of config.model apply to a loaded model
+  (model.loading.load_or_init); a loader that kept the saved model's remat="none" compiles the
+  same program twice."""
+  import flax.linen as nn
+  from dsmath_jax.model import llama, loading
+  from dsmath_jax.tokenizer import ByteTokenizer
+  config = _config(tmp_path)
+  saved = llama.LlamaConfig.from_config(config.model)
+  assert saved.remat == "none"
+  config.checkpoint = loading.save_pretrained(str(tmp_path / "policy"), saved,
+                                              nn.unbox(llama.init_params(saved, jax.random.key(0))), ByteTokenizer())
+  mesh = sharding.make_mesh(dict(data=1, fsdp=1, tensor=1), jax.devices()[:1])
+  programs = {}
+  for remat in ("none", "full"):
+    config.model.remat = remat
+    machinery, state, _, _ = grpo.setup(GRPOConfig.from_config(config), mesh, runtime.rules_of(config))
+    assert machinery.model_config.remat == remat
+    batch = {name: jax.ShapeDtypeStruct(shape, np.float32 if name in ("loss_mask", "old_logprobs", "advantages",
+                                                                      "ref_logprobs") else np.int32)
+             for name, shape in machinery.batch_spec.items()}
+    lowered = machinery.train_step.lower(state, batch)
+    programs[remat] = lowered.as_text(), lowered.compile().memory_analysis().temp_size_in_bytes
+  (text_none, temp_none), (text_full, temp_full) = programs["none"], programs["full"]
+  assert text_full != text_none
+  assert temp_full < temp_none, (temp_full, temp_none)       # activations recomputed, not kept

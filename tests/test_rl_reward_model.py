@@ -146,3 +146,22 @@ def test_rl_configs_build_and_forks_change_only_what_differs(name):
     assert full.rl.reward == "process_rm" and full.rl.kl_coef == 0.04
   if name == "grpo_iterative":
     assert full.rm.replay_fraction == 0.1 and full.rl.iterations >= 2
+
+
+def test_reward_model_task_tiny_trains_the_head_and_saves_model_and_config(tmp_path):
+  """configs/reward_model.py:tiny end to end: labels from the random policy's own samples, BCE
+  steps move the zero-initialized head, WORKDIR/model loads back as a reward model with the
+  trained parameters, and WORKDIR/config.json holds the resolved config."""
+  from configs import reward_model as reward_model_config
+  from dsmath_jax.rl import rm_task
+  config = reward_model_config.get_config("tiny")
+  workdir = tmp_path / "rm"
+  state, metrics = rm_task.run(config, str(workdir))
+  assert np.isfinite(metrics["loss"])
+  head = jax.device_get(state.params["score_head"])
+  assert np.abs(head["kernel"]).sum() + np.abs(head["bias"]).sum() > 0      # init is zero: training moved it
+  rm_config, params, _ = rm.load_reward_model(str(workdir / "model"))
+  assert rm_config.hidden_size == config.model.hidden_size
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(params["score_head"]), head)
+  saved = json.loads((workdir / "config.json").read_text())
+  assert saved["task"] == "reward_model" and saved["data"]["kind"] == "outcome"

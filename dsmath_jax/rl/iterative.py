@@ -10,24 +10,59 @@ The task is `grpo` with `rl.iterations > 0` (configs/grpo_iterative.py; main rou
 `rl.reward_model`, the reward model starts from the policy's decoder and is first trained on
 the initial policy's labelled samples.
 """
+import dataclasses
 import os
 
 import jax
-import ml_collections
 import numpy as np
 from absl import logging
 
-from dsmath_jax import sharding
+from dsmath_jax import config_types, runtime
+from dsmath_jax.model import loading
 from dsmath_jax.rl import grpo
 from dsmath_jax.rl import reward_model as rm_lib
 from dsmath_jax.rl import rm_task
+from dsmath_jax.rl.config import GRPOConfig
+from dsmath_jax.train.optim import OptimConfig
+from dsmath_jax.rl.machinery import build_machinery
+from dsmath_jax.rl.questions import fit_questions, load_questions
 
 
-def rm_view(config) -> ml_collections.ConfigDict:
-  """The reward-model training settings as a `reward_model`-task-shaped config."""
-  return ml_collections.ConfigDict(dict(seed=int(config.seed), data=config.rm.data.to_dict(),
-                                        label=config.rm.label.to_dict(), optim=config.rm.optim.to_dict(),
-                                        train=config.rm.train.to_dict()))
+@dataclasses.dataclass(frozen=True)
+class IterativeRMConfig:
+  """How the reward model is retrained between iterations (config.rm)."""
+  label: rm_task.LabelConfig             # labelling the current policy's samples
+  optim: OptimConfig                     # paper §4.1.2: lr 2e-5
+  seq_len: int = 2048                    # prompt + response tokens per reward-model row
+  global_batch: int = 256                # reward-model rows per update
+  num_microbatches: int = 32             # gradient accumulation slices (memory only)
+  replay_fraction: float = 0.1           # share of earlier iterations' examples replayed (§4.1.4: 10%)
+
+  @classmethod
+  def from_config(cls, section, where: str = "config.rm") -> "IterativeRMConfig":
+    top = config_types.strict_fields(cls, section, where=where)
+    return cls(**dict(top, label=rm_task.LabelConfig.from_config(section.label, where=f"{where}.label"),
+                      optim=OptimConfig.from_config(section.optim, where=f"{where}.optim")))
+
+  def training(self) -> rm_task.RMTrainConfig:
+    return rm_task.RMTrainConfig(seq_len=self.seq_len, global_batch=self.global_batch,
+                                 num_microbatches=self.num_microbatches, optim=self.optim)
+
+
+def typed(config) -> tuple[GRPOConfig, IterativeRMConfig]:
+  """The door: (the GRPO run, the reward model's retraining), checked against each other."""
+  grpo_run = GRPOConfig.from_config(config, ignore=("rm",))
+  rm = IterativeRMConfig.from_config(config.rm)
+  rl = grpo_run.rl
+  if rl.iterations < 1 or rl.steps_per_iteration < 1:
+    raise ValueError(f"iterative RL needs config.rl.iterations >= 1 and config.rl.steps_per_iteration >= 1 "
+                     f"(got {rl.iterations}, {rl.steps_per_iteration})")
+  if rl.reward == "rule":
+    raise ValueError("iterative RL retrains a reward model: set config.rl.reward to outcome_rm or process_rm")
+  if rl.reward == "process_rm" and rm.label.step_delimiter != rl.step_delimiter:
+    raise ValueError(f"config.rm.label.step_delimiter={rm.label.step_delimiter!r} differs from "
+                     f"config.rl.step_delimiter={rl.step_delimiter!r}: the reward model would score other steps")
+  return grpo_run, rm
 
 
 def replay(history: list, fraction: float, rng: np.random.Generator) -> list:
@@ -39,57 +74,58 @@ def replay(history: list, fraction: float, rng: np.random.Generator) -> list:
 
 
 def run(config, workdir: str):
-  from dsmath_jax.model import loading
-  from dsmath_jax.train import optim
+  """Task `grpo` with rl.iterations > 0: WORKDIR/model (policy), WORKDIR/reward_model, metrics,
+  curves and the resolved config (WORKDIR/config.json)."""
   from dsmath_jax.train import state as state_lib
   from dsmath_jax.train.metrics import MetricsWriter, plot_curves
-  sharding.maybe_initialize_distributed(config)
-  mesh = sharding.make_mesh(config.mesh)
-  rules = tuple(tuple(r) for r in config.logical_axis_rules)
-  view = rm_view(config)
-  kind = "process" if config.rl.reward == "process_rm" else "outcome"
-  model_config, params, tokenizer = grpo.load_policy(config, mesh, rules)
-  if params is None:
-    from dsmath_jax.model import llama
-    import flax.linen as nn
-    params = nn.unbox(llama.init_params(model_config, jax.random.key(int(config.seed))))
-  questions = grpo.fit_questions(grpo.load_questions(config.data.questions), tokenizer,
-                                 config.data.template, int(config.rl.max_prompt_len))
-  rng = np.random.default_rng(int(config.seed))
-  key = jax.random.key(int(config.seed) + 1)
+  config_types.write_config(config, workdir)
+  grpo_run, rm = typed(config)
+  mesh, rules = runtime.setup(config)
+  kind = "process" if grpo_run.rl.reward == "process_rm" else "outcome"
+  policy = loading.load_or_init(grpo_run.checkpoint, grpo_run.model, tokenizer=grpo_run.tokenizer, mesh=mesh,
+                                rules=rules)
+  model_config, tokenizer = policy.config, policy.tokenizer
+  params = rm_task.policy_params(policy, grpo_run.seed)
+  questions = fit_questions(load_questions(grpo_run.data.questions), tokenizer, grpo_run.data.template,
+                            grpo_run.rl.max_prompt_len)
+  rng = np.random.default_rng(grpo_run.seed)
+  key = jax.random.key(grpo_run.seed + 1)
+  training = rm.training()
 
   def label(policy_params, iteration):
-    picked = [questions[i] for i in rng.choice(len(questions), min(len(questions),
-                                                                   int(config.rm.label.num_questions)), replace=False)]
-    return rm_task.policy_examples(view.label, kind, policy_params, model_config, tokenizer, picked,
+    picked = [questions[i] for i in rng.choice(len(questions), min(len(questions), rm.label.num_questions),
+                                               replace=False)]
+    return rm_task.policy_examples(rm.label, kind, policy_params, model_config, tokenizer, picked,
                                    jax.random.fold_in(key, iteration), mesh=mesh, rules=rules,
-                                   template=config.data.template)
+                                   template=grpo_run.data.template)
 
   writer = MetricsWriter(workdir, console_keys=("reward_mean", "accuracy", "kl", "rm_loss", "rm_accuracy"))
   history = []
-  if config.rl.reward_model:
-    rm_config, rm_params, _ = rm_lib.load_reward_model(config.rl.reward_model, mesh, rules)
-    rm_state, rm_shardings = rm_task.create_rm_state(view, rm_config, mesh, rules, params=rm_params)
+  if grpo_run.rl.reward_model:
+    rm_config, rm_params, _ = rm_lib.load_reward_model(grpo_run.rl.reward_model, mesh, rules)
+    rm_state, rm_shardings = rm_task.create_rm_state(rm.optim, grpo_run.seed, rm_config, mesh, rules,
+                                                     params=rm_params)
   else:                                   # start from the policy's decoder, trained on its samples
     rm_config = model_config
-    rm_state, rm_shardings = rm_task.create_rm_state(view, rm_config, mesh, rules, base_params=params)
+    rm_state, rm_shardings = rm_task.create_rm_state(rm.optim, grpo_run.seed, rm_config, mesh, rules,
+                                                     base_params=params)
     history = label(params, 0)
-    rm_state, _ = rm_task.train_reward_model(view, rm_state, rm_shardings, rm_config, history, mesh, rules,
-                                             writer, step_offset=0)
-  state, shardings = state_lib.create_train_state(optim.OptimConfig.from_config(config.optim), model_config, mesh,
-                                                   rules, params=params, seed=config.seed)
-  machinery = grpo.build_machinery(config, model_config, tokenizer, shardings, mesh, rules, rm_config,
-                                   rm_shardings.params)
-  steps = int(config.rl.steps_per_iteration)
-  for iteration in range(int(config.rl.iterations)):
+    rm_state, _ = rm_task.train_reward_model(training, grpo_run.seed, rm_state, rm_shardings, rm_config, history,
+                                             mesh, rules, writer, step_offset=0)
+  state, shardings = state_lib.create_train_state(grpo_run.optim, model_config, mesh, rules, params=params,
+                                                  seed=grpo_run.seed)
+  machinery = build_machinery(grpo_run, model_config, tokenizer, shardings, mesh, rules, rm_config,
+                              rm_shardings.params)
+  steps = grpo_run.rl.steps_per_iteration
+  for iteration in range(grpo_run.rl.iterations):
     ref_params = machinery.copy_params(state.params)          # reference <- current policy
-    state = grpo.train(config, workdir, machinery, state, ref_params, rm_state.params, steps=steps,
+    state = grpo.train(grpo_run, workdir, machinery, state, ref_params, rm_state.params, steps=steps,
                        questions=questions, writer=writer, step_offset=iteration * steps)
     new = label(state.params, iteration + 1)
-    old = replay(history, float(config.rm.replay_fraction), rng)
+    old = replay(history, rm.replay_fraction, rng)
     logging.info("iteration %d: %d new reward-model examples + %d replayed", iteration, len(new), len(old))
-    rm_state, rm_metrics = rm_task.train_reward_model(view, rm_state, rm_shardings, rm_config, new + old,
-                                                      mesh, rules, step_offset=iteration)
+    rm_state, rm_metrics = rm_task.train_reward_model(training, grpo_run.seed, rm_state, rm_shardings, rm_config,
+                                                      new + old, mesh, rules, step_offset=iteration)
     writer.write((iteration + 1) * steps, {"rm_loss": rm_metrics["loss"], "rm_accuracy": rm_metrics["accuracy"],
                                            "iteration": iteration + 1})
     history += new
@@ -98,5 +134,6 @@ def run(config, workdir: str):
   plot_curves(os.path.join(workdir, "metrics.jsonl"), ("reward_mean", "accuracy", "kl", "response_length",
                                                        "rm_accuracy"), os.path.join(workdir, "curves.png"))
   loading.save_pretrained(os.path.join(workdir, "model"), model_config, state.params, tokenizer)
-  rm_lib.save_reward_model(os.path.join(workdir, "reward_model"), rm_config, rm_state.params, tokenizer)
+  rm_lib.save_reward_model(os.path.join(workdir, "reward_model"), rm_config,
+                           rm_state.params, tokenizer)
   return state

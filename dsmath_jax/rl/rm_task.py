@@ -13,6 +13,7 @@ The model is the policy's decoder + a scalar head (reward_model.RewardModel), in
 Policy-sample step labels are placed on the steps re-encoded one by one; with a byte-level or
 whitespace-stable tokenizer these are the same tokens GRPO scores (steps.step_end_tokens).
 """
+import dataclasses
 import os
 
 import flax.linen as nn
@@ -21,23 +22,108 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from dsmath_jax import sharding
+from dsmath_jax import config_types, runtime, sharding
+from dsmath_jax.model import llama, loading
 from dsmath_jax.rl import reward_model as rm_lib
 from dsmath_jax.rl import rewards as rewards_lib
 from dsmath_jax.rl import steps as steps_lib
+from dsmath_jax.rl.config import RUNTIME_KEYS
+from dsmath_jax.rl.questions import encode_prompt, fit_questions, load_questions
+from dsmath_jax.train.optim import OptimConfig
+
+KINDS = ("outcome", "process")
+
+
+# ---- Typed config -----------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class LabelConfig:
+  """Labelling the policy's own samples (config.label; data.source "policy")."""
+  num_questions: int = 20000             # questions whose samples are labelled
+  samples_per_question: int = 8          # policy samples per question
+  max_new_tokens: int = 1024             # sample length (as GRPO's, §4.2: 1024)
+  temperature: float = 1.0               # sampling temperature
+  num_completions: int = 8               # Math-Shepherd N completions per step prefix (process, §4.1.3)
+  step_delimiter: str = "\n"             # where a reasoning step ends (as GRPO's rl.step_delimiter)
+
+  @classmethod
+  def from_config(cls, section, where: str = "config.label") -> "LabelConfig":
+    return config_types.from_section(cls, section, where=where)
+
+
+@dataclasses.dataclass(frozen=True)
+class RMDataConfig:
+  """Where the reward model's labels come from and its batches (config.data)."""
+  questions: str                         # "gsm8k:PATH,math:PATH,jsonl:PATH" for data.source "policy"
+  kind: str = "outcome"                  # outcome (§4.1.2) | process (§4.1.3)
+  source: str = "policy"                 # policy | prm800k:PATH | jsonl:PATH (module doc)
+  template: str = "cot"                  # prompt template (templates.py), as the policy's
+  seq_len: int = 2048                    # prompt + response tokens per row
+  global_batch: int = 256                # rows per update
+
+  def __post_init__(self):
+    if self.kind not in KINDS:
+      raise ValueError(f"config.data.kind={self.kind!r}; choose one of {KINDS}")
+
+  @classmethod
+  def from_config(cls, section, where: str = "config.data") -> "RMDataConfig":
+    return config_types.from_section(cls, section, where=where)
+
+
+@dataclasses.dataclass(frozen=True)
+class RMTrainConfig:
+  """How the reward model is trained: what train_reward_model reads (the task's and iterative RL's)."""
+  seq_len: int                           # prompt + response tokens per row
+  global_batch: int                      # rows per update
+  num_microbatches: int                  # gradient accumulation slices (memory only)
+  optim: OptimConfig                     # paper §4.1.2: lr 2e-5
+
+
+@dataclasses.dataclass(frozen=True)
+class RMUpdateConfig:
+  """The update's memory (config.train of a reward_model run)."""
+  num_microbatches: int = 32             # gradient accumulation slices of each update (memory only)
+
+  @classmethod
+  def from_config(cls, section, where: str = "config.train") -> "RMUpdateConfig":
+    return config_types.from_section(cls, section, where=where)
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardModelConfig:
+  """The typed config of a `reward_model` run (configs/reward_model.py)."""
+  model: llama.LlamaConfig               # the decoder under the scalar head
+  data: RMDataConfig
+  label: LabelConfig
+  optim: OptimConfig
+  train: RMUpdateConfig
+  seed: int = 0                          # initialization, labelling samples, batch order
+  checkpoint: str = ""                   # paper: DeepSeekMath-Base 7B; also the labelling policy
+  tokenizer: str = "byte"                # used when the checkpoint carries none
+
+  @classmethod
+  def from_config(cls, config) -> "RewardModelConfig":
+    top = config_types.strict_fields(cls, config, where="config", ignore=RUNTIME_KEYS)
+    return cls(**dict(top, model=llama.LlamaConfig.from_config(config.model),
+                      data=RMDataConfig.from_config(config.data), label=LabelConfig.from_config(config.label),
+                      optim=OptimConfig.from_config(config.optim),
+                      train=RMUpdateConfig.from_config(config.train)))
+
+  def training(self) -> RMTrainConfig:
+    return RMTrainConfig(seq_len=self.data.seq_len, global_batch=self.data.global_batch,
+                         num_microbatches=self.train.num_microbatches, optim=self.optim)
 
 
 # ---- Labels -----------------------------------------------------------------------------------
 
-def policy_examples(label_config, kind: str, params, model_config, tokenizer, questions, rng, *,
+def policy_examples(label_config: LabelConfig, kind: str, params, model_config, tokenizer, questions, rng, *,
                     mesh=None, rules=None, template: str = "cot"):
   """RMExamples from the policy's own samples: outcome (graded) or process (Math-Shepherd)."""
-  from dsmath_jax.rl import grpo
   from dsmath_jax.sample import sampler
-  prompts = [grpo.encode_prompt(tokenizer, q["question"], template) for q in questions]
-  sampling = sampler.SamplingParams(max_new_tokens=int(label_config.max_new_tokens),
-                                    temperature=float(label_config.temperature),
-                                    num_samples=int(label_config.samples_per_question))
+  prompts = [encode_prompt(tokenizer, q["question"], template) for q in questions]
+  sampling = sampler.SamplingParams(max_new_tokens=label_config.max_new_tokens,
+                                    temperature=label_config.temperature,
+                                    num_samples=label_config.samples_per_question)
   completions = sampler.generate(params, model_config, tokenizer, prompts, sampling,
                                  jax.random.fold_in(rng, 0), mesh=mesh, rules=rules)
   golds = [questions[c.prompt_index]["answer"] for c in completions]
@@ -47,8 +133,7 @@ def policy_examples(label_config, kind: str, params, model_config, tokenizer, qu
             for c, value, ok in zip(completions, graded.values, graded.valid) if ok and c.token_ids]
 
   def complete(requests, n):
-    continuation = sampler.SamplingParams(max_new_tokens=int(label_config.max_new_tokens),
-                                          temperature=float(label_config.temperature), num_samples=n)
+    continuation = dataclasses.replace(sampling, num_samples=n)
     ids = [completions[owner].prompt_ids + tokenizer.encode(prefix) for owner, prefix in requests]
     outs = sampler.generate(params, model_config, tokenizer, ids, continuation,
                             jax.random.fold_in(rng, 1), mesh=mesh, rules=rules)
@@ -57,7 +142,7 @@ def policy_examples(label_config, kind: str, params, model_config, tokenizer, qu
   delimiter = label_config.step_delimiter
   labels = rm_lib.math_shepherd_labels(
       [(c.text, g) for c, g in zip(completions, golds)], complete, rewards_lib.rule_reward,
-      num_completions=int(label_config.num_completions), delimiter=delimiter)
+      num_completions=label_config.num_completions, delimiter=delimiter)
   return [rm_lib.process_example(c.prompt_ids, [tokenizer.encode(s) for s in steps_lib.split_text(c.text, delimiter)],
                                  step_labels)
           for c, step_labels in zip(completions, labels) if step_labels]
@@ -65,12 +150,11 @@ def policy_examples(label_config, kind: str, params, model_config, tokenizer, qu
 
 def file_examples(source: str, kind: str, tokenizer, template: str = "cot"):
   """RMExamples from "prm800k:PATH" or "jsonl:PATH" (see module doc)."""
-  from dsmath_jax.rl import grpo
   prefix, _, path = source.partition(":")
   examples = []
   if prefix == "prm800k":
     for record in rm_lib.read_prm800k(path):
-      prompt = grpo.encode_prompt(tokenizer, record["question"], template)
+      prompt = encode_prompt(tokenizer, record["question"], template)
       steps = [(" " if i == 0 else "") + s + "\n" for i, s in enumerate(record["steps"])]
       examples.append(rm_lib.process_example(prompt, [tokenizer.encode(s) for s in steps], record["labels"]))
     return examples
@@ -82,7 +166,7 @@ def file_examples(source: str, kind: str, tokenizer, template: str = "cot"):
     for field in needed:
       if field not in record:
         raise ValueError(f"{path}:{line_number}: field {field!r} missing (data.kind={kind!r})")
-    prompt = grpo.encode_prompt(tokenizer, record["question"], template)
+    prompt = encode_prompt(tokenizer, record["question"], template)
     if kind == "outcome":
       examples.append(rm_lib.outcome_example(prompt, tokenizer.encode(record["response"]),
                                              bool(record["correct"])))
@@ -97,13 +181,13 @@ def file_examples(source: str, kind: str, tokenizer, template: str = "cot"):
 
 # ---- Training ---------------------------------------------------------------------------------
 
-def create_rm_state(config, rm_config, mesh, rules, base_params=None, params=None):
+def create_rm_state(optim_config: OptimConfig, seed: int, rm_config, mesh, rules, base_params=None, params=None):
   """(TrainState of the reward model, shardings) with a fresh optimizer. `base_params` = a policy
   decoder's params (head at zero); `params` = a whole trained reward model (load_reward_model)."""
   from dsmath_jax.train import optim
   from dsmath_jax.train.state import TrainState
-  tx = optim.make_optimizer(optim.OptimConfig.from_config(config.optim))
-  key = jax.random.key(int(config.seed))
+  tx = optim.make_optimizer(optim_config)
+  key = jax.random.key(seed)
 
   def boxed(key):
     params = rm_lib.init_params(rm_config, key)
@@ -111,37 +195,36 @@ def create_rm_state(config, rm_config, mesh, rules, base_params=None, params=Non
                       rng=jax.random.key_data(key), tx=tx)
 
   shardings = sharding.tree_shardings(jax.eval_shape(boxed, key), mesh, rules)
-  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-    state = jax.jit(lambda k: nn.unbox(boxed(k)), out_shardings=shardings)(key)
+  state = runtime.jit_under_mesh(lambda k: nn.unbox(boxed(k)), mesh, rules, out_shardings=shardings)(key)
   if base_params is not None:
     base = {k: v for k, v in base_params.items() if k in state.params["base"]}
     # A real copy (jnp.copy under jit), never an alias: the policy state may donate these buffers.
-    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-      base = jax.jit(lambda b: jax.tree.map(jnp.copy, b), out_shardings=shardings.params["base"])(base)
+    base = runtime.jit_under_mesh(lambda b: jax.tree.map(jnp.copy, b), mesh, rules,
+                                  out_shardings=shardings.params["base"])(base)
     state = state.replace(params={**state.params, "base": base})
   if params is not None:
     state = state.replace(params=jax.device_put(params, shardings.params))
   return state, shardings
 
 
-def train_reward_model(config, state, shardings, rm_config, examples, mesh, rules, writer=None,
-                       step_offset: int = 0):
+def train_reward_model(training: RMTrainConfig, seed: int, state, shardings, rm_config, examples, mesh, rules,
+                       writer=None, step_offset: int = 0):
   """Epochs over `examples` in batches of data.global_batch; returns (state, last metrics)."""
   from dsmath_jax.train import optim
   from dsmath_jax.train import step as step_lib
-  batch_size, seq_len = int(config.data.global_batch), int(config.data.seq_len)
+  batch_size, seq_len = training.global_batch, training.seq_len
   if len(examples) < batch_size:
     raise ValueError(f"{len(examples)} reward-model examples, fewer than data.global_batch={batch_size}")
   model = rm_lib.RewardModel(rm_config)
   apply_fn = lambda params, tokens, **kw: model.apply({"params": params}, tokens, **kw)
   spec = {k: (batch_size, seq_len) for k in ("tokens", "segment_ids", "positions", "label_mask", "labels")}
   step = step_lib.compile_train_step(shardings, mesh, rules, spec, loss_fn=rm_lib.make_loss_fn(),
-                                     apply_fn=apply_fn, num_microbatches=int(config.train.num_microbatches),
-                                     learning_rate_fn=optim.make_schedule(optim.OptimConfig.from_config(config.optim)))
+                                     apply_fn=apply_fn, num_microbatches=training.num_microbatches,
+                                     learning_rate_fn=optim.make_schedule(training.optim))
   pad = 0
-  order_rng = np.random.default_rng(int(config.seed) + step_offset)
+  order_rng = np.random.default_rng(seed + step_offset)
   metrics, done = {}, 0
-  total = int(config.optim.steps)
+  total = training.optim.steps
   while done < total:
     order = order_rng.permutation(len(examples))
     for start in range(0, len(order) - batch_size + 1, batch_size):
@@ -155,34 +238,38 @@ def train_reward_model(config, state, shardings, rm_config, examples, mesh, rule
   return state, jax.device_get(metrics)
 
 
+def policy_params(policy: loading.Pretrained, seed: int):
+  """The policy's params, or a random init of its config (tiny runs without a checkpoint)."""
+  if policy.params is not None:
+    return policy.params
+  return nn.unbox(llama.init_params(policy.config, jax.random.key(seed)))
+
+
 def run(config, workdir: str):
-  """Task `reward_model`: labels -> BCE training -> WORKDIR/model (save_reward_model)."""
-  from dsmath_jax.rl import grpo
+  """Task `reward_model`: labels -> BCE training -> WORKDIR/model (save_reward_model); the
+  resolved config in WORKDIR/config.json."""
   from dsmath_jax.train.metrics import MetricsWriter, plot_curves
-  sharding.maybe_initialize_distributed(config)
-  mesh = sharding.make_mesh(config.mesh)
-  rules = tuple(tuple(r) for r in config.logical_axis_rules)
-  model_config, params, tokenizer = grpo.load_policy(config, mesh, rules)
-  kind = config.data.kind
-  if kind not in ("outcome", "process"):
-    raise ValueError(f"data.kind={kind!r}; choose outcome or process")
-  if config.data.source == "policy":
-    if params is None:                                        # tiny runs: a random policy
-      from dsmath_jax.model import llama
-      params = nn.unbox(llama.init_params(model_config, jax.random.key(int(config.seed))))
-    questions = grpo.fit_questions(grpo.load_questions(config.data.questions), tokenizer,
-                                   config.data.template, int(config.data.seq_len) // 2)
-    questions = questions[:int(config.label.num_questions)]
-    examples = policy_examples(config.label, kind, params, model_config, tokenizer, questions,
-                               jax.random.key(int(config.seed)), mesh=mesh, rules=rules,
-                               template=config.data.template)
+  config_types.write_config(config, workdir)
+  rm_run = RewardModelConfig.from_config(config)
+  mesh, rules = runtime.setup(config)
+  policy = loading.load_or_init(rm_run.checkpoint, rm_run.model, tokenizer=rm_run.tokenizer, mesh=mesh,
+                                rules=rules)
+  model_config, tokenizer, data = policy.config, policy.tokenizer, rm_run.data
+  params = policy.params
+  if data.source == "policy":
+    params = policy_params(policy, rm_run.seed)
+    questions = fit_questions(load_questions(data.questions), tokenizer, data.template, data.seq_len // 2)
+    questions = questions[:rm_run.label.num_questions]
+    examples = policy_examples(rm_run.label, data.kind, params, model_config, tokenizer, questions,
+                               jax.random.key(rm_run.seed), mesh=mesh, rules=rules, template=data.template)
   else:
-    examples = file_examples(config.data.source, kind, tokenizer, config.data.template)
+    examples = file_examples(data.source, data.kind, tokenizer, data.template)
   positive = np.mean([l for e in examples for l in e.labels]) if examples else float("nan")
-  logging.info("reward model: %d %s examples, %.3f of labels positive", len(examples), kind, positive)
-  state, shardings = create_rm_state(config, model_config, mesh, rules, base_params=params)
+  logging.info("reward model: %d %s examples, %.3f of labels positive", len(examples), data.kind, positive)
+  state, shardings = create_rm_state(rm_run.optim, rm_run.seed, model_config, mesh, rules, base_params=params)
   writer = MetricsWriter(workdir, console_keys=("rm_loss", "rm_accuracy"))
-  state, metrics = train_reward_model(config, state, shardings, model_config, examples, mesh, rules, writer)
+  state, metrics = train_reward_model(rm_run.training(), rm_run.seed, state, shardings, model_config, examples,
+                                      mesh, rules, writer)
   writer.close()
   plot_curves(os.path.join(workdir, "metrics.jsonl"), ("rm_loss", "rm_accuracy"),
               os.path.join(workdir, "curves.png"))

@@ -22,12 +22,16 @@ from ml_collections import config_flags
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
+import dataclasses  # noqa: E402
+
 import task  # noqa: E402
-from dsmath_jax import sharding  # noqa: E402
+from dsmath_jax import runtime, sharding  # noqa: E402
 from dsmath_jax.grading import answer as answer_lib  # noqa: E402
 from dsmath_jax.eval import metrics as eval_metrics  # noqa: E402
 from dsmath_jax.grading.grader import grade_output  # noqa: E402
-from dsmath_jax.rl import grpo  # noqa: E402
+from dsmath_jax.rl import grpo, grpo_step  # noqa: E402
+from dsmath_jax.rl import questions as questions_lib  # noqa: E402
+from dsmath_jax.rl.config import GRPOConfig  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/grpo_arithmetic.py[:tiny]", lock_config=False)
 _WORKDIR = flags.DEFINE_string("workdir", None, "output directory")
@@ -63,7 +67,7 @@ def sft(config, records, workdir: str) -> str:
   for index in range(int(e.sft_steps)):
     batch = {k: np.zeros((batch_size, seq_len), np.float32 if k == "loss_mask" else np.int32) for k in spec}
     for row, i in enumerate(rng.choice(len(records), batch_size, replace=False)):
-      prompt = grpo.encode_prompt(tokenizer, records[i]["question"], config.data.template)
+      prompt = questions_lib.encode_prompt(tokenizer, records[i]["question"], config.data.template)
       response = tokenizer.encode(records[i]["solution"]) + [tokenizer.eos_id]
       ids = (prompt + response)[:seq_len]
       batch["tokens"][row, :len(ids)] = ids
@@ -81,13 +85,13 @@ def evaluate(config, machinery, params, questions, rng) -> dict:
   """Held-out greedy accuracy and maj@k / pass@k (k = experiment.eval_k), graded by the grader."""
   from dsmath_jax.sample import sampler
   tokenizer, k = machinery.tokenizer, int(config.experiment.eval_k)
-  prompts = [grpo.encode_prompt(tokenizer, q["question"], config.data.template) for q in questions]
+  prompts = [questions_lib.encode_prompt(tokenizer, q["question"], machinery.template) for q in questions]
   greedy = sampler.generate(params, machinery.model_config, tokenizer, prompts,
-                            grpo.sampling_params(config.rl, greedy=True, num_samples=1), rng,
+                            dataclasses.replace(machinery.sampling, greedy=True, num_samples=1), rng,
                             mesh=machinery.mesh, rules=machinery.rules)
   greedy_correct = [grade_output(c.text, questions[c.prompt_index]["answer"]) for c in greedy]
   sampled = sampler.generate(params, machinery.model_config, tokenizer, prompts,
-                             grpo.sampling_params(config.rl, num_samples=k), jax.random.fold_in(rng, 1),
+                             dataclasses.replace(machinery.sampling, num_samples=k), jax.random.fold_in(rng, 1),
                              mesh=machinery.mesh, rules=machinery.rules)
   maj, passk, boxed = [], [], []
   for i, q in enumerate(questions):
@@ -145,7 +149,8 @@ def main(argv):
   logging.info("SFT done in %.0fs", time.time() - start)
   config.data.questions = f"jsonl:{rl_path}"
 
-  machinery, state, ref_params, _ = grpo.setup(config)
+  grpo_run = GRPOConfig.from_config(config, ignore=("experiment",))
+  machinery, state, ref_params, _ = grpo.setup(grpo_run, *runtime.setup(config))
   held_out = test_records[:int(e.eval_questions)]
   eval_rng = jax.random.key(1234)
   before = evaluate(config, machinery, state.params, held_out, eval_rng)
@@ -154,15 +159,15 @@ def main(argv):
   rl_dir = os.path.join(workdir, "rl")
   from dsmath_jax.train.metrics import MetricsWriter, plot_curves
   writer = MetricsWriter(rl_dir, console_keys=("reward_mean", "accuracy", "kl", "response_length"))
-  questions = grpo.fit_questions(grpo.load_questions(config.data.questions), machinery.tokenizer,
-                                 config.data.template, int(config.rl.max_prompt_len))
-  batches = grpo.question_batches(questions, int(config.data.questions_per_step), int(config.seed))
-  rng = jax.random.key(int(config.seed))
+  questions = questions_lib.fit_questions(questions_lib.load_questions(grpo_run.data.questions),
+                                          machinery.tokenizer, grpo_run.data.template, grpo_run.rl.max_prompt_len)
+  batches = questions_lib.question_batches(questions, grpo_run.data.questions_per_step, grpo_run.seed)
+  rng = jax.random.key(grpo_run.seed)
   deadline, steps = time.time() + 60 * float(e.minutes), 0
   rl_start = time.time()
   while time.time() < deadline:            # the loop of grpo.train, wall-clock bounded
-    state, metrics, _ = grpo.rl_step(config, machinery, state, ref_params, next(batches),
-                                     jax.random.fold_in(rng, steps))
+    state, metrics, _ = grpo_step.rl_step(grpo_run.rl, machinery, state, ref_params, next(batches),
+                                          jax.random.fold_in(rng, steps))
     steps += 1
     writer.write(steps, metrics)
   rl_seconds = time.time() - rl_start

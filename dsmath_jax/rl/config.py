@@ -1,0 +1,131 @@
+"""The typed config of RL runs: `config.rl`, `config.data`, `config.tool`, `config.train` as
+frozen dataclasses, built once at the task's door (grpo.run, iterative.run) by `from_config`,
+which refuses unknown, misspelt and missing keys naming them. Everything below takes these.
+
+Defaults are the paper's DeepSeekMath-RL run (§4.2) and match configs/grpo.py, which stays the
+full description of a run: G = 64 outputs per question, beta = 0.04, lr 1e-6, max length 1024,
+training batch 1024 (16 questions x 64 outputs), one policy update per exploration stage.
+"""
+import dataclasses
+
+from dsmath_jax import config_types
+from dsmath_jax.model import llama
+from dsmath_jax.sample import sampler
+from dsmath_jax.sample import tool_loop
+from dsmath_jax.train.optim import OptimConfig
+
+REWARDS = ("rule", "outcome_rm", "process_rm")
+AGGREGATIONS = ("sequence_mean", "token_mean", "constant")
+
+
+@dataclasses.dataclass(frozen=True)
+class RLConfig:
+  """GRPO's knobs (config.rl), paper §4.1 (Algorithm 1) and §4.2."""
+  group_size: int = 64                   # G outputs sampled per question (§4.2: 64)
+  max_prompt_len: int = 512              # longer prompts are skipped (and counted)
+  max_new_tokens: int = 1024             # response budget (§4.2: max length 1024)
+  outputs_per_row: int = 1               # responses after one prompt copy per training row (packing.py)
+  temperature: float = 1.0               # sampling temperature of the G outputs
+  top_p: float = 1.0                     # nucleus sampling; 1 = off
+  stop_strings: tuple[str, ...] = ()     # strings that end a response besides EOS
+  clip_eps: float = 0.2                  # epsilon of the clipped ratio (eq. 3)
+  clip_eps_high: float = 0.0             # upper clip; 0 = clip_eps (DAPO "clip-higher": 0.28)
+  kl_coef: float = 0.04                  # beta of the KL penalty (eq. 3-4; §4.2: 0.04); 0 = no reference
+  aggregation: str = "sequence_mean"     # sequence_mean (eq. 3) | token_mean (DAPO) | constant (Dr. GRPO)
+  loss_normalizer: int = 0               # "constant" aggregation's divisor; 0 = max_new_tokens
+  adv_eps: float = 1e-6                  # added to the group's reward std (eq. 4 normalization)
+  num_updates: int = 1                   # mu passes over a step's outputs (§4.2: a single update)
+  num_minibatches: int = 1               # policy updates per pass
+  reward: str = "rule"                   # rule (the grader) | outcome_rm (§4.1.2) | process_rm (§4.1.3)
+  reward_model: str = ""                 # WORKDIR/model of a `reward_model` run (outcome_rm, process_rm)
+  step_delimiter: str = "\n"             # process supervision: where a reasoning step ends (§4.1.3)
+  logprob_gap_every: int = 1             # steps between sampler/trainer log-prob checks; 0 = never
+  iterations: int = 0                    # iterative RL (§4.1.4, Algorithm 1): I iterations; 0 = plain GRPO
+  steps_per_iteration: int = 0           # M GRPO steps per iteration (iterative RL only)
+
+  def __post_init__(self):
+    if self.reward not in REWARDS:
+      raise ValueError(f"config.rl.reward={self.reward!r}; choose one of {REWARDS}")
+    if self.aggregation not in AGGREGATIONS:
+      raise ValueError(f"config.rl.aggregation={self.aggregation!r}; choose one of {AGGREGATIONS}")
+    if self.outputs_per_row < 1 or self.group_size % self.outputs_per_row:
+      raise ValueError(f"config.rl.outputs_per_row={self.outputs_per_row} must divide "
+                       f"config.rl.group_size={self.group_size}")
+
+  @classmethod
+  def from_config(cls, section, where: str = "config.rl") -> "RLConfig":
+    return config_types.from_section(cls, section, where=where)
+
+  def sampling(self) -> sampler.SamplingParams:
+    """How the G outputs of a question are sampled (one SamplingParams for the whole run)."""
+    return sampler.SamplingParams(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
+                                  top_p=self.top_p, num_samples=self.group_size,
+                                  stop_strings=self.stop_strings)
+
+
+@dataclasses.dataclass(frozen=True)
+class QuestionsConfig:
+  """The questions and their prompts (config.data of a GRPO run)."""
+  questions: str                         # "gsm8k:PATH,math:PATH,jsonl:PATH" (questions.load_questions)
+  template: str = "cot"                  # prompt template; "tool": tool-integrated RL (the `tool` section)
+  questions_per_step: int = 16           # x group_size = outputs per step (§4.2: batch 1024 = 16 x 64)
+
+  @classmethod
+  def from_config(cls, section, where: str = "config.data") -> "QuestionsConfig":
+    return config_types.from_section(cls, section, where=where)
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxConfig:
+  """How far tool-integrated programs may run unconfined (config.sandbox; sandbox/sandbox.py)."""
+  allow_unisolated: bool = False         # True: run programs even where no kernel isolation exists
+
+  @classmethod
+  def from_config(cls, section, where: str = "config.sandbox") -> "SandboxConfig":
+    return config_types.from_section(cls, section, where=where)
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+  """The policy update's memory and its checkpoints (config.train of a GRPO run)."""
+  num_microbatches: int = 16             # gradient accumulation slices of each update (memory only)
+  checkpoint_every: int = 50             # steps between WORKDIR/checkpoints saves (re-running resumes)
+  keep_checkpoints: int = 2              # checkpoints kept
+
+  @classmethod
+  def from_config(cls, section, where: str = "config.train") -> "CheckpointConfig":
+    return config_types.from_section(cls, section, where=where)
+
+
+# Top-level keys a task reads outside its typed sections: main (task), runtime.setup (mesh, rules).
+RUNTIME_KEYS = ("task", "mesh", "logical_axis_rules")
+
+
+@dataclasses.dataclass(frozen=True)
+class GRPOConfig:
+  """The typed config of a `grpo` run (configs/grpo.py): what setup, the loop and the step read."""
+  model: llama.LlamaConfig               # the policy (run-time fields apply to a loaded checkpoint)
+  data: QuestionsConfig
+  rl: RLConfig
+  tool: tool_loop.ToolConfig             # read when data.template == "tool"
+  sandbox: SandboxConfig                 # read when data.template == "tool"
+  optim: OptimConfig                     # AdamW (train/optim.py); §4.2: lr 1e-6
+  train: CheckpointConfig
+  seed: int = 0                          # initialization, question order and sampling keys
+  checkpoint: str = ""                   # the policy to start from (paper: DeepSeekMath-Instruct 7B); "" = init
+  tokenizer: str = "byte"                # used when the checkpoint carries none
+
+  @classmethod
+  def from_config(cls, config, ignore: tuple[str, ...] = ()) -> "GRPOConfig":
+    """`ignore`: top-level sections another reader owns (iterative RL's `rm`, an experiment's own)."""
+    top = config_types.strict_fields(cls, config, where="config", ignore=RUNTIME_KEYS + ignore)
+    return cls(**dict(
+        top, model=llama.LlamaConfig.from_config(config.model), data=QuestionsConfig.from_config(config.data),
+        rl=RLConfig.from_config(config.rl), tool=tool_loop.ToolConfig.from_config(config.tool),
+        sandbox=SandboxConfig.from_config(config.sandbox),
+        optim=OptimConfig.from_config(config.optim), train=CheckpointConfig.from_config(config.train)))
+
+  @property
+  def tool_integrated(self) -> bool:
+    """The one switch for tool-integrated sampling: the prompt template (paper §3.1, ToRA format)."""
+    return self.data.template == "tool"

@@ -1,0 +1,127 @@
+"""One GRPO step (paper §4.1, Algorithm 1), for a batch of questions:
+  1. sample G outputs per question with the sampler, keeping pi_old log-probs;
+  2. score them: the grader's verdict (rule), an outcome RM's score, or a process RM's
+     per-step scores, into per-token advantages (scoring.py);
+  3. reference log-probs from the frozen pi_ref (skipped when beta = 0);
+  4. mu = `rl.num_updates` passes of policy updates over `rl.num_minibatches` mini-batches
+     with the GRPO objective (loss.py) through the shared train step.
+Training rows hold one copy of a prompt and `rl.outputs_per_row` of its G responses
+(packing.py): the prompt is computed once per row, and only response positions go through
+the vocabulary projection, in the update and in the reference pass alike.
+"""
+import contextlib
+import time
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+from absl import logging
+
+from dsmath_jax.rl import packing
+from dsmath_jax.rl import scoring
+from dsmath_jax.rl.config import RLConfig
+from dsmath_jax.rl.machinery import BATCH_FIELDS, Machinery
+from dsmath_jax.rl.questions import encode_prompt
+
+
+def rl_step(rl: RLConfig, machinery: Machinery, state, ref_params, questions: Sequence[dict], rng,
+            rm_params=None):
+  """One GRPO step on `questions` -> (state, metrics dict of floats, completions)."""
+  times = {}
+  with _timed(times, "time_sampling"):
+    completions = sample(machinery, state.params, questions, jax.random.fold_in(rng, 0))
+  with _timed(times, "time_scoring"):
+    golds = [questions[c.prompt_index]["answer"] for c in completions]
+    scored = scoring.score_outputs(rl, machinery, completions, golds, rm_params)
+    for message in scored.rewards.errors[:5]:
+      logging.warning("reward failed, sample left out: %s", message)
+    rows = packing.pack_outputs(completions, scored.token_advantages, scored.rewards.valid,
+                                outputs_per_row=rl.outputs_per_row, max_new_tokens=rl.max_new_tokens,
+                                pad_id=machinery.tokenizer.pad_id, row_multiple=machinery.row_multiple)
+  with _timed(times, "time_reference"):
+    rows["ref_logprobs"], gap = reference_logprobs(rl, machinery, state, ref_params, rows)
+  with _timed(times, "time_training"):
+    state, update_metrics = policy_updates(rl, machinery, state, rows, jax.random.fold_in(rng, 1))
+  metrics = step_metrics(completions, scored, update_metrics, times)
+  if gap is not None:
+    metrics["max_logprob_gap"] = gap
+  return state, metrics, completions
+
+
+@contextlib.contextmanager
+def _timed(times: dict, name: str):
+  start = time.perf_counter()
+  yield
+  times[name] = time.perf_counter() - start
+
+
+def sample(machinery: Machinery, params, questions: Sequence[dict], rng):
+  """G completions per question, prompt-major. Tool-integrated prompts go through the tool loop:
+  programs run between rounds and their outputs enter the context with no loss (tool_mask)."""
+  from dsmath_jax.sample import sampler
+  prompts = [encode_prompt(machinery.tokenizer, q["question"], machinery.template) for q in questions]
+  if machinery.sandbox is not None:
+    from dsmath_jax.sample import tool_loop
+    return tool_loop.generate_with_tools(
+        params, machinery.model_config, machinery.tokenizer, prompts, machinery.sampling, rng,
+        max_tool_rounds=machinery.max_tool_rounds, sandbox=machinery.sandbox, mesh=machinery.mesh,
+        rules=machinery.rules)
+  return sampler.generate(params, machinery.model_config, machinery.tokenizer, prompts, machinery.sampling,
+                          rng, mesh=machinery.mesh, rules=machinery.rules)
+
+
+def reference_logprobs(rl: RLConfig, machinery: Machinery, state, ref_params, rows: dict):
+  """(pi_ref log-probs [rows, k, n], max |trainer - sampler| log-prob gap or None).
+
+  Without a KL term (beta = 0) there is nothing to compare with: pi_old stands in. Every
+  `rl.logprob_gap_every` steps the trainer's log-probs of the sampled tokens are compared with
+  the sampler's (they must agree: both are log_softmax of the raw logits)."""
+  device_rows = machinery.put({k: rows[k] for k in packing.ROW_FIELDS + ("target_slots", "target_tokens")})
+  if rl.kl_coef > 0:
+    ref = np.asarray(jax.device_get(machinery.logprobs(ref_params, device_rows)))
+  else:
+    ref = rows["old_logprobs"]
+  gap = None
+  if rl.logprob_gap_every and int(jax.device_get(state.step)) % rl.logprob_gap_every == 0:
+    trainer = np.asarray(jax.device_get(machinery.logprobs(state.params, device_rows)))
+    gap = float(np.max(np.abs(trainer - rows["old_logprobs"]) * (rows["loss_mask"] > 0), initial=0.0))
+  return ref, gap
+
+
+def policy_updates(rl: RLConfig, machinery: Machinery, state, rows: dict, rng):
+  """mu passes over the rows, each in `rl.num_minibatches` shuffled mini-batches -> (state,
+  host metrics of every update)."""
+  num_rows, minibatches = len(rows["tokens"]), rl.num_minibatches
+  order_rng = np.random.default_rng(np.asarray(jax.random.key_data(rng)).ravel())
+  update_metrics = []
+  for _ in range(rl.num_updates):
+    order = order_rng.permutation(num_rows) if minibatches > 1 else np.arange(num_rows)
+    for part in np.array_split(order, minibatches):
+      state, metrics = machinery.train_step(state, machinery.put({k: rows[k][part] for k in BATCH_FIELDS}))
+      update_metrics.append(metrics)
+  return state, jax.device_get(update_metrics)
+
+
+def step_metrics(completions, scored: scoring.Scored, update_metrics: list, times: dict) -> dict:
+  """The step's floats: rewards, grader accuracy, signal, lengths, the first (on-policy, ratio 1)
+  update's KL/clip/entropy, mean loss and gradient norm, and the time split."""
+  first = update_metrics[0]
+  rewards, correct = scored.rewards, scored.correct
+  valid = rewards.valid
+  lengths = np.array([len(c.token_ids) for c in completions], np.float32)
+  return {
+      "reward_mean": float(rewards.values[valid].mean()) if valid.any() else float("nan"),
+      "reward_std": float(rewards.values[valid].std()) if valid.any() else float("nan"),
+      "accuracy": float(correct.values[correct.valid].mean()) if correct.valid.any() else float("nan"),
+      "zero_advantage_groups": float(scored.zero_groups.mean()),
+      "invalid_rewards": float(rewards.num_invalid),
+      "response_length": float(lengths.mean()),
+      "truncated": float(np.mean([c.finish_reason == "length" for c in completions])),
+      **{name: float(first[name]) for name in ("kl", "clip_fraction", "entropy", "abs_log_ratio")
+         if name in first},
+      "loss": float(np.mean([m["loss"] for m in update_metrics])),
+      "grad_norm": float(np.mean([m["grad_norm"] for m in update_metrics])),
+      "learning_rate": float(first.get("learning_rate", np.nan)),
+      "clip_fraction_last": float(update_metrics[-1]["clip_fraction"]),
+      **times,
+  }

@@ -1,0 +1,62 @@
+"""The questions RL trains on (paper §4.2: the CoT-format GSM8K and MATH questions of the SFT
+data) and their prompts: loading, the prompt-length filter, and the step batches.
+
+Used by GRPO, by iterative RL and by the reward-model task (which labels the policy's answers
+to the same prompts), so prompts are encoded one way everywhere.
+"""
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from absl import logging
+
+from dsmath_jax import templates
+
+
+def load_questions(spec: str) -> list[dict]:
+  """Question records from "kind:path[,kind:path...]": gsm8k (#### answers), math (\\boxed{}
+  in the solution) or jsonl (fields `question` and `answer` as they are)."""
+  from dsmath_jax import jsonl
+  from dsmath_jax.datasets import gsm8k, hendrycks_math
+  records = []
+  for part in filter(None, (p.strip() for p in spec.split(","))):
+    kind, _, path = part.partition(":")
+    if kind == "gsm8k":
+      records.extend(gsm8k.questions(path, "train"))
+    elif kind == "math":
+      records.extend(hendrycks_math.questions(path, "train"))
+    elif kind == "jsonl":
+      for row in jsonl.read_jsonl(path, {"question": "question", "answer": "answer"}):
+        records.append(dict(id=f"{path}:{row['_line']}", question=str(row["question"]),
+                            answer=str(row["answer"])))
+    else:
+      raise ValueError(f"data.questions: {part!r} is not gsm8k:PATH, math:PATH or jsonl:PATH")
+  if not records:
+    raise ValueError(f"data.questions={spec!r} holds no questions")
+  return records
+
+
+def encode_prompt(tokenizer, question: str, template: str = "cot") -> list[int]:
+  """BOS (where the vocabulary has one) + the rendered prompt (templates.py)."""
+  ids = tokenizer.encode(templates.render(question, template))
+  return ([tokenizer.bos_id] if tokenizer.bos_id is not None else []) + ids
+
+
+def fit_questions(questions: Sequence[dict], tokenizer, template: str, max_prompt_len: int) -> list[dict]:
+  """The questions whose prompt fits rl.max_prompt_len (the rest are skipped and counted)."""
+  kept = [q for q in questions if len(encode_prompt(tokenizer, q["question"], template)) <= max_prompt_len]
+  if len(kept) < len(questions):
+    logging.warning("%d of %d questions skipped: prompt longer than rl.max_prompt_len=%d",
+                    len(questions) - len(kept), len(questions), max_prompt_len)
+  if not kept:
+    raise ValueError(f"no question fits rl.max_prompt_len={max_prompt_len}")
+  return kept
+
+
+def question_batches(questions: Sequence[dict], per_step: int, seed: int) -> Iterator[list[dict]]:
+  """Endless shuffled passes over the questions; batch k depends only on (seed, k)."""
+  epoch = 0
+  while True:
+    order = np.random.default_rng([seed, epoch]).permutation(len(questions))
+    for start in range(0, len(order) - per_step + 1, per_step):
+      yield [questions[i] for i in order[start:start + per_step]]
+    epoch += 1
