@@ -154,7 +154,11 @@ def test_reward_model_task_tiny_trains_the_head_and_saves_model_and_config(tmp_p
   trained parameters, and WORKDIR/config.json holds the resolved config."""
   from configs import reward_model as reward_model_config
   from dsmath_jax.rl import rm_task
+  questions = tmp_path / "questions.jsonl"
+  questions.write_text("".join(json.dumps({"question": f"{i}+{i}?", "answer": str(2 * i)}) + "\n" for i in range(4)))
   config = reward_model_config.get_config("tiny")
+  config.data.update(questions=f"jsonl:{questions}", global_batch=8)    # 8: divides over 1 or 8 devices
+  config.label.samples_per_question = 4
   workdir = tmp_path / "rm"
   state, metrics = rm_task.run(config, str(workdir))
   assert np.isfinite(metrics["loss"])
