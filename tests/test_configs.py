@@ -64,7 +64,8 @@ def _arithmetic_door(config):                  # experiments/grpo_arithmetic/run
 # misspelt fields (section path, wrong key, the field meant), one per typed section.
 _GRPO_TYPOS = ((), "chekpoint", "checkpoint"), (("rl",), "kl_coeff", "kl_coef"), \
     (("data",), "questions_per_stp", "questions_per_step"), (("optim",), "warmup", "warmup_steps"), \
-    (("tool",), "max_round", "max_rounds"), (("train",), "checkpoint_evry", "checkpoint_every"), \
+    (("tool",), "max_round", "max_rounds"), (("sandbox",), "allow_unisolate", "allow_unisolated"), \
+    (("train",), "checkpoint_evry", "checkpoint_every"), \
     (("model",), "hiden_size", "hidden_size")
 RL_DOORS = {
     "grpo": (_grpo_door, _GRPO_TYPOS),
