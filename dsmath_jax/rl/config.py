@@ -1,6 +1,7 @@
-"""The typed config of RL runs: `config.rl`, `config.data`, `config.tool`, `config.train` as
-frozen dataclasses, built once at the task's door (grpo.run, iterative.run) by `from_config`,
-which refuses unknown, misspelt and missing keys naming them. Everything below takes these.
+"""The typed config of a GRPO run: `config.rl`, `config.data`, `config.train`, `config.sandbox` (and
+`config.model`, `config.optim`, `config.tool` through their owners' dataclasses) as frozen values,
+built once at the task's door (grpo.run, iterative.run) by `from_config`, which refuses unknown,
+misspelt and missing keys naming them. Everything below takes these values.
 
 Defaults are the paper's DeepSeekMath-RL run (§4.2) and match configs/grpo.py, which stays the
 full description of a run: G = 64 outputs per question, beta = 0.04, lr 1e-6, max length 1024,
@@ -86,14 +87,14 @@ class SandboxConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class CheckpointConfig:
+class GRPOTrainConfig:
   """The policy update's memory and its checkpoints (config.train of a GRPO run)."""
   num_microbatches: int = 16             # gradient accumulation slices of each update (memory only)
   checkpoint_every: int = 50             # steps between WORKDIR/checkpoints saves (re-running resumes)
   keep_checkpoints: int = 2              # checkpoints kept
 
   @classmethod
-  def from_config(cls, section, where: str = "config.train") -> "CheckpointConfig":
+  def from_config(cls, section, where: str = "config.train") -> "GRPOTrainConfig":
     return config_types.from_section(cls, section, where=where)
 
 
@@ -110,7 +111,7 @@ class GRPOConfig:
   tool: tool_loop.ToolConfig             # read when data.template == "tool"
   sandbox: SandboxConfig                 # read when data.template == "tool"
   optim: OptimConfig                     # AdamW (train/optim.py); §4.2: lr 1e-6
-  train: CheckpointConfig
+  train: GRPOTrainConfig
   seed: int = 0                          # initialization, question order and sampling keys
   checkpoint: str = ""                   # the policy to start from (paper: DeepSeekMath-Instruct 7B); "" = init
   tokenizer: str = "byte"                # used when the checkpoint carries none
@@ -123,7 +124,7 @@ class GRPOConfig:
         top, model=llama.LlamaConfig.from_config(config.model), data=QuestionsConfig.from_config(config.data),
         rl=RLConfig.from_config(config.rl), tool=tool_loop.ToolConfig.from_config(config.tool),
         sandbox=SandboxConfig.from_config(config.sandbox),
-        optim=OptimConfig.from_config(config.optim), train=CheckpointConfig.from_config(config.train)))
+        optim=OptimConfig.from_config(config.optim), train=GRPOTrainConfig.from_config(config.train)))
 
   @property
   def tool_integrated(self) -> bool:
