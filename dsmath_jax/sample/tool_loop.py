@@ -12,15 +12,43 @@ The model's own "```output" tokens stay in the response with their log-probabili
 `tool_mask` (logprob 0.0), so training masks exactly what the model did not write. The
 resulting text is the same as cutting at "```output" and appending `format_output`.
 `max_new_tokens` bounds the whole response, tool tokens included.
+
+One switch turns the loop on in every task: the prompt template "tool" (`uses_tools`; sample:
+`template`, grpo: `data.template`, eval: `prompt.template`); its knobs are a `ToolConfig`.
 """
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
 
+from dsmath_jax import config_types
 from dsmath_jax.sample import sampler
 from dsmath_jax.sandbox import tool_protocol
-from dsmath_jax.sandbox.sandbox import ExecResult
+from dsmath_jax.sandbox.sandbox import ExecResult, Sandbox
+
+TOOL_TEMPLATE = "tool"          # the templates.py name whose prompts ask for programs
+
+
+def uses_tools(template: str) -> bool:
+  """Whether prompts rendered with `template` are sampled through the tool loop."""
+  return template == TOOL_TEMPLATE
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolConfig:
+  """Tool-integrated sampling (paper §3.1, §5.1.2); read by `sample`, `grpo` and `eval`."""
+  max_tool_rounds: int = 4       # programs run per sample; asking for one more ends it ("tool_rounds")
+  sandbox_workers: int = 4       # warm sandbox processes running the programs
+  allow_unisolated: bool = False # True: run programs even where no kernel isolation exists
+
+  @classmethod
+  def from_config(cls, section, where: str = "config.tool") -> "ToolConfig":
+    return config_types.from_section(cls, section, where=where)
+
+  def sandbox(self) -> Sandbox:
+    """A warm sandbox pool for the programs (close it, or use it as a context manager)."""
+    return Sandbox(workers=self.sandbox_workers, allow_unisolated=self.allow_unisolated)
 
 # generate_round(contexts, row_ids, limits, round_index) -> one RowResult per context.
 RoundFn = Callable[[list[list[int]], list[int], list[int], int], list[sampler.RowResult]]
