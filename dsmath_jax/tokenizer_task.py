@@ -65,11 +65,15 @@ def corpus_stats(tokenizer: tokenizers.Tokenizer, texts: list[str]) -> dict:
               round_trip_exact=exact / max(len(texts), 1))
 
 
+def typed_config(config) -> tuple[TokenizerConfig, TextConfig]:
+  """The door: every key of the config read once, unknown or missing keys refused by name."""
+  return TokenizerConfig.from_config(config), TextConfig.from_config(config.data)
+
+
 def run(config, workdir: str) -> dict:
-  """Task `tokenizer`: the door (typed values), then `train_tokenizer`."""
+  """Task `tokenizer`: typed values (typed_config), then `train_tokenizer`."""
   config_types.write_config(config, workdir)
-  return train_tokenizer(TokenizerConfig.from_config(config), TextConfig.from_config(config.data),
-                         workdir)
+  return train_tokenizer(*typed_config(config), workdir)
 
 
 def train_tokenizer(c: TokenizerConfig, data: TextConfig, workdir: str) -> dict:

@@ -327,10 +327,15 @@ def decontaminate_stage(config, directory, collected, first_round, upstream_fps)
   return store.mark_done(directory, fp, counts.to_json(), benchmarks=benchmark_status)
 
 
+def typed_config(config) -> CorpusConfig:
+  """The door: every key of the config read once, unknown or missing keys refused by name."""
+  return CorpusConfig.from_config(config)
+
+
 def run(config, workdir: str) -> dict:
-  """Task `corpus`: the door (WORKDIR/config.json, typed values), then `collect`."""
+  """Task `corpus`: typed values (typed_config), then `collect`."""
   config_types.write_config(config, workdir)
-  return collect(CorpusConfig.from_config(config), workdir)
+  return collect(typed_config(config), workdir)
 
 
 def collect(config: CorpusConfig, workdir: str) -> dict:

@@ -119,10 +119,15 @@ def _sft_records(spec, path, source, execution, skip, report):
                    "(gsm8k_cot, math_cot, pot, mathcoder, tora, jsonl)")
 
 
+def typed_config(config) -> DatasetConfig:
+  """The door: every key of the config read once, unknown or missing keys refused by name."""
+  return DatasetConfig.from_config(config)
+
+
 def run(config, workdir: str) -> list[dict]:
-  """Task `dataset`: the door (typed values), then `build`."""
+  """Task `dataset`: typed values (typed_config), then `build`."""
   config_types.write_config(config, workdir)
-  return build(DatasetConfig.from_config(config), workdir)
+  return build(typed_config(config), workdir)
 
 
 def build(config: DatasetConfig, workdir: str) -> list[dict]:

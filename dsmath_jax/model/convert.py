@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import time
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -59,13 +60,25 @@ def random_pretrained(config: llama.LlamaConfig, mesh, rules, seed: int = 0) -> 
   return loading.Pretrained(config, init(jax.random.key(seed)), tokenizers.ByteTokenizer())
 
 
+class TaskConfig(NamedTuple):
+  """configs/convert.py as typed values."""
+  convert: ConvertConfig
+  model: llama.LlamaConfig
+  mesh: runtime.MeshConfig
+
+
+def typed_config(config) -> TaskConfig:
+  """The door: every key of the config read once, unknown or missing keys refused by name."""
+  return TaskConfig(ConvertConfig.from_config(config), llama.LlamaConfig.from_config(config.model),
+                    runtime.MeshConfig.from_config(config.mesh))
+
+
 def run(config, workdir: str) -> dict:
-  """Task `convert`: the door (typed values, mesh), then `convert`."""
+  """Task `convert`: typed values (typed_config) and the mesh, then `convert`."""
   config_types.write_config(config, workdir)
-  convert_config = ConvertConfig.from_config(config)
-  model = llama.LlamaConfig.from_config(config.model)
+  c = typed_config(config)
   mesh, rules = runtime.setup(config)
-  return convert(convert_config, model, workdir, mesh=mesh, rules=rules)
+  return convert(c.convert, c.model, workdir, mesh=mesh, rules=rules)
 
 
 def convert(c: ConvertConfig, model: llama.LlamaConfig, workdir: str, *, mesh, rules) -> dict:

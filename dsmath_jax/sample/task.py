@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import time
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -99,17 +100,31 @@ def load_model(checkpoint: str, model: llama.LlamaConfig, *, tokenizer: str, see
   return pretrained._replace(params=params)
 
 
+class TaskConfig(NamedTuple):
+  """configs/sample.py as typed values."""
+  sample: SampleConfig
+  sampling: sampler.SamplingParams
+  tool: tool_loop.ToolConfig
+  model: llama.LlamaConfig
+  mesh: runtime.MeshConfig
+
+
+def typed_config(config) -> TaskConfig:
+  """The door: every key of the config read once, unknown or missing keys refused by name."""
+  return TaskConfig(sample=SampleConfig.from_config(config), sampling=sampling_params(config),
+                    tool=tool_loop.ToolConfig.from_config(config.tool),
+                    model=llama.LlamaConfig.from_config(config.model),
+                    mesh=runtime.MeshConfig.from_config(config.mesh))
+
+
 def run(config, workdir: str) -> dict:
-  """Task `sample`: the door (typed values, mesh, model), then `sample_prompts`."""
+  """Task `sample`: typed values (typed_config), mesh and model, then `sample_prompts`."""
   config_types.write_config(config, workdir)
-  sample_config = SampleConfig.from_config(config)
-  sampling = sampling_params(config)
-  tool = tool_loop.ToolConfig.from_config(config.tool)
-  model = llama.LlamaConfig.from_config(config.model)
+  c = typed_config(config)
   mesh, rules = runtime.setup(config)
-  pretrained = load_model(sample_config.checkpoint, model, tokenizer=sample_config.tokenizer,
-                          seed=sample_config.seed, mesh=mesh, rules=rules)
-  return sample_prompts(pretrained, workdir, sample_config, sampling, tool, mesh=mesh, rules=rules)
+  pretrained = load_model(c.sample.checkpoint, c.model, tokenizer=c.sample.tokenizer,
+                          seed=c.sample.seed, mesh=mesh, rules=rules)
+  return sample_prompts(pretrained, workdir, c.sample, c.sampling, c.tool, mesh=mesh, rules=rules)
 
 
 def sample_prompts(pretrained: loading.Pretrained, workdir: str, job: SampleConfig,

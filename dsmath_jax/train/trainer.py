@@ -11,6 +11,7 @@ import functools
 import os
 import time
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -85,24 +86,39 @@ def _eval_batches(data: pipeline.DataConfig, evaluation: EvalConfig, tokenizer, 
   return [batch for _, batch in zip(range(evaluation.num_batches), iterator)]
 
 
+class TaskConfig(NamedTuple):
+  """A pretrain/SFT config as typed values, one per section."""
+  run: RunConfig
+  model: llama.LlamaConfig
+  mesh: runtime.MeshConfig
+  data: pipeline.DataConfig
+  optim: optim.OptimConfig
+  train: TrainConfig
+  eval: EvalConfig
+
+
+def typed_config(config) -> TaskConfig:
+  """The door: every key of the config read once, unknown or missing keys refused by name."""
+  return TaskConfig(
+      run=RunConfig.from_config(config), model=llama.LlamaConfig.from_config(config.model),
+      mesh=runtime.MeshConfig.from_config(config.mesh), data=pipeline.DataConfig.from_config(config.data),
+      optim=optim.OptimConfig.from_config(config.optim), train=TrainConfig.from_config(config.train),
+      eval=EvalConfig.from_config(config.eval))
+
+
 def train(config, workdir: str, *, kind: str) -> dict:
-  """The door of tasks `pretrain` and `sft`: the config becomes typed values, then `fit`.
+  """Tasks `pretrain` and `sft`: the config becomes typed values (typed_config), then `fit`.
 
   kind: 'text' | 'sft'. Returns the last logged metrics.
   """
   config_types.write_config(config, workdir)
-  run = RunConfig.from_config(config)
-  data = pipeline.DataConfig.from_config(config.data)
-  optim_config = optim.OptimConfig.from_config(config.optim)
-  train_config = TrainConfig.from_config(config.train)
-  evaluation = EvalConfig.from_config(config.eval)
-  model = llama.LlamaConfig.from_config(config.model)
+  c = typed_config(config)
   mesh, rules = runtime.setup(config)
-  _check_batch(data.global_batch, train_config.num_microbatches, mesh, rules)
-  pretrained = loading.load_or_init(run.checkpoint, model, tokenizer=data.tokenizer, mesh=mesh,
+  _check_batch(c.data.global_batch, c.train.num_microbatches, mesh, rules)
+  pretrained = loading.load_or_init(c.run.checkpoint, c.model, tokenizer=c.data.tokenizer, mesh=mesh,
                                     rules=rules)
-  return fit(pretrained, workdir, kind=kind, seed=run.seed, data=data, optim_config=optim_config,
-             train_config=train_config, evaluation=evaluation, mesh=mesh, rules=rules)
+  return fit(pretrained, workdir, kind=kind, seed=c.run.seed, data=c.data, optim_config=c.optim,
+             train_config=c.train, evaluation=c.eval, mesh=mesh, rules=rules)
 
 
 def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
