@@ -1,6 +1,6 @@
 """Benchmark questions and predictions files, read straight from JSONL.
 
-Questions come as the question records of contracts.md (id, question, answer, solution,
+Questions come as the question records of docs/conventions.md (id, question, answer, solution,
 subject, level, source), built by the data engineer's converters: GSM8K (`question`,
 `answer` with "#### n"), MATH / MATH-500 (`problem`, `solution`, `answer` where present,
 `subject` or `type`, `level`, `unique_id`), or any JSONL with configurable fields.
