@@ -2,7 +2,7 @@
 
   python -m dsmath_jax.main --config=configs/sample.py --config.checkpoint=runs/sft/model \
       --config.prompts=questions.jsonl --config.num_samples=4 --config.temperature=0.7 \
-      --config.max_new_tokens=512 --config.tools=True --workdir=runs/sample
+      --config.max_new_tokens=512 --config.template=tool --workdir=runs/sample
   python -m dsmath_jax.main --config=configs/sample.py:tiny --workdir=/tmp/sample_tiny   (seconds)
 
 `checkpoint` is a save_pretrained dir, a Hugging Face dir or a GGUF file; "" = random init of
@@ -10,8 +10,9 @@
 `template`: "cot" or "tool", templates.py) or `prompt_ids` (token ids, for a checkpoint without
 a tokenizer). Writes WORKDIR/samples.jsonl (prompt, completion, token ids, log-probs, tool mask,
 finish reason per sample) and WORKDIR/sample_summary.json (tokens/s, finish reasons).
-`tools=True` runs the tool-integrated loop (programs executed in the sandbox, ``` output
-blocks appended, at most `max_tool_rounds` per sample).
+`template="tool"` (the one switch, as in grpo and eval) runs the tool-integrated loop: programs
+executed in the sandbox, ``` output blocks appended, at most `tool.max_rounds` per sample.
+Top-level keys are SampleConfig (sample/task.py) and SamplingParams (sample/sampler.py) fields.
 """
 import ml_collections
 
@@ -24,11 +25,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.task = "sample"
   c.seed = 0
   c.checkpoint = ""                       # load_pretrained path; "" = random init of `model`
-  c.tokenizer = "byte"                    # used when the checkpoint carries none; "" = none
+  c.tokenizer = "byte"                    # used when the checkpoint carries none (path or "byte")
   c.model = common.model("deepseek_math_7b")
   c.prompts = ""                          # JSONL; "" = the `questions` below
   c.questions = ()                        # inline questions (rendered with `template`)
-  c.template = "cot"                      # for `question` records: cot | tool | program
+  c.template = "cot"                      # for `question` records: cot | tool | program; "tool" also
+                                          # runs the tool-integrated loop (ToRA protocol, §3.1)
   c.add_bos = True                        # prepend the tokenizer's BOS to text prompts
   c.limit = 0                             # first N prompts (0 = all)
   # Sampling (paper §4.2 GRPO: 64 samples per question at temperature 1.0 is the RL setting;
@@ -40,10 +42,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.greedy = False                        # argmax; ignores temperature/top_p/top_k
   c.max_new_tokens = 512
   c.stop_strings = ()
-  c.tools = False                         # tool-integrated loop (ToRA protocol, §3.1)
-  c.max_tool_rounds = 4
-  c.sandbox = dict(workers=4, timeout_s=10.0, memory_mb=1024,
-                   allow_unisolated=False)  # True: run programs even where no kernel isolation exists
+  c.tool = dict(max_rounds=4,             # template "tool" only (tool_loop.ToolConfig)
+                sandbox_workers=4)
+  c.sandbox = dict(allow_unisolated=False)  # True: run programs even where no kernel isolation exists
   c.batch_size = 64                       # rows (prompt x sample) per sampler call
   c.mesh = common.mesh()
   c.logical_axis_rules = common.LOGICAL_AXIS_RULES
@@ -53,6 +54,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.num_samples = 2
     c.max_new_tokens = 16
     c.batch_size = 8
-  elif args.variant:
-    raise ValueError(f"configs/sample.py: unknown variant {args.variant!r}; known: tiny")
   return c

@@ -9,12 +9,13 @@ Ends with WORKDIR/model, the starting point of configs/grpo*.py (paper §4.2).
 """
 import ml_collections
 
-from configs import sft
+from configs import common, sft
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  c = sft.get_config(arg or "7b")
-  if (arg or "7b") == "7b":
+  args = common.parse_arg(arg, variants=("tiny", "small"), variant="7b")   # as configs/sft.py
+  c = sft.get_config(arg)
+  if args.variant == "7b":
     c.checkpoint = "/checkpoints/deepseek-math-7b-base"  # HF deepseek-ai/deepseek-math-7b-base
     c.data.update(seq_len=4096, global_batch=256, packing="first_fit")
     c.optim.update(lr=5e-5, schedule="constant", steps=500, warmup_steps=0)

@@ -10,6 +10,7 @@ is skipped, so re-running the command resumes after the last finished stage (pre
 also resume mid-run from their checkpoints). The table is built from the files the stages
 wrote, never from in-memory results, so a resumed run reports the same numbers.
 """
+import dataclasses
 import json
 import os
 import re
@@ -18,13 +19,57 @@ import time
 
 from absl import logging
 
-from dsmath_jax import templates
+from dsmath_jax import config_types, templates
 
 WORKDIR_TOKEN = "{workdir}"
 STAGE_RECORD = "quickstart_stage.json"     # WORKDIR/<stage>/: the resolved config, wall and CPU seconds
 
 
 # ---- Config ------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ProblemsConfig:
+  """`config.problems`: the generated arithmetic problems (disjoint sft / rl / test questions)."""
+  seed: int                      # generator seed
+  sft: int                       # problems for SFT (and pretraining text)
+  rl: int                        # GRPO questions
+  test: int                      # held-out problems of eval_sft / eval_grpo
+  operations: str                # operators kept, e.g. "+-" ("+-*": products too)
+
+  @classmethod
+  def from_config(cls, section, where: str = "config.problems") -> "ProblemsConfig":
+    return config_types.from_section(cls, section, where=where)
+
+
+def _stage_doors() -> dict:
+  """Stage -> its task's door (typed_config), to check every stage's config before any runs.
+  The grpo and eval stages are checked by their own tasks when they start."""
+  from dsmath_jax import tokenizer_task
+  from dsmath_jax.corpus import pipeline
+  from dsmath_jax.train import trainer
+  return {"corpus": pipeline.typed_config, "tokenizer": tokenizer_task.typed_config,
+          "pretrain": trainer.typed_config, "sft": trainer.typed_config}
+
+
+def typed_config(config) -> ProblemsConfig:
+  """The door: the stage list, the problems section and each stage's config through its door."""
+  stages = tuple(config.stages)
+  missing = [s for s in stages if s not in config]
+  if missing:
+    raise ValueError(f"config.stages names {missing}, which have no config section")
+  known = ("task", "stages", "problems", "corpus", "tokenizer", "pretrain", "sft", "grpo")
+  unknown = sorted(k for k in config if k not in known and not k.startswith("eval"))
+  if unknown:
+    raise ValueError(f"unknown config key(s) {', '.join(f'config.{k}' for k in unknown)}; "
+                     f"a quickstart config holds {list(known)} and eval_* stages")
+  doors = _stage_doors()
+  for stage in stages:
+    if stage in doors:
+      try:
+        doors[stage](config[stage])
+      except ValueError as error:
+        raise ValueError(f"config.{stage} (the {stage} stage's own config): {error}") from error
+  return ProblemsConfig.from_config(config.problems)
 
 def _substitute(value, workdir: str):
   if isinstance(value, str):
@@ -44,7 +89,7 @@ def resolve(stage_config, workdir: str):
 
 # ---- Stage inputs the tasks do not make themselves ----------------------------------------------
 
-def write_problems(problems_config, directory: str) -> dict:
+def write_problems(problems_config: ProblemsConfig, directory: str) -> dict:
   """WORKDIR/problems/{test,rl,sft}.jsonl from the package generator, with no question shared.
 
   Only problems whose operator is in `problems_config.operations` are kept ("+-": two-digit
@@ -52,12 +97,12 @@ def write_problems(problems_config, directory: str) -> dict:
   (SFT; prompt = the CoT template of templates.py), `text` (pretraining, tokenizer)."""
   from dsmath_jax.data.sources import arithmetic_records
   from dsmath_jax.grading.answer import extract_answer
-  sizes = {name: int(problems_config[name]) for name in ("test", "rl", "sft")}
+  sizes = {name: getattr(problems_config, name) for name in ("test", "rl", "sft")}
   operations = set(problems_config.operations)
   wanted, draws = sum(sizes.values()), 2 * sum(sizes.values())
   while True:                                # draws with replacement: keep the first of each question
     unique = {}
-    for record in arithmetic_records(draws, int(problems_config.seed)):
+    for record in arithmetic_records(draws, problems_config.seed):
       operator = re.search(r" ([-+*/]) ", record["question"])
       if operator is None:
         raise ValueError(f"problems: no operator in generated question {record['question']!r}")
@@ -116,7 +161,7 @@ def stage_done(stage: str, stage_dir: str, stage_config) -> bool:
 def run_stage(stage: str, stage_config, stage_dir: str, workdir: str):
   """Runs one stage through its task's run(); local imports as in main.tasks()."""
   if stage == "problems":
-    return write_problems(stage_config, stage_dir)
+    return write_problems(ProblemsConfig.from_config(stage_config), stage_dir)
   if stage == "corpus":
     from dsmath_jax.corpus import pipeline
     return pipeline.run(stage_config, stage_dir)
@@ -268,9 +313,8 @@ def table(summary: dict) -> str:
 def run(config, workdir: str) -> dict:
   """Task `quickstart`: run the stages not done yet, then write and print the table."""
   workdir = os.path.abspath(workdir)
-  unknown = [s for s in config.stages if s not in config]
-  if unknown:
-    raise ValueError(f"config.stages names {unknown}, which have no config section")
+  config_types.write_config(config, workdir)
+  typed_config(config)
   for index, stage in enumerate(config.stages, start=1):
     stage_dir = os.path.join(workdir, stage)
     stage_config = resolve(config[stage], workdir)

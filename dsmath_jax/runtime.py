@@ -2,12 +2,27 @@
 
 One `setup` instead of the same four lines in every task, and one `jit_under_mesh`, because a
 step traced without the mesh and the logical rules in context silently drops every
-`with_logical_constraint`.
+`with_logical_constraint` (docs/architecture.md, "One mesh, logical axes").
 """
+import dataclasses
+
 import flax.linen as nn
 import jax
 
-from dsmath_jax import sharding
+from dsmath_jax import config_types, sharding
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshConfig:
+  """`config.mesh`: axis sizes of the ('data', 'fsdp', 'tensor') mesh; one may be -1 (the rest)."""
+  data: int                      # pure data parallelism
+  fsdp: int                      # data parallelism + parameter sharding on the embed axis
+  tensor: int                    # tensor parallelism (heads, mlp, vocab)
+
+  @classmethod
+  def from_config(cls, section, where: str = "config.mesh") -> "MeshConfig":
+    return config_types.from_section(cls, section, where=where)
+
 
 def rules_of(config) -> tuple:
   """config.logical_axis_rules as a tuple of tuples (hashable, what nn.logical_axis_rules takes)."""
@@ -18,7 +33,8 @@ def rules_of(config) -> tuple:
 def setup(config, devices=None):
   """(mesh, rules) of a run: jax.distributed on multi-host launches, then config.mesh."""
   sharding.maybe_initialize_distributed(config)
-  return sharding.make_mesh(config.mesh, devices), rules_of(config)
+  mesh = dataclasses.asdict(MeshConfig.from_config(config.mesh))
+  return sharding.make_mesh(mesh, devices), rules_of(config)
 
 
 def jit_under_mesh(fn, mesh, rules, **jit_kwargs):

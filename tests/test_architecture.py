@@ -16,10 +16,11 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "dsmath_jax"
 RANKS = {
     # ground floor: no dsmath_jax imports
     "sharding": 0, "jsonl": 0, "gguf_file": 0, "templates": 0, "config_types": 0, "console": 0,
-    # the model and its vocabulary
-    "tokenizer": 1, "model": 2,
+    # the model and its vocabulary; the task prologue (mesh, rules, jit under the mesh), which the
+    # model's own `convert` task uses too
+    "tokenizer": 1, "runtime": 1, "model": 2,
     # libraries several stages share
-    "grading": 3, "sandbox": 3, "decontaminate": 3, "runtime": 3,
+    "grading": 3, "sandbox": 3, "decontaminate": 3,
     # the benchmark definitions: read by decontamination (corpus, datasets) and by eval
     "benchmarks": 4,
     # stages, in pipeline order

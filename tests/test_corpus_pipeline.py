@@ -64,6 +64,8 @@ def test_rerun_skips_finished_stages(tiny_run):
   pipeline.run(config, str(workdir))
   assert (workdir / "corpus" / "dedup" / store.SUCCESS).stat().st_mtime_ns == read_before
   assert success.stat().st_mtime_ns != before
+  # The workdir holds the resolved config of the latest run.
+  assert json.loads((workdir / "config.json").read_text())["classify"]["min_score"] == 0.98
 
 
 def _records(workdir):

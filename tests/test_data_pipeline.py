@@ -26,8 +26,12 @@ def _config(tmp_path, **overrides):
   return config
 
 
+def _data(config):
+  return pipeline.DataConfig.from_config(config)
+
+
 def _take(config, count, kind="text", **kwargs):
-  iterator = iter(pipeline.batches(config, TOKENIZER, kind, process_index=0, process_count=1,
+  iterator = iter(pipeline.batches(_data(config), TOKENIZER, kind, process_index=0, process_count=1,
                                    **kwargs))
   return [next(iterator) for _ in range(count)]
 
@@ -59,12 +63,12 @@ def test_same_seed_same_batches_other_seed_other_batches(tmp_path):
 @pytest.mark.parametrize("mode", ["concat", "first_fit"])
 def test_iterator_state_restores_the_position(tmp_path, mode):
   config = _config(tmp_path, packing=mode)
-  iterator = iter(pipeline.batches(config, TOKENIZER, "text", process_index=0, process_count=1))
+  iterator = iter(pipeline.batches(_data(config), TOKENIZER, "text", process_index=0, process_count=1))
   for _ in range(3):
     next(iterator)
   state = json.loads(json.dumps(iterator.get_state()))  # as grain's checkpoint handler stores it
   expected = [next(iterator) for _ in range(3)]
-  fresh = iter(pipeline.batches(config, TOKENIZER, "text", process_index=0, process_count=1))
+  fresh = iter(pipeline.batches(_data(config), TOKENIZER, "text", process_index=0, process_count=1))
   fresh.set_state(state)
   for want in expected:
     got = next(fresh)
@@ -77,7 +81,7 @@ def test_hosts_read_disjoint_records(tmp_path):
   config.sources.b.weight = 0.0
   seen = []
   for host in range(2):
-    batch = next(iter(pipeline.batches(config, TOKENIZER, "text", process_index=host,
+    batch = next(iter(pipeline.batches(_data(config), TOKENIZER, "text", process_index=host,
                                        process_count=2, shuffle=False, repeat=False)))
     assert batch["tokens"].shape == (2, 64)                 # 4 global rows over 2 hosts
     text = TOKENIZER.decode(batch["tokens"].ravel())

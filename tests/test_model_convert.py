@@ -24,6 +24,8 @@ def test_tiny_orbax_then_hf_export_matches_transformers(tmp_path):
   config.output = str(tmp_path / "hf")
   convert.run(config, str(tmp_path / "b"))
   assert json.loads((tmp_path / "b" / "convert.json").read_text())["format"] == "hf"
+  resolved = json.loads((tmp_path / "b" / "config.json").read_text())     # the run's resolved config
+  assert (resolved["source"], resolved["output"]) == (str(tmp_path / "a" / "model"), str(tmp_path / "hf"))
   hf_config = json.loads((tmp_path / "hf" / "config.json").read_text())
   assert (hf_config["eos_token_id"], hf_config["bos_token_id"]) == (2, 1)
   reference = transformers.LlamaForCausalLM.from_pretrained(str(tmp_path / "hf")).eval()

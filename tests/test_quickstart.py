@@ -43,7 +43,7 @@ def _main(workdir, *overrides):
 
 def test_problems_are_disjoint_and_answers_are_right(tmp_path):
   config = quickstart_config.get_config("tiny")
-  counts = quickstart.write_problems(config.problems, str(tmp_path))
+  counts = quickstart.write_problems(quickstart.ProblemsConfig.from_config(config.problems), str(tmp_path))
   assert counts == dict(test=16, rl=64, sft=400)
   splits = {name: _read_jsonl(tmp_path / f"{name}.jsonl") for name in counts}
   questions = {name: {r["question"] for r in records} for name, records in splits.items()}
@@ -78,6 +78,10 @@ def test_tiny_end_to_end_then_resume(tmp_path):
   assert records["sft"]["config"]["checkpoint"] == f"{workdir}/pretrain/model"
   assert records["grpo"]["config"]["checkpoint"] == f"{workdir}/sft/model"
   assert records["eval_grpo"]["config"]["checkpoint"] == f"{workdir}/grpo/model"
+  # Each run's workdir holds its resolved config: the quickstart's and each stage task's own.
+  assert json.loads((workdir / "config.json").read_text())["stages"] == list(quickstart_config.STAGES)
+  for stage in ("corpus", "tokenizer", "pretrain", "sft"):
+    assert json.loads((workdir / stage / "config.json").read_text()) == records[stage]["config"], stage
   # The SentencePiece tokenizer trained here travels with every checkpoint.
   for stage in ("pretrain", "sft", "grpo"):
     meta = json.loads((workdir / stage / "model" / "model.json").read_text())

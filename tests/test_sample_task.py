@@ -33,6 +33,8 @@ def test_tiny_config_writes_samples(tmp_path):
     assert line["completion"] == tokenizer.decode(line["token_ids"])
     assert line["finish_reason"] in ("eos", "length")
   assert summary["new_tokens"] == sum(len(l["token_ids"]) for l in lines)
+  # The workdir holds the resolved config of the run, overrides included.
+  assert json.loads((tmp_path / "work" / "config.json").read_text())["prompts"] == str(prompts)
 
 
 @pytest.mark.parametrize("content,message", [

@@ -13,6 +13,8 @@ def test_tiny_dataset_task_builds_and_reads_back(tmp_path):
                          f"--workdir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-3000:]
   assert "dsmath_sft/pot_svamp" in done.stdout and "decontam exact/ngram" in done.stdout
+  resolved = json.loads((tmp_path / "config.json").read_text())        # the run's resolved config
+  assert resolved["task"] == "dataset" and set(resolved["sft"]) == {"gsm8k_cot", "math_cot", "tora", "pot_svamp"}
   rows = {(r["dataset"], r["split"]): r for r in json.loads((tmp_path / "dataset_counts.json").read_text())["rows"]}
   data_dir = str(tmp_path / "tfds")
   written = {key: len(load_source(key[0], key[1], data_dir)) for key in rows}

@@ -18,6 +18,7 @@ def test_tiny_config_runs_through_main(tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   stats = json.loads((tmp_path / "tokenizer_stats.json").read_text())
   assert stats["vocab_size"] == 320 and stats["round_trip_exact"] == 1.0
+  assert json.loads((tmp_path / "config.json").read_text())["vocab_size"] == 320   # resolved config
   tok = tokenizers.load_tokenizer(str(tmp_path / "tokenizer"))
   assert tok.vocab_size == 320 and tok.decode(tok.encode("What is 7 * 8?")) == "What is 7 * 8?"
 

@@ -67,3 +67,6 @@ def test_killed_run_resumes_with_identical_losses(tmp_path):
                              rtol=1e-6)
   assert expected[STEPS] < expected[1]
   assert os.path.isfile(os.path.join(killed, "model", "model.json"))
+  with open(os.path.join(killed, "config.json")) as f:       # the resolved config, overrides included
+    resolved = json.load(f)
+  assert (resolved["optim"]["steps"], resolved["mesh"]["fsdp"]) == (STEPS, 2)

@@ -6,7 +6,6 @@ import sys
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -37,7 +36,7 @@ def _source(data_dir, split):
 
 
 def _gsm8k_data_config(data_dir, seq_len=512, global_batch=8):
-  return ml_collections.ConfigDict(dict(
+  return pipeline.DataConfig.from_config(dict(
       seq_len=seq_len, global_batch=global_batch, seed=0, packing="first_fit", packing_bins=8,
       template="cot", sources=dict(gsm8k=_source(data_dir, "train"))))
 

@@ -61,23 +61,22 @@ class _ReadFile(beam.DoFn):
     self.read_config, self.tokenizer_path = read_config, tokenizer_path
 
   def setup(self):
-    self.identify = stages.make_identifier(self.read_config)
+    self.identify = stages.make_identifier(self.read_config.lid_model)
     self.tokenizer = stages.load_tokenizer(self.tokenizer_path)
-    self.limits = read.Limits.from_config(self.read_config)
+    self.limits = self.read_config.limits
 
   def process(self, item):
     spec, path = item
     counts = read.Counts()
-    yield from stages.pages_of_file(spec, path, counts, languages=tuple(self.read_config.get("languages") or ()),
+    yield from stages.pages_of_file(spec, path, counts, languages=self.read_config.languages,
                                     identify=self.identify, tokenizer=self.tokenizer, limits=self.limits)
     yield beam.pvalue.TaggedOutput("counts", json.dumps(counts.to_json()))
 
 
 def run_read(config, files, directory) -> read.Counts:
-  read_config = config.read.to_dict()
   with beam.Pipeline(options=_options(config)) as pipeline:
     outputs = (pipeline | "Files" >> beam.Create(files) | beam.Reshuffle()
-               | "ReadFiles" >> beam.ParDo(_ReadFile(read_config, config.tokenizer)).with_outputs(
+               | "ReadFiles" >> beam.ParDo(_ReadFile(config.read, config.tokenizer)).with_outputs(
                    "counts", main="pages"))
     _write(outputs.pages, directory)
     _write_counts(outputs.counts, directory)

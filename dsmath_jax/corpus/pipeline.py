@@ -11,15 +11,118 @@ with the same inputs and config. `config.runner = "beam"` runs the per-page stag
 (`config.beam_options`, DirectRunner by default; Dataflow/Flink/Spark for Common Crawl) with identical outputs.
 This module must not import jax: it runs on CPU workers.
 """
+import dataclasses
 import logging
 import os
+from collections.abc import Mapping
 
 import numpy as np
 import tqdm
 
-from dsmath_jax import decontaminate
+from dsmath_jax import config_types, decontaminate
 from dsmath_jax.benchmarks import load as benchmarks_load
 from dsmath_jax.corpus import classify, dedup, domains, read, report, stages, store, write
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadConfig:
+  """`config.read`: the input files (each a dict: path glob, format, JSONL text/url keys)."""
+  inputs: tuple[Mapping, ...]    # the pool: Common Crawl WARC/WET or JSONL
+  seeds: tuple[Mapping, ...]     # seed positives (paper: OpenWebMath)
+  negatives: tuple[Mapping, ...] # random pages; empty: sample the pool
+  languages: tuple[str, ...]     # kept languages; empty: no language filter
+  lid_model: str                 # fastText lid.176.bin; empty: heuristic
+  # What one input record may cost: the section's max_* keys (read.Limits holds their defaults).
+  limits: read.Limits = dataclasses.field(default_factory=read.Limits)
+
+  @classmethod
+  def from_config(cls, section, where: str = "config.read") -> "ReadConfig":
+    limit_keys = tuple(f.name for f in dataclasses.fields(read.Limits))
+    fields = config_types.strict_fields(cls, section, where=where, ignore=limit_keys)
+    fields["limits"] = read.Limits.from_config(
+        {k: v for k, v in config_types.plain(section).items() if k in limit_keys})
+    return cls(**fields)
+
+
+@dataclasses.dataclass(frozen=True)
+class DedupConfig:
+  """`config.dedup`: URL dedup then MinHash LSH near-duplicates."""
+  shingle_size: int              # words per shingle
+  num_perm: int                  # MinHash permutations
+  threshold: float               # Jaccard similarity counted as a duplicate
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifyConfig:
+  """`config.classify`: the fastText classifier of each round and what it keeps."""
+  dim: int                       # paper: 256
+  lr: float                      # paper: 0.1
+  word_ngrams: int               # paper: 3
+  min_count: int                 # paper: 3
+  epoch: int                     # paper: 3
+  bucket: int                    # hash buckets of the n-gram table
+  threads: int                   # fastText training threads
+  max_chars: int                 # characters of a page the classifier reads
+  num_negatives: int             # random pages trained against (paper: 500K)
+  heldout_fraction: float        # of seeds and negatives, held out to measure the classifier
+  token_budget: int              # tokens kept per round (paper: 40B in round 1); 0 = no budget
+  min_score: float               # pages below are never kept
+
+
+@dataclasses.dataclass(frozen=True)
+class DomainsConfig:
+  """`config.domains`: which domains go to the review file."""
+  min_fraction: float            # paper: > 10% of a domain's pages collected
+  min_pages: int                 # and at least this many pages
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundsConfig:
+  """`config.rounds`: the iterations of §2.1."""
+  num_rounds: int                # paper: 4
+  stop_overlap: float            # stop when this fraction was collected the round before (paper: ~98%)
+  annotations: tuple[str, ...]   # review file per round, already marked ("" / missing: WORKDIR's)
+
+
+@dataclasses.dataclass(frozen=True)
+class DecontaminateConfig:
+  """`config.decontaminate`: the §2.1 n-gram rule against the benchmarks."""
+  n: int                         # n-gram length (paper: 10)
+  min_words: int                 # shorter texts match exactly (paper: 3)
+  benchmarks: tuple[Mapping, ...]   # each: name (a dsmath_jax/benchmarks definition), path, optional
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteConfig:
+  """`config.write`: the TFDS dsmath_corpus."""
+  store_tokens: bool             # also store token ids (of `tokenizer`)
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusConfig:
+  """configs/corpus.py, typed: every stage reads its own section."""
+  runner: str                    # "local" (in-process) | "beam"
+  beam_options: tuple[str, ...]  # PipelineOptions of the Beam runner
+  tokenizer: str                 # load_tokenizer path for token counts ("byte" needs no file)
+  read: ReadConfig
+  dedup: DedupConfig
+  classify: ClassifyConfig
+  domains: DomainsConfig
+  rounds: RoundsConfig
+  decontaminate: DecontaminateConfig
+  write: WriteConfig
+
+  @classmethod
+  def from_config(cls, config) -> "CorpusConfig":
+    fields = config_types.strict_fields(cls, config, where="config", ignore=("task",))
+    fields["read"] = ReadConfig.from_config(fields["read"])
+    for field in dataclasses.fields(cls):
+      if dataclasses.is_dataclass(field.type) and field.name != "read":
+        fields[field.name] = config_types.from_section(field.type, fields[field.name],
+                                                       where=f"config.{field.name}")
+    if fields["runner"] not in ("local", "beam"):
+      raise ValueError(f"config.runner={fields['runner']!r}: expected 'local' or 'beam'")
+    return cls(**fields)
 
 
 def _progress(iterable, desc, total=None):
@@ -27,11 +130,12 @@ def _progress(iterable, desc, total=None):
 
 
 def _cfg(section) -> dict:
-  return section.to_dict() if hasattr(section, "to_dict") else dict(section)
+  """A section as the dict its stage's fingerprint (and keyword arguments) are made of."""
+  return dataclasses.asdict(section)
 
 
-def _beam(config):
-  if config.get("runner", "local") == "beam":
+def _beam(config: CorpusConfig):
+  if config.runner == "beam":
     from dsmath_jax.corpus import beam
     return beam
   return None
@@ -39,10 +143,8 @@ def _beam(config):
 
 def read_stage(config, directory: str, specs, name: str) -> dict:
   """Stage 1 over the files of `specs` into `directory` (pages sorted by id)."""
-  read_config = _cfg(config.read)
   files = stages.input_files(specs)
-  limits = read.Limits.from_config(read_config)
-  fp = store.fingerprint("read", read_config.get("languages"), read_config.get("lid_model"), limits,
+  fp = store.fingerprint("read", config.read.languages, config.read.lid_model, config.read.limits,
                          config.tokenizer, [(s, store.file_signature(p)) for s, p in files])
   status = store.done(directory, fp)
   if status:
@@ -53,11 +155,11 @@ def read_stage(config, directory: str, specs, name: str) -> dict:
     counts = runner.run_read(config, files, directory)
   else:
     counts = read.Counts()
-    identify, tokenizer = stages.make_identifier(read_config), stages.load_tokenizer(config.tokenizer)
+    identify, tokenizer = stages.make_identifier(config.read.lid_model), stages.load_tokenizer(config.tokenizer)
     pages = []
     for spec, path in _progress(files, f"read {name}"):
-      pages += stages.pages_of_file(spec, path, counts, languages=tuple(read_config.get("languages") or ()),
-                                    identify=identify, tokenizer=tokenizer, limits=limits)
+      pages += stages.pages_of_file(spec, path, counts, languages=config.read.languages,
+                                    identify=identify, tokenizer=tokenizer, limits=config.read.limits)
     store.write_records(directory, sorted(pages, key=lambda p: p["id"]))
   return store.mark_done(directory, fp, counts.to_json())
 
@@ -100,7 +202,7 @@ def _positives(config, corpus_dir, seed_dir, pool_dir, round_index, previous_col
 def _marked_prefixes(config, corpus_dir, round_index) -> list[str]:
   """Prefixes marked for the review of `round_index`: config.rounds.annotations[round_index - 1] when given
   (a shipped, already annotated file), else WORKDIR/corpus/round_N/review.txt as edited by a human."""
-  annotations = list(config.rounds.get("annotations") or ())
+  annotations = list(config.rounds.annotations)
   if round_index <= len(annotations) and annotations[round_index - 1]:
     return domains.read_review(annotations[round_index - 1])
   path = os.path.join(corpus_dir, f"round_{round_index}", "review.txt")
@@ -135,7 +237,7 @@ def round_stage(config, corpus_dir, round_index, seed_status, pool_status, previ
   positive_ids = {p["id"] for p in positives}
   pool_size = pool_status["counts"]["counts"].get("dedup/kept", 0)
   negatives_dir = os.path.join(corpus_dir, "negatives")
-  negatives_dir = negatives_dir if config.read.get("negatives") else pool_dir
+  negatives_dir = negatives_dir if config.read.negatives else pool_dir
   available = pool_size if negatives_dir == pool_dir else \
       store.read_json(os.path.join(negatives_dir, store.SUCCESS))["counts"]["counts"].get("kept", 0)
   rate = min(1.0, classify_config["num_negatives"] / max(available, 1))
@@ -226,14 +328,25 @@ def decontaminate_stage(config, directory, collected, first_round, upstream_fps)
   return store.mark_done(directory, fp, counts.to_json(), benchmarks=benchmark_status)
 
 
+def typed_config(config) -> CorpusConfig:
+  """The door: every key of the config read once, unknown or missing keys refused by name."""
+  return CorpusConfig.from_config(config)
+
+
 def run(config, workdir: str) -> dict:
+  """Task `corpus`: typed values (typed_config), then `collect`."""
+  config_types.write_config(config, workdir)
+  return collect(typed_config(config), workdir)
+
+
+def collect(config: CorpusConfig, workdir: str) -> dict:
   """Runs (or resumes) the whole pipeline; returns the stats written to WORKDIR/corpus/stats.json."""
   corpus_dir = os.path.join(workdir, "corpus")
   os.makedirs(corpus_dir, exist_ok=True)
-  stats = {"runner": config.get("runner", "local"), "rounds": []}
+  stats = {"runner": config.runner, "rounds": []}
   stats["read"] = read_stage(config, os.path.join(corpus_dir, "read"), config.read.inputs, "pool")
   stats["seed"] = read_stage(config, os.path.join(corpus_dir, "seed"), config.read.seeds, "seed")
-  if config.read.get("negatives"):
+  if config.read.negatives:
     stats["negatives"] = read_stage(config, os.path.join(corpus_dir, "negatives"), config.read.negatives,
                                     "negatives")
   stats["dedup"] = dedup_stage(config, os.path.join(corpus_dir, "dedup"), stats["read"],

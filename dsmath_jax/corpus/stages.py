@@ -35,8 +35,9 @@ def pages_of_file(spec: dict, path: str, counts: read.Counts, *, languages, iden
     yield page
 
 
-def make_identifier(read_config):
-  return langid.LanguageIdentifier(read_config.get("lid_model") or None)
+def make_identifier(lid_model: str):
+  """The language identifier: fastText `lid_model` (lid.176.bin), or the heuristic when empty."""
+  return langid.LanguageIdentifier(lid_model or None)
 
 
 def is_negative(page: dict, rate: float) -> bool:

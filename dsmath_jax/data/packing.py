@@ -1,6 +1,6 @@
 """Tokenized examples -> packed rows of seq_len with segment ids, positions and loss mask.
 
-Row convention (contracts.md "Batches"): `tokens` [seq] int32; `segment_ids` numbers the
+Row convention (docs/conventions.md, "Batches"): `tokens` [seq] int32; `segment_ids` numbers the
 documents of a row 1..n, 0 is padding; `positions` restart at 0 per document;
 `loss_mask` [seq] float32 is 1 where tokens[t] is a prediction TARGET (aligned with the
 targets; the loss shifts). SFT (paper §3.1) trains on responses only: the loss mask is 0

@@ -11,13 +11,35 @@ the iterator's get_state/set_state goes into the checkpoint (train/checkpointing
 A source without `weight` is sampled in proportion to its number of records (SFT: the
 union of all instruction data, as in §3.1); weight 0 drops it.
 """
+import dataclasses
 import functools
+from collections.abc import Mapping
 
 import grain
 import jax
 
-from dsmath_jax import templates
+from dsmath_jax import config_types, templates
 from dsmath_jax.data import packing, sources
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """The `data` section of a pretrain/SFT config: what the batches hold and how they are made."""
+  seq_len: int                                  # tokens per row
+  global_batch: int                             # rows per optimizer step, over all hosts
+  sources: Mapping[str, sources.SourceSpec]     # name -> where its records come from
+  tokenizer: str = ""                           # load_tokenizer path or "byte"; "" = the checkpoint's
+  seed: int = 0                                 # shuffling and first-fit bin order
+  packing: str = "concat"                       # "concat" (pretraining) | "first_fit" (SFT)
+  packing_bins: int = 16                        # first_fit: rows filled at once
+  worker_count: int = 0                         # grain processes that tokenize and pack (0: in the loop)
+  template: str = "cot"                         # SFT: templates.py name for records without a prompt
+
+  @classmethod
+  def from_config(cls, section, where: str = "config.data") -> "DataConfig":
+    fields = config_types.strict_fields(cls, section, where=where)
+    fields["sources"] = sources.source_specs(fields["sources"], f"{where}.sources")
+    return cls(**fields)
 
 
 def host_rows(global_batch: int, process_count: int) -> int:
@@ -39,17 +61,15 @@ def _example(record: dict, *, kind: str, tokenizer, seq_len: int, template: str)
                              tokenizer.bos_id, tokenizer.eos_id, seq_len)
 
 
-def examples(data_config, tokenizer, kind: str, *, process_index: int, process_count: int,
+def examples(data: DataConfig, tokenizer, kind: str, *, process_index: int, process_count: int,
              shuffle: bool = True, repeat: bool = True) -> grain.IterDataset:
-  """The weighted mixture of `data_config.sources` as an IterDataset of tokenized examples."""
-  make_example = functools.partial(_example, kind=kind, tokenizer=tokenizer,
-                                   seq_len=int(data_config.seq_len),
-                                   template=data_config.get("template", "cot"))
-  seed = int(data_config.get("seed", 0))
+  """The weighted mixture of `data.sources` as an IterDataset of tokenized examples."""
+  make_example = functools.partial(_example, kind=kind, tokenizer=tokenizer, seq_len=data.seq_len,
+                                   template=data.template)
   datasets, weights = [], []
-  for index, (name, spec) in enumerate(sorted(data_config.sources.items())):
-    weight = spec.get("weight", None)
-    if weight is not None and float(weight) <= 0:
+  for index, (name, spec) in enumerate(sorted(data.sources.items())):
+    weight = spec.weight
+    if weight is not None and weight <= 0:
       continue
     dataset = sources.open_source(spec)
     weight = len(dataset) if weight is None else float(weight)   # no weight: by size
@@ -57,7 +77,7 @@ def examples(data_config, tokenizer, kind: str, *, process_index: int, process_c
     if len(dataset) == 0:
       raise ValueError(f"data.sources.{name}: no records for host {process_index}")
     if shuffle:
-      dataset = dataset.shuffle(seed=seed + index)
+      dataset = dataset.shuffle(seed=data.seed + index)
     if repeat:
       dataset = dataset.repeat()
     datasets.append(dataset.map(make_example).to_iter_dataset())
@@ -69,25 +89,23 @@ def examples(data_config, tokenizer, kind: str, *, process_index: int, process_c
   return grain.IterDataset.mix(datasets, weights)
 
 
-def batches(data_config, tokenizer, kind: str, *, process_index: int | None = None,
+def batches(data: DataConfig, tokenizer, kind: str, *, process_index: int | None = None,
             process_count: int | None = None, shuffle: bool = True,
             repeat: bool = True) -> grain.IterDataset:
   """IterDataset of this host's batches: dicts of numpy [host_rows, seq_len] arrays."""
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
-  mixture = examples(data_config, tokenizer, kind, process_index=process_index,
+  mixture = examples(data, tokenizer, kind, process_index=process_index,
                      process_count=process_count, shuffle=shuffle, repeat=repeat)
-  rows = packing.pack(mixture, int(data_config.seq_len), data_config.get("packing", "concat"),
-                      num_packing_bins=int(data_config.get("packing_bins", 16)),
-                      seed=int(data_config.get("seed", 0)), shuffle_bins=shuffle)
-  batched = rows.batch(host_rows(int(data_config.global_batch), process_count), drop_remainder=True)
-  workers = int(data_config.get("worker_count", 0))
-  if workers > 0:              # tokenize + pack in child processes; the state stays checkpointable
-    batched = batched.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
+  rows = packing.pack(mixture, data.seq_len, data.packing, num_packing_bins=data.packing_bins,
+                      seed=data.seed, shuffle_bins=shuffle)
+  batched = rows.batch(host_rows(data.global_batch, process_count), drop_remainder=True)
+  if data.worker_count > 0:    # tokenize + pack in child processes; the state stays checkpointable
+    batched = batched.mp_prefetch(grain.MultiprocessingOptions(num_workers=data.worker_count))
   return batched
 
 
-def batch_spec(data_config) -> dict:
+def batch_spec(data: DataConfig) -> dict:
   """{name: global shape} of a training batch."""
-  shape = (int(data_config.global_batch), int(data_config.seq_len))
+  shape = (data.global_batch, data.seq_len)
   return {name: shape for name in ("tokens", "segment_ids", "positions", "loss_mask")}

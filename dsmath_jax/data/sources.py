@@ -1,6 +1,6 @@
 """Record sources for the loaders: a TFDS dataset, a JSONL file, or generated arithmetic.
 
-A source spec is a small ConfigDict (one entry of `config.data.sources`):
+A source spec (`SourceSpec`, one entry of `config.data.sources`) names one of:
   tfds="dsmath_sft/gsm8k_cot", split="train", data_dir=".../tfds"   records built by the
                                            `dataset` or `corpus` task (dsmath_jax.datasets)
   jsonl="/path/train.jsonl"                                  any JSONL file
@@ -8,10 +8,38 @@ A source spec is a small ConfigDict (one entry of `config.data.sources`):
 plus `fields`: {our field: record field}, e.g. {"question": "question", "response": "answer"}
 for GSM8K's JSONL. Every source yields dicts of python values with our field names.
 """
+import dataclasses
 import os
 import random
+from collections.abc import Mapping
 
 import grain
+
+from dsmath_jax import config_types
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceSpec:
+  """One entry of `config.data.sources` (or `config.eval.sources`): where records come from."""
+  tfds: str = ""                 # TFDS name, e.g. "dsmath_sft/gsm8k_cot"
+  split: str = "train"           # its split
+  data_dir: str = ""             # its data_dir ("" = TFDS's default); "~" expanded
+  jsonl: str = ""                # a JSONL file instead
+  generated: str = ""            # "arithmetic": generated records, no files
+  size: int = 2000               # generated: number of records
+  seed: int = 0                  # generated: generator seed
+  weight: float | None = None    # mixture weight; None = by number of records; 0 drops the source
+  fields: Mapping[str, str] = dataclasses.field(default_factory=dict)   # {our field: record field}
+
+  @classmethod
+  def from_config(cls, section, where: str) -> "SourceSpec":
+    return config_types.from_section(cls, section, where=where)
+
+
+def source_specs(section, where: str) -> dict[str, SourceSpec]:
+  """{name: SourceSpec} of a `sources` section (ConfigDict or dict of dicts)."""
+  return {name: SourceSpec.from_config(spec, where=f"{where}.{name}")
+          for name, spec in config_types.plain(section or {}).items()}
 
 
 def _rename(record: dict, fields: dict, where: str) -> dict:
@@ -49,22 +77,20 @@ def arithmetic_records(size: int, seed: int = 0) -> list[dict]:
   return records
 
 
-def open_source(spec) -> grain.MapDataset:
+def open_source(spec: SourceSpec) -> grain.MapDataset:
   """grain.MapDataset of records (dicts with our field names) for one source spec."""
-  fields = dict(spec.get("fields", None) or {})
-  if spec.get("tfds", None):
+  fields = dict(spec.fields)
+  if spec.tfds:
     from dsmath_jax import datasets as datasets_lib   # the data engineer's builders
-    data_dir = spec.get("data_dir", None)
-    source = datasets_lib.load_source(spec.tfds, spec.get("split", "train"),
-                                  os.path.expanduser(data_dir) if data_dir else None)
+    source = datasets_lib.load_source(spec.tfds, spec.split,
+                                      os.path.expanduser(spec.data_dir) if spec.data_dir else None)
     dataset = grain.MapDataset.source(source)
     if fields:
-      where = f"tfds {spec.tfds}/{spec.get('split', 'train')}"
+      where = f"tfds {spec.tfds}/{spec.split}"
       dataset = dataset.map(lambda record: _rename(record, fields, where))
     return dataset
-  if spec.get("jsonl", None):
+  if spec.jsonl:
     return grain.MapDataset.source(read_jsonl(spec.jsonl, fields))
-  if spec.get("generated", None) == "arithmetic":
-    return grain.MapDataset.source(arithmetic_records(int(spec.get("size", 2000)),
-                                                      int(spec.get("seed", 0))))
-  raise ValueError(f"data source {dict(spec)} names no tfds=, jsonl= or generated='arithmetic'")
+  if spec.generated == "arithmetic":
+    return grain.MapDataset.source(arithmetic_records(spec.size, spec.seed))
+  raise ValueError(f"data source {spec} names no tfds=, jsonl= or generated='arithmetic'")

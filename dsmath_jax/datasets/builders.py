@@ -4,7 +4,8 @@ Two datasets, one BuilderConfig per source (tfds names `dsmath_questions/<source
 `dsmath_sft/<source>`). The records are converted before the builder runs (the
 converters in this package read, execute and decontaminate), so a builder only writes
 the splits it is handed. ArrayRecord gives grain random access per record, which the
-SFT/RL loaders need for global shuffling and exact resumption (STYLE.md §6).
+SFT/RL loaders need for global shuffling and exact resumption (docs/architecture.md, "Data and
+resumption").
 """
 import tempfile
 

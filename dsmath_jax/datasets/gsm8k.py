@@ -72,7 +72,7 @@ def _rows(path, skip_bad_records, report):
 
 
 def questions(path: str, split: str, *, source: str = "gsm8k", skip_bad_records=False, report=None):
-  """Question records (contracts.md): gold = the number after ####."""
+  """Question records (docs/conventions.md, "Records"): gold = the number after ####."""
   for row, answer in _rows(path, skip_bad_records, report):
     yield dict(id=f"{source}-{split}-{row['_line']}", question=row["question"].strip(), answer=answer,
                solution=row["solution"], subject="", level=0, source=source)

@@ -52,7 +52,7 @@ def dataset_dir(name: str, data_dir: str) -> str:
 
 
 def load_source(name: str, split: str, data_dir: str | None = None) -> DecodedSource:
-  """A grain RandomAccessDataSource over one split of a built dataset (contracts.md).
+  """A grain RandomAccessDataSource over one split of a built dataset (docs/conventions.md, "Records").
 
   data_dir None: $TFDS_DATA_DIR, else ~/tensorflow_datasets (tfds' own default).
   """

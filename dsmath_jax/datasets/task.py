@@ -10,12 +10,15 @@ removed by decontamination (paper §2.1 rule against the benchmark test splits; 
 every SFT record and to the `train` split of every question source), written.
 """
 import collections
+import dataclasses
 import json
 import os
 import pathlib
+from collections.abc import Mapping
 
 from absl import logging
 
+from dsmath_jax import config_types
 from dsmath_jax.benchmarks import load as benchmarks_load
 from dsmath_jax.datasets import builders, decontamination, generic, gsm8k, hendrycks_math, mathcoder, pot, tora
 
@@ -28,6 +31,64 @@ def resolve(path: str) -> str:
   return path if os.path.isabs(path) else str((REPO_ROOT / path).resolve())
 
 
+@dataclasses.dataclass(frozen=True)
+class QuestionSource:
+  """One entry of `config.questions`: benchmark / RL questions -> dsmath_questions/<name>."""
+  reader: str                    # "gsm8k" | "math" | "jsonl"
+  files: Mapping[str, str]       # split -> file (absolute or relative to the repository root)
+  fields: Mapping[str, str] = dataclasses.field(default_factory=dict)   # jsonl: {ours: theirs}
+  answer_from: str = "field"     # jsonl: where the answer is read (generic.questions)
+
+
+@dataclasses.dataclass(frozen=True)
+class SftSource:
+  """One entry of `config.sft`: SFT records -> dsmath_sft/<name> (split train)."""
+  reader: str                    # "gsm8k_cot" | "math_cot" | "pot" | "mathcoder" | "tora" | "jsonl"
+  file: str                      # absolute or relative to the repository root
+  fields: Mapping[str, str] = dataclasses.field(default_factory=dict)   # jsonl: {ours: theirs}
+  format: str = "cot"            # jsonl: "cot" | "program" | "tool"
+
+
+@dataclasses.dataclass(frozen=True)
+class DecontaminationConfig:
+  """`config.decontamination` (paper §2.1 rule)."""
+  benchmarks: tuple[str, ...]    # "source/split" question splits every train record is checked against
+  sft_ngram: int                 # SFT: exact match + this n-gram rule (0: exact only)
+  questions_ngram: int           # RL questions: same (0: exact only)
+  sets: tuple[Mapping, ...] = ()  # the paper's list (§2.1) via dsmath_jax/benchmarks: name, path, optional
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutionConfig:
+  """`config.execution`: the sandbox that runs PoT/MathCoder/ToRA programs."""
+  timeout_s: float               # per program
+  workers: int                   # sandbox processes
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetConfig:
+  """configs/dataset.py, typed."""
+  data_dir: str                                  # "" = WORKDIR/tfds
+  skip_bad_records: bool                         # True: count and log bad JSONL lines, do not fail
+  questions: Mapping[str, QuestionSource]
+  sft: Mapping[str, SftSource]
+  decontamination: DecontaminationConfig
+  execution: ExecutionConfig
+
+  @classmethod
+  def from_config(cls, config) -> "DatasetConfig":
+    fields = config_types.strict_fields(cls, config, where="config", ignore=("task",))
+    return cls(
+        data_dir=fields["data_dir"], skip_bad_records=fields["skip_bad_records"],
+        questions={name: config_types.from_section(QuestionSource, spec, where=f"config.questions.{name}")
+                   for name, spec in fields["questions"].items()},
+        sft={name: config_types.from_section(SftSource, spec, where=f"config.sft.{name}")
+             for name, spec in fields["sft"].items()},
+        decontamination=config_types.from_section(DecontaminationConfig, fields["decontamination"],
+                                                  where="config.decontamination"),
+        execution=config_types.from_section(ExecutionConfig, fields["execution"], where="config.execution"))
+
+
 def _question_records(spec, path, split, source, skip, report):
   if spec.reader == "gsm8k":
     return list(gsm8k.questions(path, split, source=source, skip_bad_records=skip, report=report))
@@ -35,7 +96,7 @@ def _question_records(spec, path, split, source, skip, report):
     return list(hendrycks_math.questions(path, split, source=source, skip_bad_records=skip, report=report))
   if spec.reader == "jsonl":
     return list(generic.questions(path, split, source=source, fields=dict(spec.fields),
-                                  answer_from=spec.get("answer_from", "field"),
+                                  answer_from=spec.answer_from,
                                   skip_bad_records=skip, report=report))
   raise ValueError(f"questions source {source!r}: unknown reader {spec.reader!r} (gsm8k, math, jsonl)")
 
@@ -55,12 +116,23 @@ def _sft_records(spec, path, source, execution, skip, report):
   if spec.reader == "tora":
     return tora.records(path, **run, **common)
   if spec.reader == "jsonl":
-    return generic.sft_records(path, fields=dict(spec.fields), format=spec.get("format", "cot"), **run, **common)
+    return generic.sft_records(path, fields=dict(spec.fields), format=spec.format, **run, **common)
   raise ValueError(f"sft source {source!r}: unknown reader {spec.reader!r} "
                    "(gsm8k_cot, math_cot, pot, mathcoder, tora, jsonl)")
 
 
+def typed_config(config) -> DatasetConfig:
+  """The door: every key of the config read once, unknown or missing keys refused by name."""
+  return DatasetConfig.from_config(config)
+
+
 def run(config, workdir: str) -> list[dict]:
+  """Task `dataset`: typed values (typed_config), then `build`."""
+  config_types.write_config(config, workdir)
+  return build(typed_config(config), workdir)
+
+
+def build(config: DatasetConfig, workdir: str) -> list[dict]:
   """Builds every configured source; returns the count rows it printed."""
   data_dir = resolve(config.data_dir) if config.data_dir else os.path.join(workdir, "tfds")
   skip = config.skip_bad_records
@@ -78,7 +150,7 @@ def run(config, workdir: str) -> list[dict]:
 
   benchmark = [(name, record["question"]) for name in config.decontamination.benchmarks
                for record in _benchmark_split(questions, name)]
-  paper_texts, paper_sets = benchmarks_load.decontamination_set(config.decontamination.get("sets", ()))
+  paper_texts, paper_sets = benchmarks_load.decontamination_set([dict(b) for b in config.decontamination.sets])
   benchmark += paper_texts
   rules = config.decontamination
   question_index = (decontamination.BenchmarkIndex(benchmark, ngram=rules.questions_ngram)

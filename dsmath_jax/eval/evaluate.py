@@ -6,9 +6,9 @@ default); the eval task calls `score_benchmark` for each benchmark of its table.
 from dsmath_jax.benchmarks import catalog
 from dsmath_jax.benchmarks.catalog import Benchmark
 from dsmath_jax.eval import generate, scoring
-from dsmath_jax.eval.settings import GraderConfig, PromptConfig, SamplingConfig, SandboxConfig
+from dsmath_jax.eval.settings import GraderConfig, PromptConfig, SamplingConfig
 from dsmath_jax.grading.grader import Grader
-from dsmath_jax.sample.tool_loop import ToolConfig
+from dsmath_jax.sample.tool_loop import SandboxConfig, ToolConfig
 
 
 def score_benchmark(benchmark: Benchmark, questions: list[dict], outputs: dict[str, list[str]], grader: Grader, *,

@@ -9,8 +9,8 @@ from absl import logging
 
 from dsmath_jax.benchmarks import prompts as prompts_lib
 from dsmath_jax.benchmarks.catalog import Benchmark
-from dsmath_jax.eval.settings import PromptConfig, SamplingConfig, SandboxConfig
-from dsmath_jax.sample.tool_loop import ToolConfig
+from dsmath_jax.eval.settings import PromptConfig, SamplingConfig
+from dsmath_jax.sample.tool_loop import SandboxConfig, ToolConfig
 
 
 def prompt_texts(benchmark: Benchmark, questions: list[dict], prompt: PromptConfig, tokenizer=None) -> list[str]:
@@ -47,8 +47,7 @@ def generate_outputs(params, model_config, tokenizer, benchmark: Benchmark, ques
   start = time.time()
   if prompt.tool:
     from dsmath_jax.sample import tool_loop
-    from dsmath_jax.sandbox.sandbox import Sandbox
-    with Sandbox(workers=tool.sandbox_workers, allow_unisolated=sandbox.allow_unisolated) as box:
+    with tool_loop.open_sandbox(tool, sandbox) as box:
       completions = tool_loop.generate_with_tools(
           params, model_config, tokenizer, encoded, params_, rng, mesh=mesh, rules=rules, sandbox=box,
           max_tool_rounds=tool.max_rounds, batch_size=sampling.batch_size, progress=progress)

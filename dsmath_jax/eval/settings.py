@@ -95,11 +95,3 @@ class SamplingConfig:
     return config_types.from_section(cls, section, where="config.sampling")
 
 
-@dataclasses.dataclass(frozen=True)
-class SandboxConfig:
-  """config.sandbox: where tool-integrated programs run (dsmath_jax/sandbox)."""
-  allow_unisolated: bool = False   # True: run programs even where no kernel isolation exists
-
-  @classmethod
-  def from_config(cls, section) -> "SandboxConfig":
-    return config_types.from_section(cls, section, where="config.sandbox")

@@ -19,9 +19,9 @@ from absl import logging
 from dsmath_jax import config_types
 from dsmath_jax.benchmarks import catalog, load
 from dsmath_jax.eval import evaluate, generate, predictions as predictions_lib, report, table
-from dsmath_jax.eval.settings import DataConfig, GraderConfig, PromptConfig, SamplingConfig, SandboxConfig
+from dsmath_jax.eval.settings import DataConfig, GraderConfig, PromptConfig, SamplingConfig
 from dsmath_jax.grading.grader import Grader
-from dsmath_jax.sample.tool_loop import ToolConfig
+from dsmath_jax.sample.tool_loop import SandboxConfig, ToolConfig
 
 _TOP_LEVEL = ("task", "seed", "checkpoint", "tokenizer", "predictions", "model", "data", "prompt", "sampling", "grader",
               "tool", "sandbox", "mesh", "logical_axis_rules")
@@ -61,14 +61,25 @@ def _progress(what: str, total: int):
   return update
 
 
-def run(config, workdir: str) -> dict:
-  """Task `eval`; returns {benchmark: summary} (also in WORKDIR/eval/)."""
+def typed_config(config) -> tuple:
+  """The door: (data, prompt, sampling, grader, tool, sandbox) typed; unknown keys refused by name
+  (config.model and config.mesh too, for a model run)."""
   unknown = sorted(set(config.keys()) - set(_TOP_LEVEL))
   if unknown:
     raise ValueError(f"unknown config key(s) {', '.join('config.' + k for k in unknown)}; eval knows {_TOP_LEVEL}")
-  data, prompt = DataConfig.from_config(config.data), PromptConfig.from_config(config.prompt)
-  sampling, grading = SamplingConfig.from_config(config.sampling), GraderConfig.from_config(config.grader)
-  tool, sandbox = ToolConfig.from_config(config.tool), SandboxConfig.from_config(config.sandbox)
+  if not config.predictions:                   # a model run; predictions mode imports no jax
+    from dsmath_jax import runtime
+    from dsmath_jax.model import llama
+    llama.LlamaConfig.from_config(config.model)
+    runtime.MeshConfig.from_config(config.mesh)
+  return (DataConfig.from_config(config.data), PromptConfig.from_config(config.prompt),
+          SamplingConfig.from_config(config.sampling), GraderConfig.from_config(config.grader),
+          ToolConfig.from_config(config.tool), SandboxConfig.from_config(config.sandbox))
+
+
+def run(config, workdir: str) -> dict:
+  """Task `eval`; returns {benchmark: summary} (also in WORKDIR/eval/)."""
+  data, prompt, sampling, grading, tool, sandbox = typed_config(config)
   config_types.write_config(config, workdir)
   predictions, seed = str(config.predictions), int(config.seed)
   # Every benchmark is read before any work: a missing or empty file fails now, not an hour in.

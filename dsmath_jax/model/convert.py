@@ -15,69 +15,107 @@ import dataclasses
 import json
 import os
 import time
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
 from absl import logging
 
-from dsmath_jax import sharding
+from dsmath_jax import config_types, runtime
 from dsmath_jax import tokenizer as tokenizers
 from dsmath_jax.model import hf, llama, loading
 
+FORMATS = ("orbax", "hf")
+SECTIONS = ("task", "model", "mesh", "logical_axis_rules")
 
-def random_pretrained(preset_fields: dict, mesh, rules, seed: int = 0) -> loading.Pretrained:
+
+@dataclasses.dataclass(frozen=True)
+class ConvertConfig:
+  """The top-level keys of configs/convert.py."""
+  source: str                    # *.gguf | HF dir | save_pretrained dir | "random" (init of config.model)
+  output: str                    # "" = WORKDIR/model
+  format: str                    # "orbax" (save_pretrained dir) | "hf" (config.json + safetensors)
+  param_dtype: str               # "" keeps the checkpoint's; e.g. "bfloat16"
+  tokenizer: str                 # attach this tokenizer instead of the checkpoint's ("" = keep)
+  max_shard_gb: float            # HF export: safetensors shard size
+  seed: int                      # source="random": init seed
+
+  def __post_init__(self):
+    if not self.source:
+      raise ValueError("convert: set --config.source=PATH (a *.gguf, a HF dir, a save_pretrained "
+                       "dir, or 'random')")
+    if self.format not in FORMATS:
+      raise ValueError(f"convert: config.format={self.format!r}; expected 'orbax' or 'hf'")
+
+  @classmethod
+  def from_config(cls, config) -> "ConvertConfig":
+    return config_types.from_section(cls, config, where="config", ignore=SECTIONS)
+
+
+def random_pretrained(config: llama.LlamaConfig, mesh, rules, seed: int = 0) -> loading.Pretrained:
   """A randomly initialized model, initialized straight into its shardings (no host copy)."""
-  config = llama.LlamaConfig.from_config(preset_fields)
   shardings = loading.param_shardings(config, mesh, rules)
-  init = jax.jit(lambda rng: nn.unbox(llama.init_params(config, rng)), out_shardings=shardings)
-  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-    params = init(jax.random.key(seed))
-  return loading.Pretrained(config, params, tokenizers.ByteTokenizer())
+  init = runtime.jit_under_mesh(lambda rng: nn.unbox(llama.init_params(config, rng)), mesh, rules,
+                                out_shardings=shardings)
+  return loading.Pretrained(config, init(jax.random.key(seed)), tokenizers.ByteTokenizer())
+
+
+class TaskConfig(NamedTuple):
+  """configs/convert.py as typed values."""
+  convert: ConvertConfig
+  model: llama.LlamaConfig
+  mesh: runtime.MeshConfig
+
+
+def typed_config(config) -> TaskConfig:
+  """The door: every key of the config read once, unknown or missing keys refused by name."""
+  return TaskConfig(ConvertConfig.from_config(config), llama.LlamaConfig.from_config(config.model),
+                    runtime.MeshConfig.from_config(config.mesh))
 
 
 def run(config, workdir: str) -> dict:
-  """Loads `config.source`, writes `config.output` (default WORKDIR/model) in `config.format`."""
-  if not config.source:
-    raise ValueError("convert: set --config.source=PATH (a *.gguf, a HF dir, a save_pretrained "
-                     "dir, or 'random')")
-  if config.format not in ("orbax", "hf"):
-    raise ValueError(f"convert: config.format={config.format!r}; expected 'orbax' or 'hf'")
-  output = config.output or os.path.join(workdir, "model")
-  mesh = sharding.make_mesh(config.mesh)
-  rules = config.logical_axis_rules
+  """Task `convert`: typed values (typed_config) and the mesh, then `convert`."""
+  config_types.write_config(config, workdir)
+  c = typed_config(config)
+  mesh, rules = runtime.setup(config)
+  return convert(c.convert, c.model, workdir, mesh=mesh, rules=rules)
+
+
+def convert(c: ConvertConfig, model: llama.LlamaConfig, workdir: str, *, mesh, rules) -> dict:
+  """Loads `c.source` (or a random `model`), writes `c.output` (default WORKDIR/model) in `c.format`."""
+  output = c.output or os.path.join(workdir, "model")
   start = time.perf_counter()
-  if config.source == "random":
-    model_fields = dict(config.model)
-    if config.param_dtype:
-      model_fields["param_dtype"] = config.param_dtype
-    pretrained = random_pretrained(model_fields, mesh, rules, config.seed)
+  if c.source == "random":
+    if c.param_dtype:
+      model = dataclasses.replace(model, param_dtype=c.param_dtype)
+    pretrained = random_pretrained(model, mesh, rules, c.seed)
   else:
-    pretrained = loading.load_pretrained(config.source, param_dtype=config.param_dtype or None,
-                                         mesh=mesh, rules=rules)
+    pretrained = loading.load_pretrained(c.source, param_dtype=c.param_dtype or None, mesh=mesh,
+                                         rules=rules)
   load_seconds = time.perf_counter() - start
   model_config, params, tokenizer = pretrained
-  if config.tokenizer:
-    tokenizer = tokenizers.load_tokenizer(config.tokenizer)
-  logging.info("convert: loaded %s (%.2fB parameters, %s) in %.1f s", config.source,
+  if c.tokenizer:
+    tokenizer = tokenizers.load_tokenizer(c.tokenizer)
+  logging.info("convert: loaded %s (%.2fB parameters, %s) in %.1f s", c.source,
                model_config.num_params / 1e9, model_config.param_dtype, load_seconds)
 
   start = time.perf_counter()
-  if config.format == "orbax":
+  if c.format == "orbax":
     loading.save_pretrained(output, model_config, params, tokenizer)
   else:
     special = {} if tokenizer is None else dict(
         bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
-    hf.save_hf(output, model_config, params, max_shard_bytes=int(config.max_shard_gb * 2**30),
+    hf.save_hf(output, model_config, params, max_shard_bytes=int(c.max_shard_gb * 2**30),
                special_ids=special)
     if tokenizer is not None:
       tokenizer.save(output)
-  summary = dict(source=config.source, output=os.path.abspath(output), format=config.format,
+  summary = dict(source=c.source, output=os.path.abspath(output), format=c.format,
                  num_params=model_config.num_params, param_dtype=model_config.param_dtype,
                  tokenizer=type(tokenizer).__name__ if tokenizer else None,
                  load_seconds=round(load_seconds, 2),
                  save_seconds=round(time.perf_counter() - start, 2),
                  config=dataclasses.asdict(model_config))
-  logging.info("convert: wrote %s (%s) in %.1f s", output, config.format, summary["save_seconds"])
+  logging.info("convert: wrote %s (%s) in %.1f s", output, c.format, summary["save_seconds"])
   if jax.process_index() == 0:
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "convert.json"), "w") as f:

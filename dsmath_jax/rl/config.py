@@ -9,7 +9,7 @@ training batch 1024 (16 questions x 64 outputs), one policy update per explorati
 """
 import dataclasses
 
-from dsmath_jax import config_types
+from dsmath_jax import config_types, runtime
 from dsmath_jax.model import llama
 from dsmath_jax.sample import sampler
 from dsmath_jax.sample import tool_loop
@@ -77,16 +77,6 @@ class QuestionsConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class SandboxConfig:
-  """How far tool-integrated programs may run unconfined (config.sandbox; sandbox/sandbox.py)."""
-  allow_unisolated: bool = False         # True: run programs even where no kernel isolation exists
-
-  @classmethod
-  def from_config(cls, section, where: str = "config.sandbox") -> "SandboxConfig":
-    return config_types.from_section(cls, section, where=where)
-
-
-@dataclasses.dataclass(frozen=True)
 class GRPOTrainConfig:
   """The policy update's memory and its checkpoints (config.train of a GRPO run)."""
   num_microbatches: int = 16             # gradient accumulation slices of each update (memory only)
@@ -109,7 +99,7 @@ class GRPOConfig:
   data: QuestionsConfig
   rl: RLConfig
   tool: tool_loop.ToolConfig             # read when data.template == "tool"
-  sandbox: SandboxConfig                 # read when data.template == "tool"
+  sandbox: tool_loop.SandboxConfig       # read when data.template == "tool"
   optim: OptimConfig                     # AdamW (train/optim.py); §4.2: lr 1e-6
   train: GRPOTrainConfig
   seed: int = 0                          # initialization, question order and sampling keys
@@ -120,10 +110,11 @@ class GRPOConfig:
   def from_config(cls, config, ignore: tuple[str, ...] = ()) -> "GRPOConfig":
     """`ignore`: top-level sections another reader owns (iterative RL's `rm`, an experiment's own)."""
     top = config_types.strict_fields(cls, config, where="config", ignore=RUNTIME_KEYS + ignore)
+    runtime.MeshConfig.from_config(config.mesh)           # runtime.setup reads it; checked at the door too
     return cls(**dict(
         top, model=llama.LlamaConfig.from_config(config.model), data=QuestionsConfig.from_config(config.data),
         rl=RLConfig.from_config(config.rl), tool=tool_loop.ToolConfig.from_config(config.tool),
-        sandbox=SandboxConfig.from_config(config.sandbox),
+        sandbox=tool_loop.SandboxConfig.from_config(config.sandbox),
         optim=OptimConfig.from_config(config.optim), train=GRPOTrainConfig.from_config(config.train)))
 
   @property

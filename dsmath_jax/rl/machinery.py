@@ -106,5 +106,5 @@ def _sandbox(run: GRPOConfig):
   """A warm sandbox pool when the prompts are tool-integrated (paper §5.1.2), else None."""
   if not run.tool_integrated:
     return None
-  from dsmath_jax.sandbox.sandbox import Sandbox
-  return Sandbox(workers=run.tool.sandbox_workers, allow_unisolated=run.sandbox.allow_unisolated)
+  from dsmath_jax.sample import tool_loop
+  return tool_loop.open_sandbox(run.tool, run.sandbox)

@@ -104,6 +104,7 @@ class RewardModelConfig:
   @classmethod
   def from_config(cls, config) -> "RewardModelConfig":
     top = config_types.strict_fields(cls, config, where="config", ignore=RUNTIME_KEYS)
+    runtime.MeshConfig.from_config(config.mesh)           # runtime.setup reads it; checked at the door too
     return cls(**dict(top, model=llama.LlamaConfig.from_config(config.model),
                       data=RMDataConfig.from_config(config.data), label=LabelConfig.from_config(config.label),
                       optim=OptimConfig.from_config(config.optim),

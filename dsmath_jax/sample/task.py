@@ -3,14 +3,19 @@
 The same generator GRPO (§4.2) and evaluation (§2.2, §3.2) use, exposed for inspection and for
 offline data generation (e.g. rejection-sampled SFT data, §3.1). See configs/sample.py.
 """
+import dataclasses
 import json
 import os
 import time
+from typing import NamedTuple
 
+import flax.linen as nn
+import jax
 from absl import logging
 
-from dsmath_jax import templates
-from dsmath_jax import jsonl
+from dsmath_jax import config_types, jsonl, runtime, templates
+from dsmath_jax.model import llama, loading
+from dsmath_jax.sample import sampler, tool_loop
 
 
 def read_prompts(path: str, limit: int = 0) -> list[dict]:
@@ -55,62 +60,103 @@ def encode_prompts(records: list[dict], tokenizer, *, template: str, add_bos: bo
   return ids, texts
 
 
-def load_model(config, mesh, rules):
-  """(LlamaConfig, params, tokenizer or None) from config.checkpoint, or a random config.model."""
-  import flax.linen as nn
-  import jax
+# Sections of a sample config; every other key belongs to SampleConfig or to SamplingParams.
+SECTIONS = ("task", "model", "tool", "sandbox", "mesh", "logical_axis_rules")
+SAMPLING_KEYS = tuple(f.name for f in dataclasses.fields(sampler.SamplingParams))
 
-  from dsmath_jax import tokenizer as tokenizer_lib
-  from dsmath_jax.model import llama
-  fallback = tokenizer_lib.load_tokenizer(config.tokenizer) if config.tokenizer else None
-  if config.checkpoint:
-    from dsmath_jax.model import loading
-    pretrained = loading.load_pretrained(config.checkpoint, mesh=mesh, rules=rules)
-    return pretrained.config, pretrained.params, pretrained.tokenizer or fallback
-  model_config = llama.LlamaConfig.from_config(config.model)
-  params = nn.unbox(llama.init_params(model_config, jax.random.key(int(config.seed))))
-  return model_config, params, fallback
+
+@dataclasses.dataclass(frozen=True)
+class SampleConfig:
+  """The top-level keys of configs/sample.py besides the sampling knobs (SamplingParams)."""
+  seed: int                      # random init of `model` and the sampling key
+  checkpoint: str                # load_or_init source; "" = random init of config.model
+  tokenizer: str                 # used when the checkpoint carries none (a path or "byte")
+  prompts: str                   # JSONL of prompts; "" = `questions`
+  questions: tuple[str, ...]     # inline questions, rendered with `template`
+  template: str                  # templates.py name for `question` records; "tool" runs the tool loop
+  add_bos: bool                  # prepend the tokenizer's BOS to text prompts
+  limit: int                     # first N prompts (0 = all)
+  batch_size: int                # rows (prompt x sample) per sampler call
+
+  @classmethod
+  def from_config(cls, config) -> "SampleConfig":
+    return config_types.from_section(cls, config, where="config", ignore=SECTIONS + SAMPLING_KEYS)
+
+
+def sampling_params(config) -> sampler.SamplingParams:
+  """The sampling knobs of configs/sample.py (top-level keys, named as SamplingParams' fields)."""
+  own = tuple(f.name for f in dataclasses.fields(SampleConfig))
+  return config_types.from_section(sampler.SamplingParams, config, where="config",
+                                   ignore=SECTIONS + own)
+
+
+def load_model(checkpoint: str, model: llama.LlamaConfig, *, tokenizer: str, seed: int, mesh,
+               rules) -> loading.Pretrained:
+  """`checkpoint` through load_or_init, or a random init of `model` from `seed`."""
+  pretrained = loading.load_or_init(checkpoint, model, tokenizer=tokenizer, mesh=mesh, rules=rules)
+  if pretrained.params is not None:
+    return pretrained
+  params = nn.unbox(llama.init_params(pretrained.config, jax.random.key(seed)))
+  return pretrained._replace(params=params)
+
+
+class TaskConfig(NamedTuple):
+  """configs/sample.py as typed values."""
+  sample: SampleConfig
+  sampling: sampler.SamplingParams
+  tool: tool_loop.ToolConfig
+  sandbox: tool_loop.SandboxConfig
+  model: llama.LlamaConfig
+  mesh: runtime.MeshConfig
+
+
+def typed_config(config) -> TaskConfig:
+  """The door: every key of the config read once, unknown or missing keys refused by name."""
+  return TaskConfig(sample=SampleConfig.from_config(config), sampling=sampling_params(config),
+                    tool=tool_loop.ToolConfig.from_config(config.tool),
+                    sandbox=tool_loop.SandboxConfig.from_config(config.sandbox),
+                    model=llama.LlamaConfig.from_config(config.model),
+                    mesh=runtime.MeshConfig.from_config(config.mesh))
 
 
 def run(config, workdir: str) -> dict:
-  """Samples every prompt `num_samples` times; returns (and writes) the summary."""
-  import jax
+  """Task `sample`: typed values (typed_config), mesh and model, then `sample_prompts`."""
+  config_types.write_config(config, workdir)
+  c = typed_config(config)
+  mesh, rules = runtime.setup(config)
+  pretrained = load_model(c.sample.checkpoint, c.model, tokenizer=c.sample.tokenizer,
+                          seed=c.sample.seed, mesh=mesh, rules=rules)
+  return sample_prompts(pretrained, workdir, c.sample, c.sampling, c.tool, c.sandbox, mesh=mesh, rules=rules)
+
+
+def sample_prompts(pretrained: loading.Pretrained, workdir: str, job: SampleConfig,
+                   sampling: sampler.SamplingParams, tool: tool_loop.ToolConfig,
+                   sandbox: tool_loop.SandboxConfig = tool_loop.SandboxConfig(), *, mesh, rules) -> dict:
+  """Samples every prompt `sampling.num_samples` times; returns (and writes) the summary."""
   import tqdm
 
-  from dsmath_jax import sharding
-  from dsmath_jax.sample import sampler
-  mesh = sharding.make_mesh(config.mesh)
-  rules = tuple(tuple(rule) for rule in config.logical_axis_rules)
-  model_config, params, tokenizer = load_model(config, mesh, rules)
-  if config.prompts:
-    records, where = read_prompts(config.prompts, int(config.limit)), config.prompts
+  model_config, params, tokenizer = pretrained
+  if job.prompts:
+    records, where = read_prompts(job.prompts, job.limit), job.prompts
   else:
-    records, where = [dict(question=q) for q in config.questions], "config.questions"
-    records = records[:int(config.limit)] if config.limit else records
+    records, where = [dict(question=q) for q in job.questions], "config.questions"
+    records = records[:job.limit] if job.limit else records
     if not records:
       raise ValueError("sample: give --config.prompts=FILE.jsonl (or config.questions)")
-  prompts, texts = encode_prompts(records, tokenizer, template=config.template,
-                                  add_bos=config.add_bos, vocab_size=model_config.vocab_size,
-                                  where=where)
-  sampling = sampler.SamplingParams(
-      max_new_tokens=int(config.max_new_tokens), temperature=float(config.temperature),
-      top_p=float(config.top_p), top_k=int(config.top_k), num_samples=int(config.num_samples),
-      stop_strings=tuple(config.stop_strings), greedy=bool(config.greedy))
-  rng = jax.random.key(int(config.seed))
+  prompts, texts = encode_prompts(records, tokenizer, template=job.template, add_bos=job.add_bos,
+                                  vocab_size=model_config.vocab_size, where=where)
+  rng = jax.random.key(job.seed)
   bar = tqdm.tqdm(total=len(prompts) * sampling.num_samples, desc="samples", unit="sample")
   start = time.time()
-  if config.tools:
-    from dsmath_jax.sandbox import sandbox as sandbox_lib
-    from dsmath_jax.sample import tool_loop
-    if tokenizer is None:
-      raise ValueError("sample: tools=True needs a tokenizer (programs are text)")
-    with sandbox_lib.Sandbox(**config.sandbox) as box:
+  tools = tool_loop.uses_tools(job.template)
+  if tools:
+    with tool_loop.open_sandbox(tool, sandbox) as box:
       completions = tool_loop.generate_with_tools(
-          params, model_config, tokenizer, prompts, sampling, rng, max_tool_rounds=int(config.max_tool_rounds),
-          sandbox=box, mesh=mesh, rules=rules, batch_size=int(config.batch_size), progress=bar.update)
+          params, model_config, tokenizer, prompts, sampling, rng, max_tool_rounds=tool.max_rounds,
+          sandbox=box, mesh=mesh, rules=rules, batch_size=job.batch_size, progress=bar.update)
   else:
     completions = sampler.generate(params, model_config, tokenizer, prompts, sampling, rng, mesh=mesh,
-                                   rules=rules, batch_size=int(config.batch_size), progress=bar.update)
+                                   rules=rules, batch_size=job.batch_size, progress=bar.update)
   seconds = time.time() - start
   bar.close()
 
@@ -129,8 +175,7 @@ def run(config, workdir: str) -> dict:
   new_tokens = sum(len(c.token_ids) for c in completions)
   summary = dict(samples=len(completions), prompts=len(prompts), new_tokens=new_tokens,
                  seconds=round(seconds, 2), tokens_per_second=round(new_tokens / max(seconds, 1e-9), 1),
-                 finish_reasons=finish_reasons, checkpoint=config.checkpoint or "random init",
-                 tools=bool(config.tools))
+                 finish_reasons=finish_reasons, checkpoint=job.checkpoint or "random init", tools=tools)
   with open(os.path.join(workdir, "sample_summary.json"), "w") as f:
     json.dump(summary, f, indent=1)
   logging.info("wrote %d samples to %s (%s)", len(completions), path, summary)

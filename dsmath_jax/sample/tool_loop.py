@@ -12,6 +12,9 @@ The model's own "```output" tokens stay in the response with their log-probabili
 `tool_mask` (logprob 0.0), so training masks exactly what the model did not write. The
 resulting text is the same as cutting at "```output" and appending `format_output`.
 `max_new_tokens` bounds the whole response, tool tokens included.
+
+One switch turns the loop on in every task: the prompt template "tool" (`uses_tools`; sample:
+`template`, grpo: `data.template`, eval: `prompt.template`); its knobs are a `ToolConfig`.
 """
 import dataclasses
 from collections.abc import Callable, Sequence
@@ -22,7 +25,15 @@ import jax
 from dsmath_jax import config_types
 from dsmath_jax.sample import sampler
 from dsmath_jax.sandbox import tool_protocol
-from dsmath_jax.sandbox.sandbox import ExecResult
+from dsmath_jax.sandbox.sandbox import ExecResult, Sandbox
+
+TOOL_TEMPLATE = "tool"          # the templates.py name whose prompts ask for programs
+
+
+def uses_tools(template: str) -> bool:
+  """Whether prompts rendered with `template` are sampled through the tool loop."""
+  return template == TOOL_TEMPLATE
+
 
 # generate_round(contexts, row_ids, limits, round_index) -> one RowResult per context.
 RoundFn = Callable[[list[list[int]], list[int], list[int], int], list[sampler.RowResult]]
@@ -40,6 +51,21 @@ class ToolConfig:
   @classmethod
   def from_config(cls, section, where: str = "config.tool") -> "ToolConfig":
     return config_types.from_section(cls, section, where=where)
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxConfig:
+  """How far tool-integrated programs may run unconfined (the `sandbox` section; sandbox/sandbox.py)."""
+  allow_unisolated: bool = False  # True: run programs even where no kernel isolation exists
+
+  @classmethod
+  def from_config(cls, section, where: str = "config.sandbox") -> "SandboxConfig":
+    return config_types.from_section(cls, section, where=where)
+
+
+def open_sandbox(tool: ToolConfig, sandbox: SandboxConfig) -> Sandbox:
+  """The warm sandbox pool of a tool-integrated run (close it, or use it as a context manager)."""
+  return Sandbox(workers=tool.sandbox_workers, allow_unisolated=sandbox.allow_unisolated)
 
 
 def run_tool_rounds(prompts: Sequence[Sequence[int]], generate_round: RoundFn, tokenizer, sandbox,

@@ -1,6 +1,6 @@
 """Next-token cross-entropy over packed rows, as a LOSS FUNCTION for train_step.
 
-Batch convention (contracts.md): `tokens` [batch, seq]; the model reads all of `tokens`
+Batch convention (docs/conventions.md, "Batches"): `tokens` [batch, seq]; the model reads all of `tokens`
 and the logits at t predict tokens[t+1]. `loss_mask[t]` is 1 where tokens[t] is a
 prediction TARGET (so it is aligned with the targets, and loss_mask[:, 0] is never used).
 A target also needs the same segment as its input token: the first token of a packed
@@ -8,7 +8,7 @@ document is not predicted from the previous document, and padding (segment 0) ne
 
 A loss function returns SUMS (loss_sum, weight, aux_sums) so that train_step can divide
 by the number of loss tokens of the whole global batch: micro-batching and sharding then
-give the same loss as one big batch (contracts.md, "Training").
+give the same loss as one big batch (docs/conventions.md, "The loss contract").
 """
 import jax
 import jax.numpy as jnp

@@ -1,22 +1,24 @@
 """The training loop shared by pretraining (§2.3) and SFT (§3.1): next batch, step, log, save.
 
 Re-running the same command resumes from the latest checkpoint in WORKDIR/checkpoints,
-data position included. The run starts from `config.checkpoint` (load_pretrained) when
+data position included. The run starts from `config.checkpoint` (load_or_init) when
 set, else from a random init, and ends with save_pretrained(WORKDIR/"model"), which the
-next stage's `config.checkpoint` points at.
+next stage's `config.checkpoint` points at. `train` is the door: it writes WORKDIR/config.json
+and turns the config into typed values; `fit` and everything below take those values.
 """
 import dataclasses
 import functools
 import os
 import time
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import jax
 import numpy as np
 from absl import logging
 
-from dsmath_jax import sharding
-from dsmath_jax import tokenizer as tokenizers
-from dsmath_jax.data import pipeline
+from dsmath_jax import config_types, runtime, sharding
+from dsmath_jax.data import pipeline, sources
 from dsmath_jax.model import llama, loading
 from dsmath_jax.train import checkpointing, optim
 from dsmath_jax.train import loss as loss_lib
@@ -24,70 +26,124 @@ from dsmath_jax.train import metrics as metrics_lib
 from dsmath_jax.train import state as state_lib
 from dsmath_jax.train import step as step_lib
 
-# Run-time knobs of config.model that apply on top of a loaded checkpoint's shape.
-_RUNTIME_FIELDS = ("dtype", "param_dtype", "remat", "scan_layers")
+# Sections of a pretrain/SFT config, each typed by its own dataclass (LlamaConfig, DataConfig, ...).
+SECTIONS = ("task", "model", "mesh", "logical_axis_rules", "data", "optim", "train", "eval")
 
 
-def initial_model(config, mesh, rules):
-  """(LlamaConfig, params or None, tokenizer) from config.checkpoint or config.model."""
-  if config.get("checkpoint", ""):
-    loaded = loading.load_pretrained(config.checkpoint, dtype=config.model.dtype,
-                                     param_dtype=config.model.param_dtype, mesh=mesh, rules=rules)
-    model_config = dataclasses.replace(
-        loaded.config, **{k: config.model[k] for k in _RUNTIME_FIELDS if k in config.model})
-    tokenizer = loaded.tokenizer or tokenizers.load_tokenizer(config.data.tokenizer)
-    return model_config, loaded.params, tokenizer
-  tokenizer = tokenizers.load_tokenizer(config.data.tokenizer)
-  model_config = llama.LlamaConfig.from_config(config.model)
-  if tokenizer.vocab_size > model_config.vocab_size:
-    raise ValueError(f"tokenizer {config.data.tokenizer!r} has {tokenizer.vocab_size} tokens, "
-                     f"config.model.vocab_size is {model_config.vocab_size}")
-  return model_config, None, tokenizer
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+  """The top-level keys of a pretrain/SFT config besides its sections."""
+  seed: int                      # parameter init and the train state's rng
+  checkpoint: str                # load_or_init source: orbax/HF dir or GGUF; "" = random init of config.model
+
+  @classmethod
+  def from_config(cls, config) -> "RunConfig":
+    return config_types.from_section(cls, config, where="config", ignore=SECTIONS)
 
 
-def _check_batch(config, mesh, rules):
-  global_batch, micro = int(config.data.global_batch), int(config.train.num_microbatches)
-  if global_batch % micro:
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """The `train` section: how the loop runs, logs and checkpoints."""
+  num_microbatches: int          # the global batch is accumulated over this many slices
+  log_every: int                 # steps between metrics records
+  checkpoint_every: int          # steps between checkpoints of (state, data position)
+  keep_checkpoints: int          # checkpoints kept in WORKDIR/checkpoints
+  peak_flops_per_device: float   # for MFU (TPU v4 bf16: 275e12); set for your accelerator
+
+  @classmethod
+  def from_config(cls, section, where: str = "config.train") -> "TrainConfig":
+    return config_types.from_section(cls, section, where=where)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+  """The `eval` section: held-out loss during training (not the `eval` task)."""
+  every_steps: int               # steps between held-out losses; 0 = none
+  num_batches: int               # batches of `sources` per held-out loss
+  sources: Mapping[str, sources.SourceSpec]   # held-out records (same specs as data.sources)
+
+  @classmethod
+  def from_config(cls, section, where: str = "config.eval") -> "EvalConfig":
+    fields = config_types.strict_fields(cls, section, where=where)
+    fields["sources"] = sources.source_specs(fields["sources"], f"{where}.sources")
+    return cls(**fields)
+
+
+def _check_batch(global_batch: int, num_microbatches: int, mesh, rules):
+  if global_batch % num_microbatches:
     raise ValueError(f"data.global_batch={global_batch} does not split into "
-                     f"train.num_microbatches={micro}")
-  sharding.check_batch_divides(global_batch // micro, mesh, rules,
+                     f"train.num_microbatches={num_microbatches}")
+  sharding.check_batch_divides(global_batch // num_microbatches, mesh, rules,
                                what="data.global_batch / train.num_microbatches")
 
 
-def _eval_batches(config, tokenizer, kind):
-  """A fixed list of held-out host batches (config.eval.sources), or [] when none."""
-  if not config.get("eval", None) or not config.eval.get("sources", None):
+def _eval_batches(data: pipeline.DataConfig, evaluation: EvalConfig, tokenizer, kind):
+  """A fixed list of held-out host batches (evaluation.sources), or [] when none."""
+  if not evaluation.sources:
     return []
-  data_config = config.data.copy_and_resolve_references()
-  data_config.sources = config.eval.sources
-  iterator = iter(pipeline.batches(data_config, tokenizer, kind, shuffle=False, repeat=False))
-  return [batch for _, batch in zip(range(int(config.eval.num_batches)), iterator)]
+  held_out = dataclasses.replace(data, sources=evaluation.sources)
+  iterator = iter(pipeline.batches(held_out, tokenizer, kind, shuffle=False, repeat=False))
+  return [batch for _, batch in zip(range(evaluation.num_batches), iterator)]
+
+
+class TaskConfig(NamedTuple):
+  """A pretrain/SFT config as typed values, one per section."""
+  run: RunConfig
+  model: llama.LlamaConfig
+  mesh: runtime.MeshConfig
+  data: pipeline.DataConfig
+  optim: optim.OptimConfig
+  train: TrainConfig
+  eval: EvalConfig
+
+
+def typed_config(config) -> TaskConfig:
+  """The door: every key of the config read once, unknown or missing keys refused by name."""
+  return TaskConfig(
+      run=RunConfig.from_config(config), model=llama.LlamaConfig.from_config(config.model),
+      mesh=runtime.MeshConfig.from_config(config.mesh), data=pipeline.DataConfig.from_config(config.data),
+      optim=optim.OptimConfig.from_config(config.optim), train=TrainConfig.from_config(config.train),
+      eval=EvalConfig.from_config(config.eval))
 
 
 def train(config, workdir: str, *, kind: str) -> dict:
-  """Runs (or resumes) training; returns the last logged metrics. kind: 'text' | 'sft'."""
-  sharding.maybe_initialize_distributed(config)
-  mesh = sharding.make_mesh(config.mesh)
-  rules = tuple(tuple(rule) for rule in config.logical_axis_rules)
-  _check_batch(config, mesh, rules)
-  model_config, params, tokenizer = initial_model(config, mesh, rules)
-  state, shardings = state_lib.create_train_state(config, model_config, mesh, rules, params)
-  del params
-  iterator = iter(pipeline.batches(config.data, tokenizer, kind))
+  """Tasks `pretrain` and `sft`: the config becomes typed values (typed_config), then `fit`.
+
+  kind: 'text' | 'sft'. Returns the last logged metrics.
+  """
+  config_types.write_config(config, workdir)
+  c = typed_config(config)
+  mesh, rules = runtime.setup(config)
+  _check_batch(c.data.global_batch, c.train.num_microbatches, mesh, rules)
+  pretrained = loading.load_or_init(c.run.checkpoint, c.model, tokenizer=c.data.tokenizer, mesh=mesh,
+                                    rules=rules)
+  return fit(pretrained, workdir, kind=kind, seed=c.run.seed, data=c.data, optim_config=c.optim,
+             train_config=c.train, evaluation=c.eval, mesh=mesh, rules=rules)
+
+
+def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
+        data: pipeline.DataConfig, optim_config: optim.OptimConfig, train_config: TrainConfig,
+        evaluation: EvalConfig, mesh, rules) -> dict:
+  """Runs (or resumes) training from `pretrained` (params None: random init from `seed`)."""
+  model_config, params, tokenizer = pretrained
+  state, shardings = state_lib.create_train_state(optim_config, model_config, mesh, rules, params,
+                                                  seed=seed)
+  del params, pretrained
+  iterator = iter(pipeline.batches(data, tokenizer, kind))
   checkpointer = checkpointing.Checkpointer(
       os.path.join(os.path.abspath(workdir), "checkpoints"),
-      every_steps=int(config.train.checkpoint_every), keep=int(config.train.keep_checkpoints))
+      every_steps=train_config.checkpoint_every, keep=train_config.keep_checkpoints)
   state, start = checkpointer.restore(state, iterator)
 
-  spec = pipeline.batch_spec(config.data)
+  spec = pipeline.batch_spec(data)
   apply_fn = step_lib.make_apply_fn(model_config)
-  loss_fn = functools.partial(loss_lib.cross_entropy_loss, z_loss=float(config.optim.z_loss))
+  loss_fn = functools.partial(loss_lib.cross_entropy_loss, z_loss=optim_config.z_loss)
   train_step = step_lib.compile_train_step(
       shardings, mesh, rules, spec, loss_fn=loss_fn, apply_fn=apply_fn,
-      num_microbatches=int(config.train.num_microbatches),
-      learning_rate_fn=optim.make_schedule(config.optim))
+      num_microbatches=train_config.num_microbatches,
+      learning_rate_fn=optim.make_schedule(optim_config))
   batch_sharding = sharding.batch_sharding(mesh, rules, 2)
-  eval_batches = _eval_batches(config, tokenizer, kind)
+  eval_batches = _eval_batches(data, evaluation, tokenizer, kind)
   eval_step = step_lib.compile_eval_step(shardings.params, mesh, rules, spec, loss_fn=loss_fn,
                                          apply_fn=apply_fn)
 
@@ -97,11 +153,11 @@ def train(config, workdir: str, *, kind: str) -> dict:
     return float(sum(s[0] for s in sums) / max(sum(s[1] for s in sums), 1.0))
 
   writer = metrics_lib.MetricsWriter(workdir)
-  steps, log_every = int(config.optim.steps), int(config.train.log_every)
-  eval_every = int(config.eval.get("every_steps", 0)) if eval_batches else 0
-  tokens_per_step = int(config.data.global_batch) * int(config.data.seq_len)
-  flops_per_token = model_config.flops_per_token(int(config.data.seq_len))
-  peak_flops = float(config.train.peak_flops_per_device) * jax.device_count()
+  steps, log_every = optim_config.steps, train_config.log_every
+  eval_every = evaluation.every_steps if eval_batches else 0
+  tokens_per_step = data.global_batch * data.seq_len
+  flops_per_token = model_config.flops_per_token(data.seq_len)
+  peak_flops = train_config.peak_flops_per_device * jax.device_count()
   if eval_every and start == 0:
     writer.write(0, {"eval_loss": evaluate(state.params)})
   logging.info("training %s (%.1fM params) from step %d to %d on mesh %s", kind,
