@@ -1,4 +1,5 @@
-"""HF LlamaForCausalLM checkpoints <-> our params, against transformers (torch CPU, test only)."""
+"""HF Llama/Qwen2/Qwen3 (and Llama-3.x llama3 RoPE) checkpoints <-> our params, against
+transformers (torch CPU, test only)."""
 import json
 import os
 
@@ -19,37 +20,63 @@ transformers = pytest.importorskip("transformers")
 RULES = common.LOGICAL_AXIS_RULES
 
 
-def make_hf_model(directory, *, kv_heads, tie, max_shard_size=None, seed=0):
-  """A random LlamaForCausalLM saved by transformers' save_pretrained(safe_serialization=True)."""
+# Llama-3.1's released rope scaling, with original_max_position_embeddings shrunk to 64 so the
+# test's short contexts straddle all three bands (kept / interpolated / stretched wavelengths).
+LLAMA3_ROPE = dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                   original_max_position_embeddings=64)
+
+
+def make_hf_model(directory, *, kv_heads, tie, max_shard_size=None, seed=0, family="llama"):
+  """A random Llama/Qwen2/Qwen3/Llama-3 (llama3 rope) CausalLM saved by transformers'
+  save_pretrained(safe_serialization=True)."""
   torch.manual_seed(seed)
-  config = transformers.LlamaConfig(
-      vocab_size=96, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-      num_key_value_heads=kv_heads, head_dim=16, intermediate_size=112, rope_theta=5000.0,
-      rms_norm_eps=1e-5, max_position_embeddings=128, tie_word_embeddings=tie,
-      initializer_range=0.15)
-  model = transformers.LlamaForCausalLM(config).eval()
-  with torch.no_grad():                    # non-trivial norm scales, so a swapped norm shows
+  shape = dict(vocab_size=96, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+               num_key_value_heads=kv_heads, intermediate_size=112, rms_norm_eps=1e-5,
+               max_position_embeddings=128, tie_word_embeddings=tie, initializer_range=0.15)
+  rope = dict(rope_type="default", rope_theta=5000.0)
+  if family == "llama3":
+    rope = dict(LLAMA3_ROPE, rope_theta=5000.0)
+  config_class, model_class = {
+      "llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
+      "llama3": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
+      "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM),
+      "qwen3": (transformers.Qwen3Config, transformers.Qwen3ForCausalLM)}[family]
+  if family != "qwen2":                   # Qwen2 derives head_dim = hidden / heads = 16
+    shape["head_dim"] = 16
+  config = config_class(**shape, rope_parameters=rope)
+  model = model_class(config).eval()
+  with torch.no_grad():                    # non-trivial norm scales and biases, so a swap shows
     for name, p in model.named_parameters():
       if name.endswith("norm.weight"):
         p.copy_(1.0 + 0.3 * torch.randn_like(p))
+      elif name.endswith("bias"):
+        p.copy_(0.5 * torch.randn_like(p))
   kwargs = {} if max_shard_size is None else {"max_shard_size": max_shard_size}
   model.save_pretrained(directory, safe_serialization=True, **kwargs)
   return model
 
 
-# (kv_heads, tied, also check cached decode): the cache path does not depend on tying, so
-# two cases cover it and the compile time of the other two is saved.
-CASES = {"mha_untied": (4, False, False), "gqa_untied": (2, False, True),
-         "mha_tied": (4, True, True), "gqa_tied": (2, True, False)}
+# (family, kv_heads, tied, also check cached decode): the cache path does not depend on tying, so
+# two Llama cases cover it and the compile time of the other two is saved; every other family
+# checks decode once (its switches sit on the cached path).
+CASES = {"mha_untied": ("llama", 4, False, False), "gqa_untied": ("llama", 2, False, True),
+         "mha_tied": ("llama", 4, True, True), "gqa_tied": ("llama", 2, True, False),
+         "qwen2_gqa_tied": ("qwen2", 2, True, True), "qwen2_untied": ("qwen2", 4, False, False),
+         "qwen3_gqa_tied": ("qwen3", 2, True, True),
+         "llama3_rope_gqa": ("llama3", 2, False, True)}
+SWITCHES = {"llama": (False, False, None), "qwen2": (True, False, None), "qwen3": (False, True, None),
+            "llama3": (False, False, (8.0, 1.0, 4.0, 64))}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_logits_and_cached_decode_match_transformers(case, tmp_path):
-  kv_heads, tie, check_decode = CASES[case]
-  reference = make_hf_model(tmp_path, kv_heads=kv_heads, tie=tie)
+  family, kv_heads, tie, check_decode = CASES[case]
+  reference = make_hf_model(tmp_path, kv_heads=kv_heads, tie=tie, family=family)
   config, params, _ = loading.load_pretrained(str(tmp_path))
   assert (config.num_kv_heads, config.tie_embeddings, config.rope_theta) == (kv_heads, tie, 5000.0)
-  tokens = np.random.default_rng(1).integers(0, 96, (2, 12))
+  assert (config.qkv_bias, config.qk_norm, config.rope_scaling) == SWITCHES[family]
+  # Positions up to 100 reach past original_max_position_embeddings=64 (llama3 case).
+  tokens = np.random.default_rng(1).integers(0, 96, (2, 100 if family == "llama3" else 12))
   with torch.no_grad():
     expected = reference(torch.tensor(tokens)).logits.numpy()
   model = llama.Transformer(config)
@@ -61,7 +88,7 @@ def test_logits_and_cached_decode_match_transformers(case, tmp_path):
 
   # Prefill 7 tokens, then one token at a time, against transformers' own cached decode.
   prefill = 7
-  cache = llama.KVCache.init(config, batch=2, max_len=16)
+  cache = llama.KVCache.init(config, batch=2, max_len=tokens.shape[1] + 4)
   step = jax.jit(lambda p, t, c: model.apply({"params": p}, t, cache=c))
   decoded = []
   step_logits, cache = step(params, jnp.asarray(tokens[:, :prefill]), cache)
@@ -98,9 +125,10 @@ def test_sharded_checkpoint_with_index_streams_onto_a_mesh(tmp_path):
   np.testing.assert_allclose(np.asarray(logits), expected, atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("tie", [False, True])
-def test_round_trip_is_bit_identical_and_transformers_loads_it(tie, tmp_path):
-  make_hf_model(tmp_path / "in", kv_heads=2, tie=tie, seed=3)
+@pytest.mark.parametrize("family,tie", [("llama", False), ("llama", True), ("qwen2", True),
+                                        ("qwen2", False), ("qwen3", True), ("llama3", False)])
+def test_round_trip_is_bit_identical_and_transformers_loads_it(family, tie, tmp_path):
+  make_hf_model(tmp_path / "in", kv_heads=2, tie=tie, seed=3, family=family)
   config, params, _ = loading.load_pretrained(str(tmp_path / "in"))
   hf.save_hf(str(tmp_path / "out"), config, params, max_shard_bytes=40_000)
   original = load_file(str(tmp_path / "in" / "model.safetensors"))
@@ -112,9 +140,11 @@ def test_round_trip_is_bit_identical_and_transformers_loads_it(tie, tmp_path):
   for name, array in original.items():
     assert written[name].dtype == array.dtype and np.array_equal(written[name], array), name
   assert (tmp_path / "out" / "model.safetensors.index.json").exists()
-  reloaded = transformers.LlamaForCausalLM.from_pretrained(str(tmp_path / "out")).eval()
-  again = transformers.LlamaForCausalLM.from_pretrained(str(tmp_path / "in")).eval()
-  tokens = torch.tensor([[5, 9, 2, 77, 3]])
+  reloaded = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "out")).eval()
+  again = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "in")).eval()
+  assert type(reloaded) is type(again), (type(reloaded), type(again))
+  assert reloaded.config.rope_parameters == again.config.rope_parameters
+  tokens = torch.tensor([[5, 9, 2, 77, 3] * 20])
   with torch.no_grad():
     assert torch.equal(reloaded(tokens).logits, again(tokens).logits)
   assert reloaded.config.num_key_value_heads == 2 and reloaded.config.tie_word_embeddings == tie
@@ -160,9 +190,36 @@ def test_unsupported_hf_configs_say_why(tmp_path):
   base = json.loads(json.dumps(hf.config_to_hf(llama.LlamaConfig(
       vocab_size=8, hidden_size=8, num_layers=1, num_heads=2, num_kv_heads=2, head_dim=4,
       mlp_dim=8))))
-  with pytest.raises(ValueError, match="model_type='mistral'"):
-    hf.config_from_hf(dict(base, model_type="mistral"))
+  with pytest.raises(ValueError, match="model_type='gemma'.*supported"):
+    hf.config_from_hf(dict(base, model_type="gemma", architectures=["GemmaForCausalLM"]))
   with pytest.raises(ValueError, match="attention_bias"):
     hf.config_from_hf(dict(base, attention_bias=True))
-  with pytest.raises(ValueError, match="'llama3'"):
-    hf.config_from_hf(dict(base, rope_parameters={"rope_type": "llama3", "rope_theta": 1.0}))
+  with pytest.raises(ValueError, match="'yarn'"):
+    hf.config_from_hf(dict(base, rope_parameters={"rope_type": "yarn", "factor": 4.0, "rope_theta": 1.0}))
+  with pytest.raises(ValueError, match="'llama3' without 'low_freq_factor'"):
+    hf.config_from_hf(dict(base, rope_parameters={"rope_type": "llama3", "factor": 8.0, "rope_theta": 1.0}))
+  # Sliding windows: rejected where a layer actually uses one, accepted where they are off.
+  qwen = dict(base, model_type="qwen2", use_sliding_window=False, sliding_window=4096,
+              max_window_layers=28)
+  assert hf.config_from_hf(qwen)["qkv_bias"]
+  with pytest.raises(ValueError, match="sliding-window.*use_sliding_window=true"):
+    hf.config_from_hf(dict(qwen, use_sliding_window=True, max_window_layers=0))
+  with pytest.raises(ValueError, match="sliding-window.*sliding_attention"):
+    hf.config_from_hf(dict(qwen, layer_types=["sliding_attention"]))
+  mistral = dict(base, model_type="mistral", sliding_window=None)
+  assert not hf.config_from_hf(mistral)["qkv_bias"]
+  with pytest.raises(ValueError, match="sliding_window=4096 < max_position_embeddings"):
+    hf.config_from_hf(dict(mistral, sliding_window=4096, max_position_embeddings=32768))
+
+
+def test_transformers_own_sliding_window_configs_are_rejected(tmp_path):
+  """Configs as transformers writes them (not hand-made dicts): Qwen2 with its window on."""
+  config = transformers.Qwen2Config(
+      vocab_size=96, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+      num_key_value_heads=2, intermediate_size=112, use_sliding_window=True, sliding_window=8,
+      max_window_layers=1)
+  with pytest.raises(ValueError, match="sliding-window"):
+    hf.config_from_hf(config.to_dict())
+  off = transformers.Qwen2Config(vocab_size=96, hidden_size=64, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=2, intermediate_size=112)
+  assert hf.config_from_hf(off.to_dict())["qkv_bias"]

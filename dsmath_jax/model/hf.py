@@ -1,7 +1,11 @@
-"""Hugging Face LlamaForCausalLM checkpoints (config.json + safetensors) without torch.
+"""Hugging Face decoder checkpoints (config.json + safetensors) without torch.
 
 DeepSeekMath-Base/Instruct/RL 7B (paper §2-4) and DeepSeek LLM are released as LlamaForCausalLM
-checkpoints, so importing them is a name table plus a transpose: HF stores a Linear weight
+checkpoints; the Qwen2/Qwen2.5(-Math), Qwen3, Llama-3.x and Llama-compatible Mistral bases that
+GRPO research starts from differ from it only by the decoder's switches (q/k/v biases, q/k
+norms, llama3 RoPE frequencies). `model_type` picks the family; a flag the decoder cannot honour
+(sliding-window attention in use, o_proj/MLP biases, another RoPE scaling) fails naming it.
+Importing is a name table plus a transpose: HF stores a Linear weight
 [out, in], our Dense kernel is [in, out]. Tensors are read one at a time through
 `safetensors.numpy` (sharded checkpoints through their *.index.json), so loading streams;
 `save_hf` writes the inverse (sharded with an index past `max_shard_bytes`).
@@ -27,6 +31,11 @@ LAYER_NAMES = {
     "mlp/down_proj/kernel": ("mlp.down_proj.weight", True),
     "input_layernorm/scale": ("input_layernorm.weight", False),
     "post_attention_layernorm/scale": ("post_attention_layernorm.weight", False),
+    "self_attn/q_proj/bias": ("self_attn.q_proj.bias", False),     # qkv_bias (Qwen2)
+    "self_attn/k_proj/bias": ("self_attn.k_proj.bias", False),
+    "self_attn/v_proj/bias": ("self_attn.v_proj.bias", False),
+    "self_attn/q_norm/scale": ("self_attn.q_norm.weight", False),  # qk_norm (Qwen3)
+    "self_attn/k_norm/scale": ("self_attn.k_norm.weight", False),
 }
 # Our top-level parameter path -> (HF name, transposed?).
 TOP_NAMES = {
@@ -46,22 +55,64 @@ def hf_name(key: str, layer: int | None) -> tuple[str, bool]:
   return f"model.layers.{layer}.{name}", transposed
 
 
+# model_type -> (architecture written on export, the decoder switches the family implies).
+FAMILIES = {
+    "llama": ("LlamaForCausalLM", dict(qkv_bias=False, qk_norm=False)),
+    "mistral": ("MistralForCausalLM", dict(qkv_bias=False, qk_norm=False)),
+    "qwen2": ("Qwen2ForCausalLM", dict(qkv_bias=True, qk_norm=False)),
+    "qwen3": ("Qwen3ForCausalLM", dict(qkv_bias=False, qk_norm=True)),
+}
+
+
+def _sliding_window_in_use(hf: dict, model_type: str) -> str | None:
+  """Why the checkpoint attends through a sliding window (which the decoder lacks), or None."""
+  layer_types = hf.get("layer_types") or []
+  if any(t != "full_attention" for t in layer_types):
+    return f"layer_types has {sorted(set(layer_types) - {'full_attention'})} layers"
+  window = hf.get("sliding_window")
+  if model_type == "mistral":
+    # Mistral applies its window to every layer; one no shorter than the context is full attention.
+    if window is not None and window < hf.get("max_position_embeddings", 4096):
+      return f"sliding_window={window} < max_position_embeddings"
+  elif model_type in ("qwen2", "qwen3") and hf.get("use_sliding_window") and window is not None:
+    if hf.get("max_window_layers", 28) < hf["num_hidden_layers"]:
+      return (f"use_sliding_window=true with sliding_window={window} from layer "
+              f"max_window_layers={hf.get('max_window_layers', 28)} on")
+  return None
+
+
 def config_from_hf(hf: dict, where: str = "config.json") -> dict:
-  """LlamaConfig fields from a transformers LlamaConfig dict; rejects what the decoder lacks."""
+  """LlamaConfig fields from a transformers config dict (llama, mistral, qwen2, qwen3);
+  rejects, naming the field, what the decoder lacks."""
   model_type = hf.get("model_type")
-  if model_type != "llama":
-    raise ValueError(f"{where}: model_type={model_type!r}; only 'llama' (LlamaForCausalLM, "
-                     f"which DeepSeek LLM / DeepSeekMath use) is supported")
+  if model_type not in FAMILIES:
+    raise ValueError(f"{where}: model_type={model_type!r} (architectures={hf.get('architectures')}); "
+                     f"supported: {sorted(FAMILIES)}")
   for flag in ("attention_bias", "mlp_bias"):
+    # Qwen2's q/k/v biases come with the family; attention_bias also puts one on o_proj.
     if hf.get(flag):
-      raise ValueError(f"{where}: {flag}=true is not supported (the decoder has no biases)")
+      raise ValueError(f"{where}: {flag}=true is not supported (the decoder has no o_proj/MLP biases)")
   if hf.get("hidden_act", "silu") != "silu":
     raise ValueError(f"{where}: hidden_act={hf['hidden_act']!r}; only 'silu' is supported")
+  window = _sliding_window_in_use(hf, model_type)
+  if window:
+    raise ValueError(f"{where}: sliding-window attention is not supported ({window}); the "
+                     f"decoder attends over the whole context")
   rope = dict(hf.get("rope_parameters") or {})
-  scaling = hf.get("rope_scaling") or {}
-  rope_type = rope.get("rope_type") or scaling.get("rope_type") or scaling.get("type") or "default"
-  if rope_type != "default":
-    raise ValueError(f"{where}: rope scaling {rope_type!r} is not supported (only plain RoPE)")
+  rope.update(hf.get("rope_scaling") or {})
+  rope_type = rope.get("rope_type") or rope.get("type") or "default"
+  if rope_type == "default":
+    rope_scaling = None
+  elif rope_type == "llama3":
+    try:
+      rope_scaling = (float(rope["factor"]), float(rope["low_freq_factor"]),
+                      float(rope["high_freq_factor"]), int(rope["original_max_position_embeddings"]))
+    except KeyError as e:
+      raise ValueError(f"{where}: rope_type 'llama3' without {e.args[0]!r}") from e
+  else:
+    raise ValueError(f"{where}: rope scaling {rope_type!r} is not supported (plain RoPE or 'llama3')")
+  if float(rope.get("partial_rotary_factor", 1.0)) != 1.0:
+    raise ValueError(f"{where}: partial_rotary_factor={rope['partial_rotary_factor']} is not supported")
   heads = hf["num_attention_heads"]
   dtype = hf.get("dtype") or hf.get("torch_dtype") or "float32"
   return dict(
@@ -73,25 +124,49 @@ def config_from_hf(hf: dict, where: str = "config.json") -> dict:
       rms_norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
       max_position_embeddings=hf.get("max_position_embeddings", 4096),
       tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
-      param_dtype=dtype if dtype in ("float32", "bfloat16", "float16") else "float32")
+      param_dtype=dtype if dtype in ("float32", "bfloat16", "float16") else "float32",
+      rope_scaling=rope_scaling, **FAMILIES[model_type][1])
+
+
+def family_of(config) -> str:
+  """The model_type a config exports as: the family whose switches it has."""
+  if config.qkv_bias and config.qk_norm:
+    raise ValueError("no Hugging Face family has both q/k/v biases and q/k norms")
+  return "qwen3" if config.qk_norm else "qwen2" if config.qkv_bias else "llama"
 
 
 def config_to_hf(config, *, bos_id: int | None = None, eos_id: int | None = None,
                  pad_id: int | None = None) -> dict:
-  """A config.json that transformers' LlamaForCausalLM loads (v4 and v5 spellings of rope)."""
-  return {
-      "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+  """A config.json that transformers loads as Llama/Qwen2/Qwen3ForCausalLM (v4 and v5 rope spellings)."""
+  model_type = family_of(config)
+  rope = {"rope_type": "default", "rope_theta": config.rope_theta}
+  if config.rope_scaling is not None:
+    if model_type != "llama":
+      raise ValueError(f"rope_scaling (llama3) cannot be exported as {model_type}")
+    factor, low, high, original = config.rope_scaling
+    rope = dict(rope_type="llama3", rope_theta=config.rope_theta, factor=factor, low_freq_factor=low,
+                high_freq_factor=high, original_max_position_embeddings=original)
+  out = {
+      "architectures": [FAMILIES[model_type][0]], "model_type": model_type,
       "vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
       "num_hidden_layers": config.num_layers, "num_attention_heads": config.num_heads,
       "num_key_value_heads": config.num_kv_heads, "head_dim": config.head_dim,
       "intermediate_size": config.mlp_dim, "hidden_act": "silu",
       "rms_norm_eps": config.rms_norm_eps, "max_position_embeddings": config.max_position_embeddings,
-      "rope_theta": config.rope_theta,
-      "rope_parameters": {"rope_type": "default", "rope_theta": config.rope_theta},
-      "tie_word_embeddings": config.tie_embeddings, "attention_bias": False, "mlp_bias": False,
+      "rope_theta": config.rope_theta, "rope_parameters": rope,
+      "tie_word_embeddings": config.tie_embeddings,
       "bos_token_id": bos_id, "eos_token_id": eos_id, "pad_token_id": pad_id,
       "torch_dtype": config.param_dtype, "dtype": config.param_dtype,
   }
+  if config.rope_scaling is not None:
+    out["rope_scaling"] = {k: v for k, v in rope.items() if k != "rope_theta"}
+  if model_type == "llama":
+    out.update(attention_bias=False, mlp_bias=False)
+  else:
+    out.update(use_sliding_window=False, sliding_window=None, max_window_layers=config.num_layers)
+  if model_type == "qwen3":
+    out["attention_bias"] = False
+  return out
 
 
 class SafetensorsCheckpoint:
@@ -165,7 +240,8 @@ def layer_params(params: dict, num_layers: int, scan_layers: bool):
 
 def save_hf(directory: str, config, params, *, max_shard_bytes: int = 5 << 30,
             special_ids: dict | None = None) -> None:
-  """Writes config.json + model.safetensors (or shards + index) that LlamaForCausalLM loads.
+  """Writes config.json + model.safetensors (or shards + index) that transformers loads as the
+  config's family (config_to_hf).
 
   Tensors are fetched to the host one at a time (`np.asarray` of one layer's slice), so a
   sharded model never needs to be gathered whole.

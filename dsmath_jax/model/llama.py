@@ -1,8 +1,11 @@
 """The DeepSeek LLM / LLaMA decoder (paper §2.3) as Flax linen modules.
 
 RMSNorm, rotary embeddings, grouped-query attention and a SwiGLU MLP, stacked with
-`nn.scan`. Parameters are named after their Hugging Face LlamaForCausalLM roles
-(`layers/self_attn/q_proj/kernel`, ...) so weight conversion is a short table, and
+`nn.scan`. Three small switches cover the families GRPO research starts from (one decoder, not
+a copy per family): `qkv_bias` (Qwen2/Qwen2.5), `qk_norm` (Qwen3) and `rope_scaling`
+(Llama-3.x's "llama3" frequencies); all off is the DeepSeek LLM / LLaMA decoder. Parameters are
+named after their Hugging Face LlamaForCausalLM roles (`layers/self_attn/q_proj/kernel`, ...,
+`self_attn/q_proj/bias`, `self_attn/q_norm/scale`) so weight conversion is a short table, and
 every parameter and inter-block activation carries logical axis names; mesh axes
 never appear here (see dsmath_jax/sharding.py and configs/common.py).
 
@@ -43,6 +46,18 @@ class LlamaConfig:
   scan_layers: bool = True
   remat: str = "none"             # "none" | "full" | "dots" (save matmul outputs only)
   attention: str = "xla"          # attention implementation: "xla" (einsum reference)
+  qkv_bias: bool = False          # q/k/v projections carry biases (Qwen2/Qwen2.5)
+  qk_norm: bool = False           # RMSNorm over head_dim of q and k before RoPE (Qwen3)
+  # Llama-3.x "llama3" RoPE: (factor, low_freq_factor, high_freq_factor,
+  # original_max_position_embeddings); None = plain RoPE.
+  rope_scaling: tuple | None = None
+
+  def __post_init__(self):
+    if self.rope_scaling is not None:       # JSON/ConfigDict lists -> a hashable tuple
+      object.__setattr__(self, "rope_scaling", tuple(self.rope_scaling))
+      if len(self.rope_scaling) != 4:
+        raise ValueError(f"LlamaConfig.rope_scaling={self.rope_scaling!r}: expected (factor, "
+                         f"low_freq_factor, high_freq_factor, original_max_position_embeddings)")
 
   @classmethod
   def from_config(cls, model_config, where: str = "config.model") -> "LlamaConfig":
@@ -54,6 +69,8 @@ class LlamaConfig:
   def num_params(self) -> int:
     e, l = self.hidden_size, self.num_layers
     attn = e * self.head_dim * (2 * self.num_heads + 2 * self.num_kv_heads)
+    attn += self.head_dim * (self.num_heads + 2 * self.num_kv_heads) if self.qkv_bias else 0
+    attn += 2 * self.head_dim if self.qk_norm else 0
     per_layer = attn + 3 * e * self.mlp_dim + 2 * e
     head = 0 if self.tie_embeddings else self.vocab_size * e
     return self.vocab_size * e + l * per_layer + e + head
@@ -105,6 +122,10 @@ def _init(*logical_axes):
   return nn.with_logical_partitioning(nn.initializers.normal(stddev=0.02), logical_axes)
 
 
+def _bias_init(*logical_axes):
+  return nn.with_logical_partitioning(nn.initializers.zeros, logical_axes)
+
+
 def _constrain(x, *logical_axes):
   return nn.with_logical_constraint(x, logical_axes)
 
@@ -124,10 +145,27 @@ class RMSNorm(nn.Module):
     return (normed.astype(self.dtype) * scale.astype(self.dtype))
 
 
-def apply_rope(x, positions, theta: float):
+def rope_frequencies(head_dim: int, theta: float, scaling: tuple | None = None):
+  """Inverse frequencies [head_dim/2] float32; with `scaling`, Llama 3.1's "llama3" rule
+  (transformers' _compute_llama3_parameters): wavelengths above original_len / low_freq_factor
+  are stretched by `factor`, those below original_len / high_freq_factor kept, and the band
+  between interpolated smoothly."""
+  inv_freq = 1.0 / (theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
+  if scaling is None:
+    return inv_freq
+  factor, low_freq_factor, high_freq_factor, original_len = scaling
+  wavelen = 2 * jnp.pi / inv_freq
+  scaled = jnp.where(wavelen > original_len / low_freq_factor, inv_freq / factor, inv_freq)
+  smooth = (original_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+  smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+  medium = (wavelen >= original_len / high_freq_factor) & (wavelen <= original_len / low_freq_factor)
+  return jnp.where(medium, smoothed, scaled)
+
+
+def apply_rope(x, positions, theta: float, scaling: tuple | None = None):
   """Rotary embedding, HF's rotate-half layout.  x: [batch, seq, heads, head_dim]."""
   head_dim = x.shape[-1]
-  inv_freq = 1.0 / (theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
+  inv_freq = rope_frequencies(head_dim, theta, scaling)                 # [head_dim/2]
   angles = positions.astype(jnp.float32)[..., None] * inv_freq          # [batch, seq, head_dim/2]
   angles = jnp.concatenate([angles, angles], axis=-1)[:, :, None, :]    # [batch, seq, 1, head_dim]
   x32 = x.astype(jnp.float32)
@@ -156,15 +194,23 @@ class Attention(nn.Module):
     c = self.config
     dtype, param_dtype = jnp.dtype(c.dtype), jnp.dtype(c.param_dtype)
     dense = functools.partial(nn.Dense, use_bias=False, dtype=dtype, param_dtype=param_dtype)
+    # Qwen2's q/k/v biases (o_proj has none in every family we read).
+    qkv = functools.partial(dense, use_bias=c.qkv_bias)
     batch, seq, _ = x.shape
-    q = dense(c.num_heads * c.head_dim, kernel_init=_init("embed", "q_heads"), name="q_proj")(x)
-    k = dense(c.num_kv_heads * c.head_dim, kernel_init=_init("embed", "kv_heads"), name="k_proj")(x)
-    v = dense(c.num_kv_heads * c.head_dim, kernel_init=_init("embed", "kv_heads"), name="v_proj")(x)
+    q = qkv(c.num_heads * c.head_dim, kernel_init=_init("embed", "q_heads"),
+            bias_init=_bias_init("q_heads"), name="q_proj")(x)
+    k = qkv(c.num_kv_heads * c.head_dim, kernel_init=_init("embed", "kv_heads"),
+            bias_init=_bias_init("kv_heads"), name="k_proj")(x)
+    v = qkv(c.num_kv_heads * c.head_dim, kernel_init=_init("embed", "kv_heads"),
+            bias_init=_bias_init("kv_heads"), name="v_proj")(x)
     q = _constrain(q.reshape(batch, seq, c.num_heads, c.head_dim), "batch", "seq", "act_heads", "head_dim")
     k = _constrain(k.reshape(batch, seq, c.num_kv_heads, c.head_dim), "batch", "seq", "act_kv_heads", "head_dim")
     v = _constrain(v.reshape(batch, seq, c.num_kv_heads, c.head_dim), "batch", "seq", "act_kv_heads", "head_dim")
-    q = apply_rope(q, positions, c.rope_theta)
-    k = apply_rope(k, positions, c.rope_theta)
+    if c.qk_norm:                                # Qwen3: per-head RMSNorm, before RoPE
+      norm = functools.partial(RMSNorm, c.rms_norm_eps, dtype, param_dtype)
+      q, k = norm(name="q_norm")(q), norm(name="k_norm")(k)
+    q = apply_rope(q, positions, c.rope_theta, c.rope_scaling)
+    k = apply_rope(k, positions, c.rope_theta, c.rope_scaling)
 
     new_cache = None
     if layer_cache is not None:

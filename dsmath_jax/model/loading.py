@@ -3,7 +3,7 @@
 Each stage of DeepSeekMath (pretrain §2, SFT §3, reward model and GRPO §4) starts from the
 previous stage's weights, so every training task ends with `save_pretrained(WORKDIR/"model")`
 and the next one's `config.checkpoint` points at that directory. `load_pretrained` also reads
-released checkpoints: a Hugging Face LlamaForCausalLM directory or a GGUF file.
+released checkpoints: a Hugging Face Llama/Mistral/Qwen2/Qwen3 directory or a GGUF file.
 
 Loading streams: parameters are built one at a time on the host (a scan-stacked parameter
 gathers its L layers, so the host peak is the largest stacked parameter, e.g. 2.7 GB of the
@@ -192,7 +192,7 @@ def _restore_ours(path: str, config: llama.LlamaConfig, mesh, rules):
 
 def load_pretrained(path: str, *, dtype=None, param_dtype=None, mesh=None, rules=None,
                     config: llama.LlamaConfig | None = None) -> Pretrained:
-  """A GGUF file, a HF LlamaForCausalLM directory or a save_pretrained directory -> Pretrained.
+  """A GGUF file, a HF Llama/Mistral/Qwen2/Qwen3 directory or a save_pretrained directory -> Pretrained.
 
   dtype / param_dtype override the compute and storage dtypes (default: the checkpoint's; float32
   for GGUF, which is dequantized). With mesh + rules every tensor goes straight to its
