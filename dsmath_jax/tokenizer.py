@@ -114,8 +114,9 @@ def _token_content(token) -> str | None:
 class HFTokenizer(Tokenizer):
   """A Hugging Face `tokenizers` tokenizer (tokenizer.json), with its special tokens and template.
 
-  Special tokens and the chat template come from tokenizer_config.json beside the file
-  (else special_tokens_map.json, else config.json's *_token_id, else well-known EOS names).
+  Special tokens come from tokenizer_config.json beside the file (else special_tokens_map.json,
+  else config.json's *_token_id, else well-known EOS names); the chat template from
+  chat_template.jinja (transformers 5 writes it there), else tokenizer_config.json.
   The constructor also takes an already built `tokenizers.Tokenizer` (see GGUFTokenizer).
   """
 
@@ -164,14 +165,23 @@ class HFTokenizer(Tokenizer):
     config = {"bos_token": None if self.bos_id is None else self.token_text(self.bos_id),
               "eos_token": self.token_text(self.eos_id), "pad_token": self.token_text(self.pad_id)}
     if self.chat_template:
+      # Both places: transformers 5 reads chat_template.jinja first, older versions only the
+      # tokenizer_config.json key.
       config["chat_template"] = self.chat_template
+      with open(os.path.join(directory, CHAT_TEMPLATE_FILE), "w", encoding="utf-8") as f:
+        f.write(self.chat_template)
     with open(os.path.join(directory, "tokenizer_config.json"), "w") as f:
       json.dump(config, f, indent=1, ensure_ascii=False)
     return directory
 
 
+CHAT_TEMPLATE_FILE = "chat_template.jinja"
+
+
 def _read_tokenizer_config(directory: str) -> tuple[dict, str | None]:
-  """({'bos'|'eos'|'pad': token string or id}, chat_template) from the files beside tokenizer.json."""
+  """({'bos'|'eos'|'pad': token string or id}, chat_template) from the files beside tokenizer.json.
+
+  The template of chat_template.jinja wins over tokenizer_config.json's, as in transformers."""
   def read(name):
     path = os.path.join(directory, name)
     if not os.path.isfile(path):
@@ -194,6 +204,10 @@ def _read_tokenizer_config(directory: str) -> tuple[dict, str | None]:
   template = tokenizer_config.get("chat_template")
   if isinstance(template, list):  # [{"name": "default", "template": ...}, ...]
     template = next((t["template"] for t in template if t.get("name") == "default"), None)
+  template_path = os.path.join(directory, CHAT_TEMPLATE_FILE)
+  if os.path.isfile(template_path):
+    with open(template_path, encoding="utf-8") as f:
+      template = f.read()
   return special, template
 
 

@@ -109,6 +109,26 @@ def test_hf_tokenizer_matches_transformers(hf_tokenizer_dir, tmp_path):
   assert (saved.eos_id, saved.bos_id) == (2, None)
 
 
+def test_chat_template_jinja_file_is_read_and_kept(hf_tokenizer_dir, tmp_path):
+  """transformers 5 saves the template in chat_template.jinja, not tokenizer_config.json."""
+  transformers = pytest.importorskip("transformers")
+  reference = transformers.AutoTokenizer.from_pretrained(str(hf_tokenizer_dir))
+  reference.chat_template = CHATML.replace("<|im_start|>", "<|im_start|>>")
+  reference.save_pretrained(str(tmp_path / "v5"))
+  assert (tmp_path / "v5" / "chat_template.jinja").is_file()
+  assert "chat_template" not in json.loads((tmp_path / "v5" / "tokenizer_config.json").read_text())
+  tok = tokenizers.load_tokenizer(str(tmp_path / "v5"))
+  assert tok.chat_template == reference.chat_template
+  messages = [{"role": "user", "content": "2+2?"}]
+  prompt = tokenizers.render_chat(tok, messages)
+  assert prompt == reference.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+  assert prompt.startswith("<|im_start|>>user")
+  # Saved by us: transformers reads it back, and so do we.
+  tok.save(str(tmp_path / "ours"))
+  assert transformers.AutoTokenizer.from_pretrained(str(tmp_path / "ours")).chat_template == tok.chat_template
+  assert tokenizers.load_tokenizer(str(tmp_path / "ours")).chat_template == tok.chat_template
+
+
 def test_hf_tokenizer_without_eos_information_says_so(hf_tokenizer_dir, tmp_path):
   from tokenizers import Tokenizer, models
   Tokenizer(models.BPE(vocab={"a": 0, "b": 1}, merges=[])).save(str(tmp_path / "tokenizer.json"))
