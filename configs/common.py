@@ -27,6 +27,28 @@ MODELS = {
         vocab_size=49152, hidden_size=576, num_layers=30, num_heads=9, num_kv_heads=3,
         head_dim=64, mlp_dim=1536, rope_theta=100000.0, rms_norm_eps=1e-5,
         max_position_embeddings=8192, tie_embeddings=True),
+    # Bases today's GRPO research starts from (numbers from the released config.json files on the
+    # Hugging Face hub; tests check num_params against the published counts).
+    # Qwen/Qwen2.5-Math-1.5B: Qwen2 (q/k/v biases), tied embeddings, 4K context.
+    "qwen2_5_math_1_5b": dict(
+        vocab_size=151936, hidden_size=1536, num_layers=28, num_heads=12, num_kv_heads=2,
+        head_dim=128, mlp_dim=8960, rope_theta=10000.0, rms_norm_eps=1e-6,
+        max_position_embeddings=4096, tie_embeddings=True, qkv_bias=True),
+    # Qwen/Qwen2.5-Math-7B.
+    "qwen2_5_math_7b": dict(
+        vocab_size=152064, hidden_size=3584, num_layers=28, num_heads=28, num_kv_heads=4,
+        head_dim=128, mlp_dim=18944, rope_theta=10000.0, rms_norm_eps=1e-6,
+        max_position_embeddings=4096, tie_embeddings=False, qkv_bias=True),
+    # Qwen/Qwen2.5-7B (base).
+    "qwen2_5_7b": dict(
+        vocab_size=152064, hidden_size=3584, num_layers=28, num_heads=28, num_kv_heads=4,
+        head_dim=128, mlp_dim=18944, rope_theta=1000000.0, rms_norm_eps=1e-6,
+        max_position_embeddings=131072, tie_embeddings=False, qkv_bias=True),
+    # meta-llama/Llama-3.1-8B: llama3 RoPE (factor 8, low/high freq factors 1/4, original 8192).
+    "llama3_8b": dict(
+        vocab_size=128256, hidden_size=4096, num_layers=32, num_heads=32, num_kv_heads=8,
+        head_dim=128, mlp_dim=14336, rope_theta=500000.0, rms_norm_eps=1e-5,
+        max_position_embeddings=131072, tie_embeddings=False, rope_scaling=(8.0, 1.0, 4.0, 8192)),
     # ~125M Llama used by the GRPO benchmark and the ~100M train benchmark.
     "llama_125m": dict(
         vocab_size=32000, hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4,

@@ -223,3 +223,16 @@ def test_transformers_own_sliding_window_configs_are_rejected(tmp_path):
   off = transformers.Qwen2Config(vocab_size=96, hidden_size=64, num_hidden_layers=2,
                                  num_attention_heads=4, num_key_value_heads=2, intermediate_size=112)
   assert hf.config_from_hf(off.to_dict())["qkv_bias"]
+
+
+@pytest.mark.parametrize("preset,published", [
+    ("qwen2_5_math_1_5b", 1_543_714_304), ("qwen2_5_7b", 7_615_616_512),
+    ("llama3_8b", 8_030_261_248), ("deepseek_math_7b", 6_910_365_696)])
+def test_family_presets_have_the_published_parameter_counts(preset, published):
+  """The counts Hugging Face lists for the released safetensors (Qwen2.5 "1.54B"/"7.62B",
+  Llama-3.1 "8.03B", DeepSeekMath "6.91B"), not numbers derived from our presets."""
+  config = llama.LlamaConfig.from_config(common.MODELS[preset])
+  assert config.num_params == published
+  shapes, _ = loading.abstract_params(config)
+  assert sum(int(np.prod(s.shape)) for s in jax.tree.leaves(shapes)) == published
+  assert llama.LlamaConfig.from_config(hf.config_from_hf(hf.config_to_hf(config))) == config

@@ -94,7 +94,8 @@ def test_deepseek_math_7b_initializes_abstractly_on_8_devices_with_fsdp():
 
 
 def test_every_logical_axis_name_has_a_rule(monkeypatch):
-  """Params, activations (train and cached decode, with remat) and the KV cache."""
+  """Params, activations (train and cached decode, with remat) and the KV cache; the family
+  switches (Qwen2 biases, Qwen3 q/k norms) on in one of the two layouts."""
   used = set()
   original = nn.with_logical_constraint
 
@@ -104,7 +105,7 @@ def test_every_logical_axis_name_has_a_rule(monkeypatch):
 
   monkeypatch.setattr(nn, "with_logical_constraint", recording)
   for scan in (True, False):
-    config = tiny_config(scan_layers=scan, remat="full")
+    config = tiny_config(scan_layers=scan, remat="full", qkv_bias=scan, qk_norm=not scan)
     model = llama.Transformer(config)
     boxed = jax.eval_shape(functools.partial(llama.init_params, config), jax.random.key(0))
     for spec in jax.tree.leaves(nn.get_partition_spec(boxed), is_leaf=lambda s: isinstance(s, P)):
@@ -118,6 +119,7 @@ def test_every_logical_axis_name_has_a_rule(monkeypatch):
   for axes in jax.tree.leaves(llama.CACHE_LOGICAL_AXES, is_leaf=lambda a: isinstance(a, tuple)):
     used.update(axes)
   assert {"embed", "q_heads", "act_heads", "batch", "cache_seq"} <= used   # the recorder saw them
+  assert {"kv_heads", "norm", "head_dim"} <= used
   missing = used - {name for name, _ in RULES}
   assert not missing, f"logical axes without a rule in LOGICAL_AXIS_RULES: {sorted(missing)}"
 
