@@ -19,10 +19,12 @@ def llama_cpp_permute(weights, n_head, n_head_kv):
           .swapaxes(1, 2).reshape(weights.shape))
 
 
-def write_gguf(path, model, *, qtype=gguf.GGMLQuantizationType.F32):
-  """A llama GGUF as llama.cpp's converter writes it (norms F32, matrices in `qtype`)."""
+def write_gguf(path, model, *, qtype=gguf.GGMLQuantizationType.F32, arch="llama"):
+  """A llama/qwen2/qwen3 GGUF as llama.cpp's converter writes it (norms and biases F32,
+  matrices in `qtype`; q/k rows permuted for llama only; llama3 RoPE as rope_freqs.weight)."""
   c = model.config
-  writer = gguf.GGUFWriter(str(path), "llama")
+  head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+  writer = gguf.GGUFWriter(str(path), arch)
   writer.add_block_count(c.num_hidden_layers)
   writer.add_context_length(c.max_position_embeddings)
   writer.add_embedding_length(c.hidden_size)
@@ -31,23 +33,32 @@ def write_gguf(path, model, *, qtype=gguf.GGMLQuantizationType.F32):
   writer.add_head_count_kv(c.num_key_value_heads)
   writer.add_rope_freq_base(c.rope_parameters["rope_theta"])
   writer.add_layer_norm_rms_eps(c.rms_norm_eps)
-  writer.add_rope_dimension_count(c.head_dim)
+  writer.add_rope_dimension_count(head_dim)
   writer.add_vocab_size(c.vocab_size)
   names = {"embed_tokens": "token_embd", "norm": "output_norm", "lm_head": "output",
            "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
            "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
            "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm",
-           "post_attention_layernorm": "ffn_norm"}
+           "post_attention_layernorm": "ffn_norm", "self_attn.q_norm": "attn_q_norm",
+           "self_attn.k_norm": "attn_k_norm"}
+  rope = c.rope_parameters
+  if rope.get("rope_type") == "llama3":       # convert_hf_to_gguf.py LlamaModel.generate_extra_tensors
+    scaling = (rope["factor"], rope["low_freq_factor"], rope["high_freq_factor"],
+               rope["original_max_position_embeddings"])
+    writer.add_tensor("rope_freqs.weight", our_gguf.llama3_rope_divisors(head_dim, rope["rope_theta"], scaling))
   for name, tensor in model.state_dict().items():
     if name == "lm_head.weight" and c.tie_word_embeddings:
       continue
     weight = tensor.detach().float().numpy()
-    parts = name.removeprefix("model.").removesuffix(".weight").split(".")
+    suffix = "bias" if name.endswith(".bias") else "weight"
+    parts = name.removeprefix("model.").removesuffix(f".{suffix}").split(".")
     if parts[0] == "layers":
-      out = f"blk.{parts[1]}.{names['.'.join(parts[2:])]}.weight"
+      out = f"blk.{parts[1]}.{names['.'.join(parts[2:])]}.{suffix}"
     else:
-      out = f"{names[parts[0]]}.weight"
-    if out.endswith("attn_q.weight"):
+      out = f"{names[parts[0]]}.{suffix}"
+    if arch != "llama":
+      pass
+    elif out.endswith("attn_q.weight"):
       weight = llama_cpp_permute(weight, c.num_attention_heads, c.num_attention_heads)
     elif out.endswith("attn_k.weight"):
       weight = llama_cpp_permute(weight, c.num_attention_heads, c.num_key_value_heads)
@@ -61,14 +72,30 @@ def write_gguf(path, model, *, qtype=gguf.GGMLQuantizationType.F32):
   writer.close()
 
 
-def tiny_model(*, kv_heads, tie, seed=0):
+def tiny_model(*, kv_heads, tie, seed=0, family="llama"):
   torch.manual_seed(seed)
-  config = transformers.LlamaConfig(
-      vocab_size=64, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-      num_key_value_heads=kv_heads, head_dim=16, intermediate_size=96, rope_theta=20000.0,
-      rms_norm_eps=1e-5, max_position_embeddings=64, tie_word_embeddings=tie,
-      initializer_range=0.15)
-  return transformers.LlamaForCausalLM(config).eval()
+  shape = dict(vocab_size=64, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+               num_key_value_heads=kv_heads, intermediate_size=96, rms_norm_eps=1e-5,
+               max_position_embeddings=64, tie_word_embeddings=tie, initializer_range=0.15)
+  rope = dict(rope_type="default", rope_theta=20000.0)
+  if family == "llama3":      # Llama-3.1's released scaling (llama.cpp assumes 1/4/8192 too)
+    rope = dict(rope_type="llama3", rope_theta=500000.0, factor=8.0, low_freq_factor=1.0,
+                high_freq_factor=4.0, original_max_position_embeddings=8192)
+  config_class, model_class = {
+      "llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
+      "llama3": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
+      "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM),
+      "qwen3": (transformers.Qwen3Config, transformers.Qwen3ForCausalLM)}[family]
+  if family != "qwen2":
+    shape["head_dim"] = 16
+  model = model_class(config_class(**shape, rope_parameters=rope)).eval()
+  with torch.no_grad():                    # non-trivial norms and biases, so a swap shows
+    for name, p in model.named_parameters():
+      if name.endswith("norm.weight"):
+        p.copy_(1.0 + 0.3 * torch.randn_like(p))
+      elif name.endswith("bias"):
+        p.copy_(0.5 * torch.randn_like(p))
+  return model
 
 
 @pytest.mark.parametrize("kv_heads,tie", [(2, False), (4, True)])
@@ -84,6 +111,34 @@ def test_f32_gguf_logits_match_the_torch_model(kv_heads, tie, tmp_path):
   logits = np.asarray(llama.Transformer(config).apply({"params": params}, jnp.asarray(tokens)))
   print(f"GGUF F32 kv_heads={kv_heads} tie={tie}: max |logit gap| {np.abs(logits - expected).max():.2e}")
   np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("family,arch,tie", [("qwen2", "qwen2", True), ("qwen3", "qwen3", False),
+                                             ("llama3", "llama", False)])
+def test_family_gguf_logits_match_the_torch_model(family, arch, tie, tmp_path):
+  """qwen2 (biases, unpermuted q/k), qwen3 (q/k norms), llama with Llama-3's rope_freqs."""
+  model = tiny_model(kv_heads=2, tie=tie, family=family)
+  write_gguf(tmp_path / "m.gguf", model, arch=arch)
+  config, params, _ = loading.load_pretrained(str(tmp_path / "m.gguf"))
+  assert (config.qkv_bias, config.qk_norm) == (family == "qwen2", family == "qwen3")
+  assert config.rope_scaling == ((8.0, 1.0, 4.0, 8192) if family == "llama3" else None)
+  tokens = np.random.default_rng(0).integers(0, 64, (2, 10))
+  with torch.no_grad():
+    expected = model(torch.tensor(tokens)).logits.numpy()
+  logits = np.asarray(llama.Transformer(config).apply({"params": params}, jnp.asarray(tokens)))
+  print(f"GGUF F32 {family}: max |logit gap| {np.abs(logits - expected).max():.2e}")
+  np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
+
+
+def test_gguf_rope_freqs_that_are_not_llama3_are_rejected(tmp_path):
+  model = tiny_model(kv_heads=2, tie=False, family="llama3")
+  write_gguf(tmp_path / "m.gguf", model)
+  checkpoint = our_gguf.GGUFCheckpoint(str(tmp_path / "m.gguf"))
+  assert checkpoint.config_fields()["rope_scaling"] == (8.0, 1.0, 4.0, 8192)
+  original_get = checkpoint.get
+  checkpoint.get = lambda name: original_get(name) * (1.5 if name == our_gguf.ROPE_FREQS else 1)
+  with pytest.raises(ValueError, match="rope_freqs.weight holds RoPE divisors that are not Llama-3's"):
+    checkpoint.config_fields()
 
 
 @pytest.mark.parametrize("qtype", ["F16", "BF16", "Q8_0", "Q4_0", "Q4_1"])

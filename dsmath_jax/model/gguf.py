@@ -1,11 +1,17 @@
-"""GGUF (llama.cpp) checkpoints of the LLaMA architecture, dequantized to float32 with `gguf`.
+"""GGUF (llama.cpp) checkpoints of the llama, qwen2 and qwen3 architectures, dequantized to
+float32 with `gguf`.
 
 Small released chat models (SmolLM2-135M-Instruct ships as a Q4_1 GGUF) let the whole
 pipeline, sampling and evaluation included, run against a real model on a CPU. Tensors are
-memory-mapped and dequantized one at a time. llama.cpp's converter permutes the rows of
-attn_q / attn_k for its interleaved RoPE; we undo it as transformers' GGUF loader does, which
-brings them back to HF's rotate-half layout that model/llama.py uses.
+memory-mapped and dequantized one at a time. For `llama` (Mistral included) llama.cpp's
+converter permutes the rows of attn_q / attn_k for its interleaved RoPE; we undo it as
+transformers' GGUF loader does, which brings them back to HF's rotate-half layout that
+model/llama.py uses (qwen2/qwen3 are written unpermuted). Llama-3.x's "llama3" RoPE is stored
+as a `rope_freqs.weight` tensor of per-frequency divisors; it is read back as the
+released (factor, 1, 4, 8192) scaling after checking that it reproduces every divisor.
 """
+import math
+
 import numpy as np
 
 from dsmath_jax.gguf_file import read_gguf
@@ -25,13 +31,40 @@ LAYER_NAMES = {
     "mlp/down_proj/kernel": ("ffn_down.weight", True),
     "input_layernorm/scale": ("attn_norm.weight", False),
     "post_attention_layernorm/scale": ("ffn_norm.weight", False),
+    "self_attn/q_proj/bias": ("attn_q.bias", False),               # qwen2
+    "self_attn/k_proj/bias": ("attn_k.bias", False),
+    "self_attn/v_proj/bias": ("attn_v.bias", False),
+    "self_attn/q_norm/scale": ("attn_q_norm.weight", False),       # qwen3
+    "self_attn/k_norm/scale": ("attn_k_norm.weight", False),
 }
+# general.architecture -> the decoder switches it implies (llama.cpp writes Mistral as llama).
+ARCHITECTURES = {"llama": dict(qkv_bias=False, qk_norm=False),
+                 "qwen2": dict(qkv_bias=True, qk_norm=False),
+                 "qwen3": dict(qkv_bias=False, qk_norm=True)}
 TOP_NAMES = {
     "embed_tokens/embedding": ("token_embd.weight", False),
     "norm/scale": ("output_norm.weight", False),
     "lm_head/kernel": ("output.weight", True),
 }
-_IGNORED = ("rope_freqs.weight",)
+ROPE_FREQS = "rope_freqs.weight"      # llama3 RoPE divisors, read into config.rope_scaling
+_IGNORED = (ROPE_FREQS,)
+
+
+def llama3_rope_divisors(head_dim: int, theta: float, scaling: tuple) -> np.ndarray:
+  """llama.cpp's rope_freqs for Llama-3.x (convert_hf_to_gguf.py LlamaModel): base inv_freq /
+  scaled inv_freq per frequency, the same rule as model/llama.rope_frequencies."""
+  factor, low_freq_factor, high_freq_factor, original_len = scaling
+  divisors = []
+  for freq in 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float32) / head_dim)):
+    wavelen = 2 * math.pi / freq
+    if wavelen < original_len / high_freq_factor:
+      divisors.append(1.0)
+    elif wavelen > original_len / low_freq_factor:
+      divisors.append(factor)
+    else:
+      smooth = (original_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+      divisors.append(1 / ((1 - smooth) / factor + smooth))
+  return np.asarray(divisors, np.float32)
 
 
 def gguf_name(key: str, layer: int | None) -> tuple[str, bool]:
@@ -69,38 +102,60 @@ class GGUFCheckpoint:
   def has_vocabulary(self) -> bool:
     return "tokenizer.ggml.tokens" in self.metadata
 
+  @property
+  def architecture(self) -> str:
+    arch = self.metadata.get("general.architecture")
+    if arch not in ARCHITECTURES:
+      raise ValueError(f"{self.path}: general.architecture={arch!r}; supported: {sorted(ARCHITECTURES)}")
+    return arch
+
   def config_fields(self) -> dict:
     """LlamaConfig fields from the {arch}.* metadata."""
-    meta, path = self.metadata, self.path
-    arch = meta.get("general.architecture")
-    if arch != "llama":
-      raise ValueError(f"{path}: general.architecture={arch!r}; only 'llama' is supported")
+    meta, path, arch = self.metadata, self.path, self.architecture
 
     def field(name, default=None):
-      value = meta.get(f"llama.{name}", default)
+      value = meta.get(f"{arch}.{name}", default)
       if value is None:
-        raise ValueError(f"{path}: metadata field llama.{name} is missing")
+        raise ValueError(f"{path}: metadata field {arch}.{name} is missing")
       return value
 
-    scaling = meta.get("llama.rope.scaling.type", "none")
+    scaling = meta.get(f"{arch}.rope.scaling.type", "none")
     if scaling not in ("none", None):
-      raise ValueError(f"{path}: llama.rope.scaling.type={scaling!r} is not supported (plain RoPE)")
+      raise ValueError(f"{path}: {arch}.rope.scaling.type={scaling!r} is not supported (plain RoPE "
+                       f"or llama3's rope_freqs)")
+    if meta.get(f"{arch}.attention.sliding_window"):
+      raise ValueError(f"{path}: {arch}.attention.sliding_window={meta[f'{arch}.attention.sliding_window']}: "
+                       f"sliding-window attention is not supported")
     embed = self._tensors.get("token_embd.weight")
     if embed is None:
       raise ValueError(f"{path}: no tensor token_embd.weight")
     heads = int(field("attention.head_count"))
     hidden = int(field("embedding_length"))
-    return dict(
-        vocab_size=int(meta.get("llama.vocab_size") or embed[0][0]),
+    fields = dict(
+        vocab_size=int(meta.get(f"{arch}.vocab_size") or embed[0][0]),
         hidden_size=hidden, num_layers=int(field("block_count")), num_heads=heads,
-        num_kv_heads=int(meta.get("llama.attention.head_count_kv") or heads),
-        head_dim=int(meta.get("llama.attention.key_length")
-                     or meta.get("llama.rope.dimension_count") or hidden // heads),
+        num_kv_heads=int(meta.get(f"{arch}.attention.head_count_kv") or heads),
+        head_dim=int(meta.get(f"{arch}.attention.key_length")
+                     or meta.get(f"{arch}.rope.dimension_count") or hidden // heads),
         mlp_dim=int(field("feed_forward_length")),
-        rope_theta=_float32_value(meta.get("llama.rope.freq_base", 10000.0)),
+        rope_theta=_float32_value(meta.get(f"{arch}.rope.freq_base", 10000.0)),
         rms_norm_eps=_float32_value(field("attention.layer_norm_rms_epsilon")),
         max_position_embeddings=int(field("context_length", 4096)),
-        tie_embeddings="output.weight" not in self._tensors)
+        tie_embeddings="output.weight" not in self._tensors, **ARCHITECTURES[arch])
+    if ROPE_FREQS in self._tensors:
+      fields["rope_scaling"] = self._llama3_scaling(fields["head_dim"], fields["rope_theta"])
+    return fields
+
+  def _llama3_scaling(self, head_dim: int, theta: float) -> tuple:
+    """The llama3 scaling whose divisors rope_freqs.weight holds, or an error saying it is not one."""
+    divisors = self.get(ROPE_FREQS).reshape(-1)
+    scaling = (float(divisors.max()), 1.0, 4.0, 8192)   # Llama-3.1/3.2/3.3's released values
+    expected = llama3_rope_divisors(head_dim, theta, scaling)
+    if divisors.shape != expected.shape or not np.allclose(divisors, expected, rtol=1e-5, atol=0):
+      raise ValueError(f"{self.path}: {ROPE_FREQS} holds RoPE divisors that are not Llama-3's "
+                       f"(factor {scaling[0]}, low/high freq factors 1/4, original context 8192); "
+                       f"other frequency scalings are not supported")
+    return scaling
 
   def get(self, name: str) -> np.ndarray:
     """A tensor dequantized to float32, numpy layout [out, in] (llama.cpp's ne reversed)."""
@@ -121,7 +176,7 @@ class GGUFCheckpoint:
     rows = int(np.prod(shape[:-1], dtype=np.int64))
     data = self._blob[offset:offset + rows * row_bytes].reshape(rows, row_bytes)
     weight = gguf.quants.dequantize(data, qtype).astype(np.float32).reshape(shape)
-    if name.endswith(("attn_q.weight", "attn_k.weight")):
+    if name.endswith(("attn_q.weight", "attn_k.weight")) and self.architecture == "llama":
       if self._heads is None:
         fields = self.config_fields()
         self._heads = fields["num_heads"], fields["num_kv_heads"]
