@@ -40,9 +40,12 @@ def make_hf_model(directory, *, kv_heads, tie, max_shard_size=None, seed=0, fami
       "llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
       "llama3": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
       "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM),
-      "qwen3": (transformers.Qwen3Config, transformers.Qwen3ForCausalLM)}[family]
+      "qwen3": (transformers.Qwen3Config, transformers.Qwen3ForCausalLM),
+      "mistral": (transformers.MistralConfig, transformers.MistralForCausalLM)}[family]
   if family != "qwen2":                   # Qwen2 derives head_dim = hidden / heads = 16
     shape["head_dim"] = 16
+  if family == "mistral":                 # Mistral-7B-v0.2+: no sliding window = Llama-compatible
+    shape["sliding_window"] = None
   config = config_class(**shape, rope_parameters=rope)
   model = model_class(config).eval()
   with torch.no_grad():                    # non-trivial norm scales and biases, so a swap shows
@@ -63,8 +66,8 @@ CASES = {"mha_untied": ("llama", 4, False, False), "gqa_untied": ("llama", 2, Fa
          "mha_tied": ("llama", 4, True, True), "gqa_tied": ("llama", 2, True, False),
          "qwen2_gqa_tied": ("qwen2", 2, True, True), "qwen2_untied": ("qwen2", 4, False, False),
          "qwen3_gqa_tied": ("qwen3", 2, True, True),
-         "llama3_rope_gqa": ("llama3", 2, False, True)}
-SWITCHES = {"llama": (False, False, None), "qwen2": (True, False, None), "qwen3": (False, True, None),
+         "llama3_rope_gqa": ("llama3", 2, False, True), "mistral_gqa": ("mistral", 2, False, False)}
+SWITCHES = {"llama": (False, False, None), "mistral": (False, False, None), "qwen2": (True, False, None), "qwen3": (False, True, None),
             "llama3": (False, False, (8.0, 1.0, 4.0, 64))}
 
 
