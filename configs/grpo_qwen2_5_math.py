@@ -6,9 +6,12 @@
 
 The checkpoint directory (HF safetensors, a save_pretrained dir or a GGUF) brings its own shape
 and tokenizer; `model` only says how to run it (bfloat16, remat), and its preset is the one the
-checkpoint must match. Everything else is configs/grpo.py: the paper's GRPO hyper-parameters and
-prompt template ("cot"). `:tiny` runs configs/grpo.py:tiny with the Qwen2 decoder switch on (a
-random tiny model with q/k/v biases), so the plumbing of the family is checked in seconds.
+checkpoint must match. Prompts use the checkpoint's own chat template (data.template="chat":
+the CoT instruction as the user's message, rendered by its chat_template.jinja or
+tokenizer_config.json) instead of the paper's "User:/Assistant:"; set data.template="cot" for
+the paper's. Everything else is configs/grpo.py: the paper's GRPO hyper-parameters. `:tiny` runs
+configs/grpo.py:tiny with the Qwen2 decoder switch on (a random tiny model with q/k/v biases)
+and the chat template (ChatML for the byte tokenizer), so the plumbing is checked in seconds.
 """
 from configs import common
 from configs import grpo
@@ -17,6 +20,7 @@ from configs import grpo
 def get_config(arg: str | None = None):
   args = common.parse_arg(arg)
   c = grpo.get_config(arg)
+  c.data.template = "chat"
   if args.variant == "tiny":
     c.model = common.model("tiny", qkv_bias=True)
     return c

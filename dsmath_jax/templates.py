@@ -11,6 +11,11 @@ COT = ("User: {question}\nPlease reason step by step, "
 TOOL = ("User: {question}\nPlease integrate natural language reasoning with programs to solve "
         "the problem above, and put your final answer within \\boxed{{}}.\n\nAssistant:")
 
+# Template "chat": the chain-of-thought instruction as the user's message, rendered by the
+# checkpoint's own chat template (tokenizer.render_chat) instead of "User:/Assistant:", for
+# bases trained on their chat format (Qwen2.5-Math, Llama-3 Instruct). See rl/questions.py.
+CHAT_USER = "{question}\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+
 # Program-of-thought records use the tool-integrated prompt: the response is a program
 # whose execution output ends the solution.
 TEMPLATES = {"cot": COT, "tool": TOOL, "program": TOOL}

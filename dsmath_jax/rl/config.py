@@ -68,7 +68,8 @@ class RLConfig:
 class QuestionsConfig:
   """The questions and their prompts (config.data of a GRPO run)."""
   questions: str                         # "gsm8k:PATH,math:PATH,jsonl:PATH" (questions.load_questions)
-  template: str = "cot"                  # prompt template; "tool": tool-integrated RL (the `tool` section)
+  template: str = "cot"                  # prompt template; "tool": tool-integrated RL (the `tool` section);
+                                         # "chat": the checkpoint's chat template (rl/questions.py)
   questions_per_step: int = 16           # x group_size = outputs per step (§4.2: batch 1024 = 16 x 64)
 
   @classmethod

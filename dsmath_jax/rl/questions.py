@@ -10,6 +10,7 @@ import numpy as np
 from absl import logging
 
 from dsmath_jax import templates
+from dsmath_jax import tokenizer as tokenizers
 
 
 def load_questions(spec: str) -> list[dict]:
@@ -36,7 +37,13 @@ def load_questions(spec: str) -> list[dict]:
 
 
 def encode_prompt(tokenizer, question: str, template: str = "cot") -> list[int]:
-  """BOS (where the vocabulary has one) + the rendered prompt (templates.py)."""
+  """BOS (where the vocabulary has one) + the rendered prompt (templates.py).
+
+  template "chat": the CoT instruction as one user message in the checkpoint's chat template
+  (ChatML where it has none), which writes BOS itself where it wants one."""
+  if template == "chat":
+    message = templates.CHAT_USER.format(question=question.strip())
+    return tokenizer.encode(tokenizers.render_chat(tokenizer, [{"role": "user", "content": message}]))
   ids = tokenizer.encode(templates.render(question, template))
   return ([tokenizer.bos_id] if tokenizer.bos_id is not None else []) + ids
 
