@@ -89,6 +89,14 @@ LOGICAL_AXIS_RULES = (
 )
 
 
+# How a process joins a multi-process run (sharding.DistributedConfig). Left as is, the launcher's
+# environment decides (JAX_COORDINATOR_ADDRESS/JAX_NUM_PROCESSES/JAX_PROCESS_ID, a TPU pod, SLURM);
+# e.g. --config.distributed.coordinator_address=host0:1234 --config.distributed.num_processes=2
+# --config.distributed.process_id=1.
+def distributed() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(coordinator_address="", num_processes=0, process_id=-1))
+
+
 def model(name: str, **overrides) -> ml_collections.ConfigDict:
   """A model preset as a ConfigDict, with the run-time knobs every model config carries."""
   if name not in MODELS:

@@ -28,6 +28,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.max_shard_gb = 5.0     # HF export: safetensors shard size
   c.model = common.model("deepseek_math_7b", param_dtype="bfloat16")   # for source="random"
   c.mesh = common.mesh(data=1, fsdp=-1, tensor=1)
+  c.distributed = common.distributed()
   c.logical_axis_rules = common.LOGICAL_AXIS_RULES
   if args.variant == "tiny":
     c.source = "random"

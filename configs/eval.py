@@ -88,6 +88,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       memory_mb=4096,
       paper_compat="paper_compat" in words)               # DeepSeek-Math's own rules (default: strict)
   c.mesh = common.mesh()
+  c.distributed = common.distributed()
   c.logical_axis_rules = common.LOGICAL_AXIS_RULES
   if target == "tiny":                                    # seconds on a CPU: random model, bytes
     c.model = common.model("tiny")

@@ -67,6 +67,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Checkpoints of the policy/optimizer state in WORKDIR/checkpoints; re-running resumes.
   c.train = dict(num_microbatches=16, checkpoint_every=50, keep_checkpoints=2)
   c.mesh = common.mesh()
+  c.distributed = common.distributed()
   c.logical_axis_rules = common.LOGICAL_AXIS_RULES
   if args.variant == "tiny":
     c.model = common.model("tiny")

@@ -25,6 +25,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.checkpoint = ""                # load_pretrained path (HF dir, GGUF, save_pretrained dir)
   c.model = common.model("deepseek_math_7b", dtype="bfloat16", remat="dots")
   c.mesh = common.mesh(data=1, fsdp=-1, tensor=1)
+  c.distributed = common.distributed()
   c.logical_axis_rules = common.LOGICAL_AXIS_RULES
   tfds_dir = "~/tensorflow_datasets"
   c.data = dict(

@@ -34,6 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                  clip_norm=1.0)
   c.train = dict(num_microbatches=32)
   c.mesh = common.mesh()
+  c.distributed = common.distributed()
   c.logical_axis_rules = common.LOGICAL_AXIS_RULES
   if args.variant == "tiny":
     c.model = common.model("tiny")

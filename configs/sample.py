@@ -47,6 +47,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.sandbox = dict(allow_unisolated=False)  # True: run programs even where no kernel isolation exists
   c.batch_size = 64                       # rows (prompt x sample) per sampler call
   c.mesh = common.mesh()
+  c.distributed = common.distributed()
   c.logical_axis_rules = common.LOGICAL_AXIS_RULES
   if args.variant == "tiny":              # seconds on one CPU: random tiny model, byte tokenizer
     c.model = common.model("tiny")

@@ -37,6 +37,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.checkpoint = ""                # the base model: load_pretrained path
   c.model = common.model("deepseek_math_7b", dtype="bfloat16", remat="dots")
   c.mesh = common.mesh(data=1, fsdp=-1, tensor=1)
+  c.distributed = common.distributed()
   c.logical_axis_rules = common.LOGICAL_AXIS_RULES
   c.data = dict(
       tokenizer="", seq_len=4096, global_batch=256, seed=0, packing="first_fit", packing_bins=16,

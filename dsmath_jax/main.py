@@ -77,6 +77,9 @@ def main(argv):
   known = tasks()
   if config.task not in known:
     raise app.UsageError(f"config.task={config.task!r} is not a task; known: {sorted(known)}")
+  if "distributed" in config:               # jax tasks: join the other processes before any jax call
+    from dsmath_jax import sharding
+    sharding.maybe_initialize_distributed(config)
   os.makedirs(workdir, exist_ok=True)
   logging.info("task %s, workdir %s", config.task, workdir)
   known[config.task](config, workdir)

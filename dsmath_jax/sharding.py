@@ -4,7 +4,9 @@ Model code names logical axes only ("embed", "q_heads", "batch", ...); the confi
 `logical_axis_rules` map them to mesh axes. Everything that places arrays goes through
 the functions here, so the same step runs on 1 CPU, 8 simulated CPUs or a TPU pod.
 """
+import dataclasses
 import math
+import os
 from collections.abc import Mapping, Sequence
 
 import flax.linen as nn
@@ -17,18 +19,60 @@ MESH_AXES = ("data", "fsdp", "tensor")
 Rules = Sequence[tuple[str, str | tuple[str, ...] | None]]
 
 
-def maybe_initialize_distributed(config) -> None:
-  """Calls jax.distributed.initialize() on multi-host runs (TPU pods, multi-node GPU).
+@dataclasses.dataclass(frozen=True)
+class DistributedConfig:
+  """`config.distributed` (optional section): how this process joins a multi-process run.
 
-  Asked for by `config.distributed=True`, or by the environment of a multi-host launch
-  (TPU pod workers set TPU_WORKER_HOSTNAMES; SLURM sets SLURM_NTASKS>1).
+  Each field left at its default falls back to the launcher's environment (JAX_COORDINATOR_ADDRESS,
+  JAX_NUM_PROCESSES, JAX_PROCESS_ID), then to jax's cluster detection (TPU pods, SLURM).
   """
-  import os
-  wanted = bool(config.get("distributed", False))
-  multi_host_env = ("," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
-                    or int(os.environ.get("SLURM_NTASKS", "1")) > 1)
-  if wanted or multi_host_env:
-    jax.distributed.initialize()
+  coordinator_address: str = ""  # host:port of process 0; "" = $JAX_COORDINATOR_ADDRESS or the cluster's
+  num_processes: int = 0         # 0 = $JAX_NUM_PROCESSES or the cluster's; 1 = never initialize
+  process_id: int = -1           # -1 = $JAX_PROCESS_ID or the cluster's
+
+  @classmethod
+  def from_config(cls, section, where: str = "config.distributed") -> "DistributedConfig":
+    values = dict(section or {})
+    fields = {f.name: f.type for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+      raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(fields)}")
+    return cls(**values)
+
+  def resolved(self, environ: Mapping[str, str]) -> "DistributedConfig":
+    """The config with its unset fields read from the launcher's environment."""
+    return DistributedConfig(
+        coordinator_address=self.coordinator_address or environ.get("JAX_COORDINATOR_ADDRESS", ""),
+        num_processes=self.num_processes or int(environ.get("JAX_NUM_PROCESSES", "0")),
+        process_id=self.process_id if self.process_id >= 0 else int(environ.get("JAX_PROCESS_ID", "-1")))
+
+
+def maybe_initialize_distributed(config, environ: Mapping[str, str] | None = None) -> bool:
+  """Calls jax.distributed.initialize() once on multi-process runs; True when this run has joined.
+
+  Multi-process when `config.distributed` or the environment names several processes (with the
+  coordinator and this process's id: multi-node GPU without a scheduler, or 2 CPU processes on
+  localhost), or when a cluster launched it (TPU pod workers: TPU_WORKER_HOSTNAMES lists several
+  hosts; SLURM: SLURM_NTASKS > 1), in which case jax reads everything from the cluster. Must run
+  before anything touches a jax backend.
+  """
+  environ = os.environ if environ is None else environ
+  wanted = DistributedConfig.from_config(config.get("distributed")).resolved(environ)
+  if jax.distributed.is_initialized():
+    return True
+  if wanted.num_processes > 1:
+    if not wanted.coordinator_address or wanted.process_id < 0:
+      raise ValueError(f"{wanted.num_processes} processes need a coordinator address and this "
+                       f"process's id (config.distributed or JAX_COORDINATOR_ADDRESS/JAX_PROCESS_ID): "
+                       f"{wanted}")
+    jax.distributed.initialize(wanted.coordinator_address, wanted.num_processes, wanted.process_id)
+    return True
+  cluster = ("," in environ.get("TPU_WORKER_HOSTNAMES", "")
+             or int(environ.get("SLURM_NTASKS", "1")) > 1)
+  if cluster and wanted.num_processes != 1:
+    jax.distributed.initialize(wanted.coordinator_address or None)
+    return True
+  return False
 
 
 def mesh_shape(mesh_config: Mapping[str, int], num_devices: int) -> tuple[int, int, int]:
@@ -97,5 +141,17 @@ def put_global(host_batch, sharding: NamedSharding):
       lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), host_batch)
 
 
+def to_host(tree):
+  """jax.device_get that also fetches arrays spanning other processes' devices (all-gathered)."""
+  from jax.experimental import multihost_utils
+
+  def get(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
+      return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return jax.device_get(x)
+  return jax.tree.map(get, tree)
+
+
 __all__ = ["MESH_AXES", "P", "make_mesh", "mesh_shape", "logical_sharding", "tree_shardings",
-           "batch_sharding", "check_batch_divides", "put_global", "maybe_initialize_distributed"]
+           "batch_sharding", "check_batch_divides", "put_global", "maybe_initialize_distributed",
+           "DistributedConfig", "to_host"]

@@ -89,8 +89,9 @@ class GRPOTrainConfig:
     return config_types.from_section(cls, section, where=where)
 
 
-# Top-level keys a task reads outside its typed sections: main (task), runtime.setup (mesh, rules).
-RUNTIME_KEYS = ("task", "mesh", "logical_axis_rules")
+# Top-level keys a task reads outside its typed sections: main (task), runtime.setup (mesh, rules,
+# distributed).
+RUNTIME_KEYS = ("task", "mesh", "logical_axis_rules", "distributed")
 
 
 @dataclasses.dataclass(frozen=True)

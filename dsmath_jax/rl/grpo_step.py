@@ -17,6 +17,7 @@ import jax
 import numpy as np
 from absl import logging
 
+from dsmath_jax import sharding
 from dsmath_jax.rl import packing
 from dsmath_jax.rl import scoring
 from dsmath_jax.rl.config import RLConfig
@@ -78,12 +79,12 @@ def reference_logprobs(rl: RLConfig, machinery: Machinery, state, ref_params, ro
   the sampler's (they must agree: both are log_softmax of the raw logits)."""
   device_rows = machinery.put({k: rows[k] for k in packing.ROW_FIELDS + ("target_slots", "target_tokens")})
   if rl.kl_coef > 0:
-    ref = np.asarray(jax.device_get(machinery.logprobs(ref_params, device_rows)))
+    ref = np.asarray(sharding.to_host(machinery.logprobs(ref_params, device_rows)))
   else:
     ref = rows["old_logprobs"]
   gap = None
-  if rl.logprob_gap_every and int(jax.device_get(state.step)) % rl.logprob_gap_every == 0:
-    trainer = np.asarray(jax.device_get(machinery.logprobs(state.params, device_rows)))
+  if rl.logprob_gap_every and int(sharding.to_host(state.step)) % rl.logprob_gap_every == 0:
+    trainer = np.asarray(sharding.to_host(machinery.logprobs(state.params, device_rows)))
     gap = float(np.max(np.abs(trainer - rows["old_logprobs"]) * (rows["loss_mask"] > 0), initial=0.0))
   return ref, gap
 
@@ -99,7 +100,7 @@ def policy_updates(rl: RLConfig, machinery: Machinery, state, rows: dict, rng):
     for part in np.array_split(order, minibatches):
       state, metrics = machinery.train_step(state, machinery.put({k: rows[k][part] for k in BATCH_FIELDS}))
       update_metrics.append(metrics)
-  return state, jax.device_get(update_metrics)
+  return state, sharding.to_host(update_metrics)
 
 
 def step_metrics(completions, scored: scoring.Scored, update_metrics: list, times: dict) -> dict:

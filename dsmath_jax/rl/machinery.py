@@ -42,8 +42,11 @@ class Machinery:
   sandbox: object | None = None  # tool-integrated RL (data.template "tool"): runs the programs
 
   def put(self, rows: dict) -> dict:
-    """Host arrays -> global arrays split over the batch axes on their leading axis."""
-    return {name: sharding.put_global(value, sharding.batch_sharding(self.mesh, self.rules, value.ndim))
+    """Host arrays -> global arrays split over the batch axes on their leading axis.
+
+    Every process samples and scores the same questions with the same keys, so each holds the whole
+    batch: device_put takes each device's rows from it (put_global would read them as this host's slice)."""
+    return {name: jax.device_put(value, sharding.batch_sharding(self.mesh, self.rules, value.ndim))
             for name, value in rows.items()}
 
   def close(self) -> None:

@@ -11,6 +11,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from dsmath_jax import sharding
 from dsmath_jax.rl import advantages as advantages_lib
 from dsmath_jax.rl import reward_model as rm_lib
 from dsmath_jax.rl import rewards as rewards_lib
@@ -42,7 +43,7 @@ def score_outputs(rl: RLConfig, machinery: Machinery, completions, golds, rm_par
     rewards = correct
   else:
     rows = rm_rows(completions, machinery.seq_len, machinery.tokenizer.pad_id)
-    scores = np.asarray(jax.device_get(machinery.rm_scores(rm_params, machinery.put(rows))))  # [outputs, seq]
+    scores = np.asarray(sharding.to_host(machinery.rm_scores(rm_params, machinery.put(rows))))  # [outputs, seq]
     if rl.reward == "process_rm":
       rewards, token_advantages, zero = process_rm_advantages(rl, machinery, completions, scores)
       return Scored([token_advantages[i, :n] for i, n in enumerate(lengths)], rewards, zero, correct)

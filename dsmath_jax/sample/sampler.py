@@ -371,7 +371,7 @@ def generate_rows(params, config: llama.LlamaConfig, prompts: Sequence[Sequence[
     else:
       with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
         out = fn(params, *batch, *args)
-    out_tokens, out_logprobs, counts, finish, stop_index = jax.device_get(out)
+    out_tokens, out_logprobs, counts, finish, stop_index = sharding.to_host(out)
     for i in range(len(chunk) * per_prompt):
       n = int(counts[i])
       results.append(RowResult(out_tokens[i, :n].tolist(), out_logprobs[i, :n].tolist(),
