@@ -40,7 +40,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optim = dict(lr=4.2e-4, schedule="deepseek", steps=50_000, warmup_steps=2000, b1=0.9, b2=0.95,
                  eps=1e-8, weight_decay=0.1, clip_norm=1.0, end_lr_ratio=0.1, z_loss=0.0)
   c.train = dict(num_microbatches=1, log_every=10, checkpoint_every=500, keep_checkpoints=3,
-                 peak_flops_per_device=275e12)      # TPU v4 bf16; set for your accelerator
+                 peak_flops_per_device=0.0)   # 0: the chip's data-sheet peak (metrics.PEAK_FLOPS); no MFU on CPU
   c.eval = dict(every_steps=0, num_batches=0, sources=ml_collections.ConfigDict())
   if args.variant in ("tiny", "small"):
     arithmetic = dict(math=dict(generated="arithmetic", size=4000, seed=0, weight=0.8),
@@ -49,7 +49,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.update(tokenizer="byte", seq_len=64, global_batch=8, worker_count=0)
     c.data.sources = arithmetic
     c.optim.update(lr=3e-3, steps=8, warmup_steps=2)
-    c.train.update(log_every=1, checkpoint_every=4, peak_flops_per_device=5e10)   # ~1 CPU core
+    c.train.update(log_every=1, checkpoint_every=4)
     c.eval = dict(every_steps=4, num_batches=2,
                   sources=dict(held_out=dict(generated="arithmetic", size=64, seed=7)))
   if args.variant == "small":

@@ -50,14 +50,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optim = dict(lr=5e-5, schedule="constant", steps=500, warmup_steps=0, b1=0.9, b2=0.95,
                  eps=1e-8, weight_decay=0.1, clip_norm=1.0, end_lr_ratio=0.1, z_loss=0.0)
   c.train = dict(num_microbatches=1, log_every=10, checkpoint_every=100, keep_checkpoints=3,
-                 peak_flops_per_device=275e12)      # TPU v4 bf16; set for your accelerator
+                 peak_flops_per_device=0.0)   # 0: the chip's data-sheet peak (metrics.PEAK_FLOPS); no MFU on CPU
   c.eval = dict(every_steps=0, num_batches=0, sources=ml_collections.ConfigDict())
   if args.variant == "tiny":
     c.model = common.model("tiny")
     c.data.update(tokenizer="byte", seq_len=128, global_batch=8, worker_count=0)
     c.data.sources = dict(sft=dict(generated="arithmetic", size=2000, seed=0))
     c.optim.update(lr=3e-3, steps=8)
-    c.train.update(log_every=1, checkpoint_every=4, peak_flops_per_device=5e10)
+    c.train.update(log_every=1, checkpoint_every=4)
     c.eval = dict(every_steps=4, num_batches=2,
                   sources=dict(held_out=dict(generated="arithmetic", size=64, seed=7)))
   elif args.variant == "small":
@@ -67,5 +67,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.sources = dict(gsm8k_cot=dict(tfds="dsmath_sft/gsm8k_cot", split="train",
                                          data_dir="runs/dataset/tfds"))
     c.optim.update(lr=2e-5, steps=200)
-    c.train.update(log_every=10, checkpoint_every=50, peak_flops_per_device=5e10)
+    c.train.update(log_every=10, checkpoint_every=50)
   return c

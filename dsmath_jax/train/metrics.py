@@ -46,6 +46,35 @@ class MetricsWriter:
       self._tensorboard.close()
 
 
+# Dense bf16 peak FLOP/s per chip from the vendors' data sheets (device_kind as jax reports it).
+# CPUs have no dependable peak, so a CPU run logs no MFU.
+PEAK_FLOPS = {
+    "TPU v4": 275e12, "TPU v5 lite": 197e12, "TPU v5e": 197e12, "TPU v5p": 459e12, "TPU v5": 459e12,
+    "TPU v6 lite": 918e12, "TPU v6e": 918e12,
+    "NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H100": 989e12, "NVIDIA H200": 989e12,
+    "NVIDIA A100-SXM4-80GB": 312e12, "NVIDIA A100-SXM4-40GB": 312e12, "NVIDIA A100": 312e12,
+}
+
+
+def peak_flops_per_device(configured: float, device_kind: str) -> float:
+  """The configured peak if set (> 0), else the data-sheet peak of `device_kind`, else 0 (unknown)."""
+  if configured > 0:
+    return configured
+  for kind, flops in sorted(PEAK_FLOPS.items(), key=lambda item: -len(item[0])):
+    if device_kind.startswith(kind):
+      return flops
+  return 0.0
+
+
+def mfu_entry(model_flops_per_s: float, peak_flops: float) -> dict:
+  """{"mfu": fraction} when it means something: a known peak and a fraction <= 1 (model FLOPs
+  above the peak mean the peak is wrong, and such a number would mislead); else {}."""
+  if peak_flops <= 0:
+    return {}
+  mfu = model_flops_per_s / peak_flops
+  return {"mfu": mfu} if 0 <= mfu <= 1 else {}
+
+
 def read_metrics(metrics_jsonl: str) -> list[dict]:
   """One record per step, in step order: records of the same step are merged, later values
   winning (a resumed run logs again the steps after its last checkpoint)."""
@@ -58,8 +87,15 @@ def read_metrics(metrics_jsonl: str) -> list[dict]:
   return [by_step[step] for step in sorted(by_step)]
 
 
+def grid_shape(panels: int, max_columns: int = 3) -> tuple[int, int]:
+  """(rows, columns) of a figure with `panels` panels: at most `max_columns` wide, so that each
+  panel stays ~4 inches wide and the figure is readable at 100% zoom (never 6 panels in one row)."""
+  columns = min(panels, max_columns)
+  return -(-panels // columns), columns
+
+
 def plot_curves(metrics_jsonl: str, keys, png_path: str) -> None:
-  """One panel per key (e.g. loss, eval_loss) against step, from metrics.jsonl."""
+  """One panel per key (e.g. loss, eval_loss) against step, from metrics.jsonl, in a grid."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -67,8 +103,11 @@ def plot_curves(metrics_jsonl: str, keys, png_path: str) -> None:
   keys = [k for k in keys if any(k in r for r in records)]
   if not keys:
     return
-  fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
-  for ax, key in zip(axes[0], keys):
+  rows, columns = grid_shape(len(keys))
+  fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+  for ax in axes.flat[len(keys):]:
+    ax.set_visible(False)
+  for ax, key in zip(axes.flat, keys):
     points = sorted((r["step"], r[key]) for r in records if key in r)
     ax.plot([p[0] for p in points], [p[1] for p in points], marker="." if len(points) < 50 else None)
     ax.set_xlabel("step")

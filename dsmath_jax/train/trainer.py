@@ -48,7 +48,7 @@ class TrainConfig:
   log_every: int                 # steps between metrics records
   checkpoint_every: int          # steps between checkpoints of (state, data position)
   keep_checkpoints: int          # checkpoints kept in WORKDIR/checkpoints
-  peak_flops_per_device: float   # for MFU (TPU v4 bf16: 275e12); set for your accelerator
+  peak_flops_per_device: float   # for MFU; 0 = the chip's data-sheet peak (metrics.PEAK_FLOPS), none on CPU
 
   @classmethod
   def from_config(cls, section, where: str = "config.train") -> "TrainConfig":
@@ -157,7 +157,8 @@ def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
   eval_every = evaluation.every_steps if eval_batches else 0
   tokens_per_step = data.global_batch * data.seq_len
   flops_per_token = model_config.flops_per_token(data.seq_len)
-  peak_flops = train_config.peak_flops_per_device * jax.device_count()
+  peak_flops = metrics_lib.peak_flops_per_device(
+      train_config.peak_flops_per_device, jax.devices()[0].device_kind) * jax.device_count()
   if eval_every and start == 0:
     writer.write(0, {"eval_loss": evaluate(state.params)})
   logging.info("training %s (%.1fM params) from step %d to %d on mesh %s", kind,
@@ -171,7 +172,7 @@ def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
       last = {k: float(v) for k, v in jax.device_get(metrics).items()}
       now = time.time()
       tokens_per_s = tokens_per_step * (done - last_step) / max(now - last_time, 1e-9)
-      last.update(tokens_per_s=tokens_per_s, mfu=tokens_per_s * flops_per_token / peak_flops)
+      last.update(tokens_per_s=tokens_per_s, **metrics_lib.mfu_entry(tokens_per_s * flops_per_token, peak_flops))
       last_time, last_step = now, done
       if eval_every and (done % eval_every == 0 or done == steps):
         last["eval_loss"] = evaluate(state.params)
