@@ -30,3 +30,51 @@ def test_mfu_only_when_meaningful():
   assert metrics.mfu_entry(1e12, 0.0) == {}                  # unknown peak (CPU): no MFU at all
   assert metrics.mfu_entry(1.3e12, 1e12) == {}               # above 100%: the peak is wrong
   assert metrics.mfu_entry(0.4e12, 1e12) == {"mfu": pytest.approx(0.4)}
+
+
+def test_wandb_absent_is_a_warning_not_a_crash(tmp_path, monkeypatch, caplog):
+  import sys
+  monkeypatch.setitem(sys.modules, "wandb", None)             # import wandb -> ImportError
+  writer = metrics.MetricsWriter(str(tmp_path), wandb_project="dsmath")
+  writer.write(1, {"loss": 2.0})
+  writer.close()
+  assert metrics.read_metrics(str(tmp_path / "metrics.jsonl")) == [{"step": 1, "loss": 2.0}]
+  assert "wandb package is not installed" in caplog.text
+
+
+def test_wandb_run_gets_every_record_and_resumes_its_id(tmp_path, monkeypatch):
+  import sys
+  import types
+  calls = []
+
+  class Run:
+    def log(self, scalars, step):
+      calls.append(("log", step, scalars))
+
+    def finish(self):
+      calls.append(("finish",))
+
+  fake = types.SimpleNamespace(util=types.SimpleNamespace(generate_id=lambda: "abc123"),
+                               init=lambda **kwargs: calls.append(("init", kwargs)) or Run())
+  monkeypatch.setitem(sys.modules, "wandb", fake)
+  for step in (1, 2):                                         # second writer: a resumed run
+    writer = metrics.MetricsWriter(str(tmp_path), wandb_project="dsmath", run_config={"lr": 0.1})
+    writer.write(step, {"loss": 1.0 / step})
+    writer.close()
+  inits = [c[1] for c in calls if c[0] == "init"]
+  assert [i["id"] for i in inits] == ["abc123", "abc123"] and inits[0]["config"] == {"lr": 0.1}
+  assert [c[1:] for c in calls if c[0] == "log"] == [(1, {"loss": 1.0}), (2, {"loss": 0.5})]
+
+
+def test_profile_steps_write_a_trace(tmp_path):
+  import jax
+  import jax.numpy as jnp
+  step_fn = jax.jit(lambda x: jnp.tanh(x @ x))
+  writer = metrics.MetricsWriter(str(tmp_path), profile_steps=(1, 2))
+  x = jnp.ones((64, 64))
+  for step in range(4):
+    writer.step(step)
+    x = step_fn(x)
+  writer.close()
+  traces = list((tmp_path / "profile").rglob("*.xplane.pb"))
+  assert len(traces) == 1 and traces[0].stat().st_size > 0

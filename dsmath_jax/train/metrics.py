@@ -10,23 +10,52 @@ import os
 import time
 
 import jax
+from absl import logging
 
 
 class MetricsWriter:
-  """Appends scalar metrics; `.write(step, metrics)` then `.close()`."""
+  """Appends scalar metrics; `.write(step, metrics)` then `.close()`.
+
+  Optional, off by default: a Weights & Biases run beside TensorBoard (`wandb_project`; a missing
+  `wandb` package is a warning, not a crash), and a jax.profiler trace of `profile_steps` =
+  (first step, number of steps) into WORKDIR/profile (TensorBoard's profile tab, Perfetto), driven
+  by `.step(step)` at the top of each step.
+  """
 
   def __init__(self, workdir: str, *, console_keys=("loss", "grad_norm", "learning_rate",
-                                                    "tokens_per_s", "mfu", "eval_loss")):
+                                                    "tokens_per_s", "mfu", "eval_loss"),
+               wandb_project: str = "", run_config: dict | None = None,
+               profile_steps: tuple[int, int] = (0, 0)):
     self.enabled = jax.process_index() == 0
     self.console_keys = console_keys
+    self.workdir = workdir
     self.path = os.path.join(workdir, "metrics.jsonl")
     self._start = time.time()
-    self._file = self._tensorboard = None
+    self._file = self._tensorboard = self._wandb = None
+    self._profile_first, self._profile_count = profile_steps
+    self._profiling = False
     if self.enabled:
       os.makedirs(workdir, exist_ok=True)
       self._file = open(self.path, "a")
       from tensorboardX import SummaryWriter
       self._tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard"))
+      if wandb_project:
+        self._wandb = _start_wandb(wandb_project, workdir, run_config)
+
+  def step(self, step: int) -> None:
+    """Call before running step `step`: starts or stops the profiler trace (every process traces)."""
+    if self._profile_count <= 0:
+      return
+    if step == self._profile_first and not self._profiling:
+      jax.profiler.start_trace(os.path.join(self.workdir, "profile"))
+      self._profiling = True
+    elif step >= self._profile_first + self._profile_count and self._profiling:
+      self._stop_profile()
+
+  def _stop_profile(self) -> None:
+    jax.effects_barrier()
+    jax.profiler.stop_trace()
+    self._profiling = False
 
   def write(self, step: int, metrics: dict) -> None:
     if not self.enabled:
@@ -37,13 +66,39 @@ class MetricsWriter:
     for name, value in scalars.items():
       if math.isfinite(value):
         self._tensorboard.add_scalar(name, value, int(step))
+    if self._wandb is not None:
+      self._wandb.log(scalars, step=int(step))
     shown = " ".join(f"{k}={scalars[k]:.4g}" for k in self.console_keys if k in scalars)
     print(f"step {int(step)} [{time.time() - self._start:.0f}s] {shown}", flush=True)
 
   def close(self) -> None:
+    if self._profiling:
+      self._stop_profile()
     if self.enabled:
       self._file.close()
       self._tensorboard.close()
+      if self._wandb is not None:
+        self._wandb.finish()
+
+
+def _start_wandb(project: str, workdir: str, run_config: dict | None):
+  """A W&B run for this workdir (resumed under the same id after a restart), or None without wandb."""
+  try:
+    import wandb
+  except ImportError:
+    logging.warning("wandb_project=%r but the wandb package is not installed: pip install wandb; "
+                    "metrics still go to metrics.jsonl and TensorBoard", project)
+    return None
+  id_path = os.path.join(workdir, "wandb_id")
+  if os.path.exists(id_path):
+    with open(id_path) as f:
+      run_id = f.read().strip()
+  else:
+    run_id = wandb.util.generate_id()
+    with open(id_path, "w") as f:
+      f.write(run_id)
+  return wandb.init(project=project, id=run_id, resume="allow", dir=workdir,
+                    name=os.path.basename(os.path.normpath(workdir)), config=run_config or {})
 
 
 # Dense bf16 peak FLOP/s per chip from the vendors' data sheets (device_kind as jax reports it).
