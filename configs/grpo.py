@@ -65,7 +65,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optim = dict(lr=1e-6, schedule="constant", steps=1000, warmup_steps=0, weight_decay=0.0,
                  clip_norm=1.0, b1=0.9, b2=0.95)
   # Checkpoints of the policy/optimizer state in WORKDIR/checkpoints; re-running resumes.
-  c.train = dict(num_microbatches=16, checkpoint_every=50, keep_checkpoints=2)
+  c.train = dict(num_microbatches=16, checkpoint_every=50, keep_checkpoints=2,
+                 wandb_project="",        # Weights & Biases project (pip install wandb); "" = off
+                 profile_steps=0)         # > 0: WORKDIR/profile holds a jax.profiler trace of that many steps
   c.mesh = common.mesh()
   c.distributed = common.distributed()
   c.logical_axis_rules = common.LOGICAL_AXIS_RULES

@@ -83,6 +83,8 @@ class GRPOTrainConfig:
   num_microbatches: int = 16             # gradient accumulation slices of each update (memory only)
   checkpoint_every: int = 50             # steps between WORKDIR/checkpoints saves (re-running resumes)
   keep_checkpoints: int = 2              # checkpoints kept
+  wandb_project: str = ""                # Weights & Biases project beside TensorBoard; "" = off
+  profile_steps: int = 0                 # jax.profiler trace of this many steps after the first (compiling) one
 
   @classmethod
   def from_config(cls, section, where: str = "config.train") -> "GRPOTrainConfig":

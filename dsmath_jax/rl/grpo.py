@@ -5,6 +5,7 @@ Policy, reference and reward model live on the same mesh; the reference is a cop
 policy's parameters at the start of training (or of the iteration, iterative.py). The config
 becomes typed values once, in `run` (rl/config.py); everything below takes those.
 """
+import dataclasses
 import os
 
 import jax
@@ -51,7 +52,9 @@ def train(run: GRPOConfig, workdir: str, machinery, state, ref_params, rm_params
   questions = questions_lib.fit_questions(questions, machinery.tokenizer, run.data.template, run.rl.max_prompt_len)
   own_writer = writer is None
   writer = writer or MetricsWriter(workdir, console_keys=("reward_mean", "accuracy", "kl", "response_length",
-                                                          "time_sampling", "time_training"))
+                                                          "time_sampling", "time_training"),
+                                   wandb_project=run.train.wandb_project, run_config=dataclasses.asdict(run),
+                                   profile_steps=(step_offset + 1, run.train.profile_steps))
   batches = questions_lib.question_batches(questions, run.data.questions_per_step, run.seed + step_offset)
   rng = jax.random.key(run.seed)
   steps = run.optim.steps if steps is None else steps
@@ -62,6 +65,7 @@ def train(run: GRPOConfig, workdir: str, machinery, state, ref_params, rm_params
       next(batches)
   while done < steps:
     global_step = step_offset + done
+    writer.step(global_step)
     state, metrics, _ = grpo_step.rl_step(run.rl, machinery, state, ref_params, next(batches),
                                           jax.random.fold_in(rng, global_step), rm_params)
     done += 1
