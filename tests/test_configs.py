@@ -158,7 +158,10 @@ def _sections(config, task, where="config"):
   """(where, section) for the config and every ConfigDict section below it, open maps left out."""
   import ml_collections
   open_map = where.endswith((".sources",) + OPEN_MAPS.get(task, ()))
-  found = [] if open_map or where.startswith(PENDING) else [(where, config)]
+  # config.distributed is read before any task's door, by main (sharding.DistributedConfig, strict:
+  # tests/test_multiprocess.py), so a misspelling there fails before the door is reached.
+  runtime = where.endswith(".distributed")
+  found = [] if open_map or runtime or where.startswith(PENDING) else [(where, config)]
   for key, value in config.items():
     if isinstance(value, ml_collections.ConfigDict) and len(value):
       found += _sections(value, task, f"{where}.{key}")

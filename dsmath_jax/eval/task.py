@@ -24,7 +24,7 @@ from dsmath_jax.grading.grader import Grader
 from dsmath_jax.sample.tool_loop import SandboxConfig, ToolConfig
 
 _TOP_LEVEL = ("task", "seed", "checkpoint", "tokenizer", "predictions", "model", "data", "prompt", "sampling", "grader",
-              "tool", "sandbox", "mesh", "logical_axis_rules")
+              "tool", "sandbox", "mesh", "distributed", "logical_axis_rules")
 
 
 def _predictions_file(predictions: str, name: str, several: bool) -> str:

@@ -26,7 +26,7 @@ from dsmath_jax import tokenizer as tokenizers
 from dsmath_jax.model import hf, llama, loading
 
 FORMATS = ("orbax", "hf")
-SECTIONS = ("task", "model", "mesh", "logical_axis_rules")
+SECTIONS = ("task", "model", "mesh", "distributed", "logical_axis_rules")
 
 
 @dataclasses.dataclass(frozen=True)

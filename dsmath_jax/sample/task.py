@@ -61,7 +61,7 @@ def encode_prompts(records: list[dict], tokenizer, *, template: str, add_bos: bo
 
 
 # Sections of a sample config; every other key belongs to SampleConfig or to SamplingParams.
-SECTIONS = ("task", "model", "tool", "sandbox", "mesh", "logical_axis_rules")
+SECTIONS = ("task", "model", "tool", "sandbox", "mesh", "distributed", "logical_axis_rules")
 SAMPLING_KEYS = tuple(f.name for f in dataclasses.fields(sampler.SamplingParams))
 
 

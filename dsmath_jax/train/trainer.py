@@ -27,7 +27,7 @@ from dsmath_jax.train import state as state_lib
 from dsmath_jax.train import step as step_lib
 
 # Sections of a pretrain/SFT config, each typed by its own dataclass (LlamaConfig, DataConfig, ...).
-SECTIONS = ("task", "model", "mesh", "logical_axis_rules", "data", "optim", "train", "eval")
+SECTIONS = ("task", "model", "mesh", "distributed", "logical_axis_rules", "data", "optim", "train", "eval")
 
 
 @dataclasses.dataclass(frozen=True)
