@@ -68,6 +68,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       dynamic_sampling="off",                             # "drop": zero-signal groups carry no loss
       gradient_coefficient="group",                       # "correct_only": RFT / Online RFT
       data_source="online",                               # "offline_samples": samples of the initial policy
+      objective="clipped", dpo_beta=0.1,                  # "dpo": configs/dpo.py
       iterations=0, steps_per_iteration=0)                # iterative RL (§4.1.4): configs/grpo_iterative.py
   # Tool-integrated RL (data.template "tool" only): programs per sample, sandbox processes.
   c.tool = dict(max_rounds=4, sandbox_workers=4)

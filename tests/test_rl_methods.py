@@ -110,3 +110,41 @@ def test_variant_switches_reach_the_update(tmp_path, monkeypatch):
     assert mask.any() == (signal[i] and lengths[i] > 0), i
     np.testing.assert_allclose(adv, advantage[i], atol=1e-6)
   assert metrics["trained_outputs"] == signal.mean() and "reward_format" in metrics
+
+
+def test_dpo_step_trains_on_chosen_rejected_pairs_and_sharded_equals_one_device(tmp_path, monkeypatch):
+  from configs import dpo as dpo_config
+  from dsmath_jax.rl import dpo
+  monkeypatch.setattr(rewards_lib, "rule_reward", _parity_reward)
+  config = dpo_config.get_config("tiny")
+  [(metrics, completions, [batch])] = _run(config, tmp_path)
+  rewards = np.array([_parity_reward(c.text, "") for c in completions])
+  order, live = dpo.pair_order(rewards, np.ones(len(rewards), bool), config.rl.group_size)
+  assert live.any()
+  for pair, (chosen, rejected) in enumerate(order.reshape(-1, 2)):
+    assert rewards[chosen] >= rewards[rejected]
+    np.testing.assert_array_equal(batch["target_tokens"][pair, 0, :len(completions[chosen].token_ids)],
+                                  completions[chosen].token_ids)
+    assert batch["loss_mask"][pair].any() == live[pair]
+  assert abs(metrics["pair_margin"]) < 1e-5                          # first update: policy = reference,
+  assert abs(metrics["loss"] - np.log(2.0)) < 1e-5                   # so every live pair costs log 2
+  # (2, 2, 2) mesh = one device, the same two DPO steps.
+  config = dpo_config.get_config("tiny")
+  results = []
+  for shape, devices in (((1, 1, 1), jax.devices()[:1]), ((2, 2, 2), jax.devices())):
+    mesh = sharding.make_mesh(dict(zip(("data", "fsdp", "tensor"), shape)), devices)
+    run = GRPOConfig.from_config(config)
+    machinery, state, ref_params, _ = grpo.setup(run, mesh, runtime.rules_of(config))
+    questions = questions_lib.load_questions(run.data.questions)
+    history = []
+    for step in range(2):
+      state, step_metrics, _ = grpo_step.rl_step(run.rl, machinery, state, ref_params,
+                                                 questions[2 * step:2 * step + 2], jax.random.key(step))
+      history.append(step_metrics)
+    results.append((jax.device_get(state.params), history))
+  (params_one, history_one), (params_eight, history_eight) = results
+  for m1, m8 in zip(history_one, history_eight):
+    for key in ("loss", "pair_margin", "grad_norm", "reward_mean"):
+      np.testing.assert_allclose(m8[key], m1[key], rtol=2e-4, atol=1e-6, err_msg=key)
+  assert abs(history_one[1]["pair_margin"]) > 1e-4                    # the second step saw a moved policy
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6), params_eight, params_one)

@@ -190,3 +190,32 @@ def test_grpo_config_holds_every_variant_at_the_paper_default():
   rl = RLConfig.from_config(grpo_config.get_config("tiny").rl)
   assert rl.scale_advantages and rl.dual_clip == 0 and rl.ratio_level == "token" and rl.tis_cap == 0
   assert not rl.recompute_old_logprobs and rl.dynamic_sampling == "off"
+
+
+def test_dpo_pairs_best_with_worst_and_loss_matches_closed_form():
+  from dsmath_jax.rl import dpo
+  order, live = dpo.pair_order([0.0, 1.0, 0.5, 1.0, 1.0, 1.0, 0.0, 0.0], [True, True, True, False] + [True] * 4, 4)
+  np.testing.assert_array_equal(order, [1, 3, 2, 0, 4, 7, 5, 6])     # invalid sample 3 ranks last
+  np.testing.assert_array_equal(live, [False, True, True, True])     # a pair with an invalid sample is dead
+
+  rng = np.random.default_rng(5)
+  logp, ref = (-rng.uniform(0.1, 2, (3, 2, 5)).astype(np.float32) for _ in range(2))
+  mask = np.ones((3, 2, 5), np.float32)
+  mask[0, 1, 3:] = 0
+  mask[2, 1] = 0                                                        # an empty rejected: no loss
+  beta = 0.3
+  margin = ((logp - ref) * mask).sum(-1)
+  z = beta * (margin[:, 0] - margin[:, 1])
+  expected = np.log1p(np.exp(-z[:2])).sum()                             # -log sigmoid(z), live pairs
+  loss_sum, weight, _ = dpo.dpo_terms(jnp.asarray(logp), jnp.asarray(ref), jnp.asarray(mask), beta=beta)
+  np.testing.assert_allclose(loss_sum, expected, rtol=1e-5)
+  assert float(weight) == 2.0
+  # The gradient coefficient (§5.2.1): +beta sigmoid(-z) on chosen tokens, -beta sigmoid(-z) on rejected.
+  grad = np.asarray(jax.grad(lambda lp: dpo.dpo_terms(lp, jnp.asarray(ref), jnp.asarray(mask), beta=beta)[0])(
+      jnp.asarray(logp)))
+  coefficient = beta / (1 + np.exp(z))
+  expected_grad = -np.stack([coefficient, -coefficient], 1)[..., None] * mask
+  expected_grad[2] = 0
+  np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-7)
+  with pytest.raises(ValueError, match="outputs_per_row"):
+    RLConfig(objective="dpo", outputs_per_row=1)

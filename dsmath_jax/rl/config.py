@@ -21,6 +21,7 @@ RATIO_LEVELS = ("token", "sequence")
 DYNAMIC_SAMPLING = ("off", "drop")
 GRADIENT_COEFFICIENTS = ("group", "correct_only")
 DATA_SOURCES = ("online", "offline_samples")
+OBJECTIVES = ("clipped", "dpo")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +62,8 @@ class RLConfig:
   gradient_coefficient: str = "group"    # group (GRPO, §4.1.2) | correct_only (RFT, Online RFT §5.2.1: 1 if correct)
   data_source: str = "online"            # online (policy samples) | offline_samples (of the fixed initial
                                          # policy: RFT, §5.2.1)
+  objective: str = "clipped"             # clipped (eq. 3: GRPO, RFT) | dpo (pairs of graded samples, rl/dpo.py)
+  dpo_beta: float = 0.1                  # DPO's beta (objective "dpo")
   iterations: int = 0                    # iterative RL (§4.1.4, Algorithm 1): I iterations; 0 = plain GRPO
   steps_per_iteration: int = 0           # M GRPO steps per iteration (iterative RL only)
 
@@ -72,7 +75,8 @@ class RLConfig:
     for name, value, choices in (("ratio_level", self.ratio_level, RATIO_LEVELS),
                                  ("dynamic_sampling", self.dynamic_sampling, DYNAMIC_SAMPLING),
                                  ("gradient_coefficient", self.gradient_coefficient, GRADIENT_COEFFICIENTS),
-                                 ("data_source", self.data_source, DATA_SOURCES)):
+                                 ("data_source", self.data_source, DATA_SOURCES),
+                                 ("objective", self.objective, OBJECTIVES)):
       if value not in choices:
         raise ValueError(f"config.rl.{name}={value!r}; choose one of {choices}")
     if len(self.reward_functions) != len(self.reward_weights) or not self.reward_functions:
@@ -83,6 +87,9 @@ class RLConfig:
     if self.tis_cap and self.temperature_logprobs and self.temperature != 1.0:
       raise ValueError("config.rl.tis_cap with config.rl.temperature_logprobs at temperature != 1: the "
                        "sampler's log-probs are of the raw logits, so they cannot be compared")
+    if self.objective == "dpo" and (self.outputs_per_row != 2 or self.group_size % 2):
+      raise ValueError(f"config.rl.objective='dpo' trains on (chosen, rejected) rows: config.rl.outputs_per_row "
+                       f"must be 2 (is {self.outputs_per_row}) and config.rl.group_size even (is {self.group_size})")
     if self.outputs_per_row < 1 or self.group_size % self.outputs_per_row:
       raise ValueError(f"config.rl.outputs_per_row={self.outputs_per_row} must divide "
                        f"config.rl.group_size={self.group_size}")
@@ -96,6 +103,11 @@ class RLConfig:
     """pi_old comes from the trainer's pass over the samples, not the sampler: for the IS correction,
     for temperature-consistent log-probs, and for offline samples (whose sampler is not the policy)."""
     return bool(self.tis_cap) or self.temperature_logprobs or self.data_source != "online"
+
+  @property
+  def needs_reference(self) -> bool:
+    """A frozen copy of the starting policy: pi_ref of the KL term or of DPO, the sampler of offline samples."""
+    return self.kl_coef > 0 or self.objective == "dpo" or self.data_source == "offline_samples"
 
   @property
   def logprob_temperature(self) -> float:

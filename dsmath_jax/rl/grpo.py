@@ -34,9 +34,7 @@ def setup(run: GRPOConfig, mesh, rules):
     rm_config, rm_params, rm_shardings = rm_lib.load_reward_model(run.rl.reward_model, mesh, rules)
   machinery = build_machinery(run, policy.config, policy.tokenizer, shardings, mesh, rules, rm_config,
                               rm_shardings)
-  # The reference: pi_ref of the KL term, and the fixed sampler of offline samples (RFT).
-  needs_ref = run.rl.kl_coef > 0 or run.rl.data_source == "offline_samples"
-  ref_params = machinery.copy_params(state.params) if needs_ref else None
+  ref_params = machinery.copy_params(state.params) if run.rl.needs_reference else None
   return machinery, state, ref_params, rm_params
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from absl import logging
 
 from dsmath_jax.rl import advantages as advantages_lib
+from dsmath_jax.rl import dpo
 from dsmath_jax.rl import packing
 from dsmath_jax.rl import scoring
 from dsmath_jax.rl.config import RLConfig
@@ -39,9 +40,7 @@ def rl_step(rl: RLConfig, machinery: Machinery, state, ref_params, questions: Se
     scored = scoring.score_outputs(rl, machinery, completions, golds, rm_params)
     for message in scored.rewards.errors[:5]:
       logging.warning("reward failed, sample left out: %s", message)
-    rows = packing.pack_outputs(completions, scored.token_advantages, scored.trained,
-                                outputs_per_row=rl.outputs_per_row, max_new_tokens=rl.max_new_tokens,
-                                pad_id=machinery.tokenizer.pad_id, row_multiple=machinery.row_multiple)
+    rows = BATCH_BUILDERS[rl.objective](rl, machinery, completions, scored)
   with _timed(times, "time_reference"):
     gap = trainer_logprobs(rl, machinery, state, ref_params, rows)
   with _timed(times, "time_training"):
@@ -50,6 +49,26 @@ def rl_step(rl: RLConfig, machinery: Machinery, state, ref_params, questions: Se
   if gap is not None:
     metrics["max_logprob_gap"] = gap
   return state, metrics, completions
+
+
+def group_rows(rl: RLConfig, machinery: Machinery, completions, scored: scoring.Scored) -> dict:
+  """Rows of the clipped objective (GRPO, RFT): each output with its token advantages (GC)."""
+  return packing.pack_outputs(completions, scored.token_advantages, scored.trained,
+                              outputs_per_row=rl.outputs_per_row, max_new_tokens=rl.max_new_tokens,
+                              pad_id=machinery.tokenizer.pad_id, row_multiple=machinery.row_multiple)
+
+
+def pair_rows(rl: RLConfig, machinery: Machinery, completions, scored: scoring.Scored) -> dict:
+  """Rows of DPO: (chosen, rejected) pairs of each group by reward (dpo.pair_order)."""
+  order, live = dpo.pair_order(scored.rewards.values, scored.trained, rl.group_size)
+  return packing.pack_outputs([completions[i] for i in order], [np.zeros(len(completions[i].token_ids))
+                                                                for i in order],
+                              np.repeat(live, 2), outputs_per_row=2, max_new_tokens=rl.max_new_tokens,
+                              pad_id=machinery.tokenizer.pad_id, row_multiple=machinery.row_multiple)
+
+
+# The method-specific batch builder, beside its loss (machinery.build_machinery).
+BATCH_BUILDERS = {"clipped": group_rows, "dpo": pair_rows}
 
 
 @contextlib.contextmanager
@@ -97,7 +116,7 @@ def trainer_logprobs(rl: RLConfig, machinery: Machinery, state, ref_params, rows
                                                                      rl.tis_cap)
   if rl.recompute_old_logprobs:
     rows["old_logprobs"] = trainer
-  if rl.kl_coef > 0:
+  if rl.kl_coef > 0 or rl.objective == "dpo":
     rows["ref_logprobs"] = np.asarray(jax.device_get(machinery.logprobs(ref_params, device_rows)))
   else:
     rows["ref_logprobs"] = rows["old_logprobs"]
@@ -136,11 +155,12 @@ def step_metrics(completions, scored: scoring.Scored, update_metrics: list, time
       "trained_outputs": float(scored.trained.mean()),
       **{f"reward_{name}": float(part.values[part.valid].mean()) if part.valid.any() else float("nan")
          for name, part in scored.reward_parts.items()},
-      **{name: float(first[name]) for name in ("kl", "clip_fraction", "entropy", "abs_log_ratio")
-         if name in first},
+      **{name: float(first[name]) for name in ("kl", "clip_fraction", "entropy", "abs_log_ratio",
+                                               "pair_accuracy", "pair_margin") if name in first},
       "loss": float(np.mean([m["loss"] for m in update_metrics])),
       "grad_norm": float(np.mean([m["grad_norm"] for m in update_metrics])),
       "learning_rate": float(first.get("learning_rate", np.nan)),
-      "clip_fraction_last": float(update_metrics[-1]["clip_fraction"]),
+      **({"clip_fraction_last": float(update_metrics[-1]["clip_fraction"])}
+         if "clip_fraction" in first else {}),
       **times,
   }

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 
 from dsmath_jax import runtime, sharding
 from dsmath_jax.model import llama
+from dsmath_jax.rl import dpo
 from dsmath_jax.rl import loss as loss_lib
 from dsmath_jax.rl import packing
 from dsmath_jax.rl import reward_model as rm_lib
@@ -67,10 +68,15 @@ def build_machinery(run: GRPOConfig, model_config: llama.LlamaConfig, tokenizer,
   rows_per_update = packing.num_rows(run.data.questions_per_step * rl.group_size, per_row,
                                      row_multiple) // rl.num_minibatches
   apply_fn = step_lib.make_apply_fn(model_config)
-  loss_fn = loss_lib.make_loss_fn(
-      clip_eps=rl.clip_eps, clip_eps_high=rl.clip_eps_high or None, kl_coef=rl.kl_coef,
-      aggregation=rl.aggregation, normalizer=float(rl.loss_normalizer or rl.max_new_tokens),
-      temperature=rl.logprob_temperature, dual_clip=rl.dual_clip, ratio_level=rl.ratio_level)
+  # The method-specific loss (its batch builder: grpo_step.BATCH_BUILDERS).
+  losses = {
+      "clipped": lambda: loss_lib.make_loss_fn(
+          clip_eps=rl.clip_eps, clip_eps_high=rl.clip_eps_high or None, kl_coef=rl.kl_coef,
+          aggregation=rl.aggregation, normalizer=float(rl.loss_normalizer or rl.max_new_tokens),
+          temperature=rl.logprob_temperature, dual_clip=rl.dual_clip, ratio_level=rl.ratio_level),
+      "dpo": lambda: dpo.make_loss_fn(beta=rl.dpo_beta, temperature=rl.logprob_temperature),
+  }
+  loss_fn = losses[rl.objective]()
   batch_spec = {name: (rows_per_update, seq_len) for name in packing.ROW_FIELDS}    # ranks fix shardings
   batch_spec.update({name: (rows_per_update, per_row, rl.max_new_tokens)
                      for name in packing.TARGET_FIELDS + ("ref_logprobs", "is_weights")})
