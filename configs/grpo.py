@@ -10,7 +10,9 @@ WORKDIR/curves.png and WORKDIR/model (the next stage's `checkpoint`).
 rl.aggregation (how per-token losses are averaged; see dsmath_jax/rl/loss.py):
   "sequence_mean"  paper eq. 3: mean over each output's tokens, then over outputs (default);
   "token_mean"     DAPO: one mean over every response token of the batch;
-  "constant"       Dr. GRPO: each output's token sum / rl.loss_normalizer (0 = max_new_tokens).
+  "constant"       Dr. GRPO: each output's token sum / rl.loss_normalizer (0 = max_new_tokens);
+                   with rl.scale_advantages=False (no division by the group's std) it is Dr. GRPO.
+Methods of the same trainer: configs/online_rft.py, configs/rft.py, configs/dpo.py.
 """
 
 import ml_collections
