@@ -10,7 +10,9 @@ WORKDIR/curves.png and WORKDIR/model (the next stage's `checkpoint`).
 rl.aggregation (how per-token losses are averaged; see dsmath_jax/rl/loss.py):
   "sequence_mean"  paper eq. 3: mean over each output's tokens, then over outputs (default);
   "token_mean"     DAPO: one mean over every response token of the batch;
-  "constant"       Dr. GRPO: each output's token sum / rl.loss_normalizer (0 = max_new_tokens).
+  "constant"       Dr. GRPO: each output's token sum / rl.loss_normalizer (0 = max_new_tokens);
+                   with rl.scale_advantages=False (no division by the group's std) it is Dr. GRPO.
+Methods of the same trainer: configs/online_rft.py, configs/rft.py, configs/dpo.py.
 """
 
 import ml_collections
@@ -57,6 +59,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       reward_model="",                                    # WORKDIR/model of a reward_model run
       step_delimiter="\n",                                # process supervision step boundary
       logprob_gap_every=1,                                # steps between sampler/trainer log-prob checks
+      # Variants (dsmath_jax/rl/config.py says what each does); these defaults are the paper's GRPO.
+      scale_advantages=True,                              # False: Dr. GRPO (no division by the std)
+      dual_clip=0.0,                                      # c > 1: dual-clip PPO; 0 = off
+      ratio_level="token",                                # "sequence": GSPO
+      tis_cap=0.0,                                        # truncated IS correction cap (e.g. 2.0); 0 = off
+      temperature_logprobs=False,                         # log-probs of logits / temperature
+      overlong_buffer=0, overlong_penalty=1.0,            # DAPO overlong shaping (e.g. buffer 256)
+      reward_functions=("correct",), reward_weights=(1.0,),   # e.g. ("correct", "format"), (1.0, 0.1)
+      dynamic_sampling="off",                             # "drop": zero-signal groups carry no loss
+      gradient_coefficient="group",                       # "correct_only": RFT / Online RFT
+      data_source="online",                               # "offline_samples": samples of the initial policy
+      objective="clipped", dpo_beta=0.1,                  # "dpo": configs/dpo.py
       iterations=0, steps_per_iteration=0)                # iterative RL (§4.1.4): configs/grpo_iterative.py
   # Tool-integrated RL (data.template "tool" only): programs per sample, sandbox processes.
   c.tool = dict(max_rounds=4, sandbox_workers=4)

@@ -8,8 +8,10 @@ reports how many there were.
 import numpy as np
 
 
-def outcome_advantages(rewards, valid=None, *, eps: float = 1e-6):
-  """Outcome supervision (§4.1.2): A_i = (r_i - mean(r)) / (std(r) + eps) within each group.
+def outcome_advantages(rewards, valid=None, *, eps: float = 1e-6, scale: bool = True):
+  """Outcome supervision (§4.1.2): A_i = (r_i - mean(r)) / (std(r) + eps) within each group;
+  with `scale=False`, A_i = r_i - mean(r) (Dr. GRPO: dividing by the std weighs near-uniform
+  groups, too easy or too hard, more than the others).
 
   Args:
     rewards: [num_groups, group_size] one scalar reward per output.
@@ -29,15 +31,15 @@ def outcome_advantages(rewards, valid=None, *, eps: float = 1e-6):
   var = (np.where(valid, (safe - mean) ** 2, 0.0)).sum(axis=1, keepdims=True) / np.maximum(count, 1)
   std = np.sqrt(var)
   with np.errstate(divide="ignore", invalid="ignore"):               # eps=0 on equal groups: zeroed below
-    advantages = np.where(valid, (safe - mean) / (std + eps), 0.0)
+    advantages = np.where(valid, (safe - mean) / (std + eps if scale else 1.0), 0.0)
   zero_group = (std[:, 0] == 0.0) | (count[:, 0] < 2)
   advantages[zero_group] = 0.0
   return advantages.astype(np.float32), zero_group
 
 
-def normalize_step_rewards(step_rewards, step_valid, *, eps: float = 1e-6):
+def normalize_step_rewards(step_rewards, step_valid, *, eps: float = 1e-6, scale: bool = True):
   """Process supervision (§4.1.3): r~ = (r - mean(R)) / (std(R) + eps) over ALL steps of ALL
-  outputs in one group.
+  outputs in one group (`scale=False`: r - mean(R), Dr. GRPO).
 
   Args:
     step_rewards: [group_size, max_steps] per-step reward of each output (padding anywhere
@@ -50,7 +52,7 @@ def normalize_step_rewards(step_rewards, step_valid, *, eps: float = 1e-6):
   values = step_rewards[step_valid]
   if values.size < 2 or values.std() == 0.0:
     return np.zeros(step_rewards.shape, np.float32), True
-  normalized = (step_rewards - values.mean()) / (values.std() + eps)
+  normalized = (step_rewards - values.mean()) / (values.std() + eps if scale else 1.0)
   return np.where(step_valid, normalized, 0.0).astype(np.float32), False
 
 
@@ -78,7 +80,7 @@ def process_token_advantages(normalized_step_rewards, step_ends, step_valid, num
 
 
 def process_advantages(step_rewards, step_ends, step_valid, group_size: int, num_tokens: int,
-                       *, eps: float = 1e-6):
+                       *, eps: float = 1e-6, scale: bool = True):
   """Per-token advantages for a prompt-major batch of groups (output i*G + j = group i, sample j).
 
   Returns ([num_outputs, num_tokens] float32, zero_group [num_groups] bool).
@@ -92,5 +94,27 @@ def process_advantages(step_rewards, step_ends, step_valid, group_size: int, num
   zero_group = np.zeros(num_outputs // group_size, bool)
   for g in range(num_outputs // group_size):
     rows = slice(g * group_size, (g + 1) * group_size)
-    normalized[rows], zero_group[g] = normalize_step_rewards(step_rewards[rows], step_valid[rows], eps=eps)
+    normalized[rows], zero_group[g] = normalize_step_rewards(step_rewards[rows], step_valid[rows], eps=eps,
+                                                                scale=scale)
   return process_token_advantages(normalized, step_ends, step_valid, num_tokens), zero_group
+
+
+def correct_only_coefficients(correct, valid=None):
+  """RFT and Online RFT (§5.2.1): gradient coefficient 1 for a correct output, 0 otherwise.
+
+  correct: [num_outputs] the grader's 0/1 verdict -> [num_outputs] float32 (0 where invalid).
+  """
+  correct = np.asarray(correct, np.float64)
+  valid = np.ones(correct.shape, bool) if valid is None else np.asarray(valid, bool)
+  return np.where(valid & (correct > 0), 1.0, 0.0).astype(np.float32)
+
+
+def truncated_importance_weights(trainer_logprobs, sampler_logprobs, mask, cap: float):
+  """Truncated importance sampling for the sampler/trainer mismatch: the sampler (its own
+  kernels, precision, top-p) is not exactly pi_old as the trainer computes it, so each token's
+  loss is weighted by min(pi_old_trainer / pi_sampler, cap) (Yao et al., 2025, "off-policy RL
+  from an efficient RL framework"). Arrays of one shape; 1 outside `mask`.
+  """
+  log_ratio = np.asarray(trainer_logprobs, np.float64) - np.asarray(sampler_logprobs, np.float64)
+  weights = np.minimum(np.exp(np.minimum(log_ratio, 50.0)), cap)
+  return np.where(np.asarray(mask) > 0, weights, 1.0).astype(np.float32)

@@ -17,6 +17,11 @@ from dsmath_jax.train.optim import OptimConfig
 
 REWARDS = ("rule", "outcome_rm", "process_rm")
 AGGREGATIONS = ("sequence_mean", "token_mean", "constant")
+RATIO_LEVELS = ("token", "sequence")
+DYNAMIC_SAMPLING = ("off", "drop")
+GRADIENT_COEFFICIENTS = ("group", "correct_only")
+DATA_SOURCES = ("online", "offline_samples")
+OBJECTIVES = ("clipped", "dpo")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +46,24 @@ class RLConfig:
   reward_model: str = ""                 # WORKDIR/model of a `reward_model` run (outcome_rm, process_rm)
   step_delimiter: str = "\n"             # process supervision: where a reasoning step ends (§4.1.3)
   logprob_gap_every: int = 1             # steps between sampler/trainer log-prob checks; 0 = never
+  # Variants (issue 18), each one line in a config; the defaults are the paper's GRPO.
+  scale_advantages: bool = True          # divide by the group's reward std (eq. 4); False: Dr. GRPO
+  dual_clip: float = 0.0                 # dual-clip c > 1 (Ye et al., 2020): a negative-advantage
+                                         # token's loss is at most c |A|; 0 = off
+  ratio_level: str = "token"             # token (eq. 3) | sequence (GSPO: one length-normalized ratio per output)
+  tis_cap: float = 0.0                   # truncated importance sampling min(pi_old/pi_sampler, C); 0 = off
+  temperature_logprobs: bool = False     # trainer log-probs of logits / temperature (the sampled
+                                         # distribution); False: of the raw logits (exact at temperature 1)
+  overlong_buffer: int = 0               # DAPO overlong shaping: the budget's last tokens cost up to
+  overlong_penalty: float = 1.0          #   overlong_penalty (reached at max_new_tokens); 0 = off
+  reward_functions: tuple[str, ...] = ("correct",)   # reward "rule": the functions summed (rewards.named_reward)
+  reward_weights: tuple[float, ...] = (1.0,)         # their weights; each one's mean is logged (reward_NAME)
+  dynamic_sampling: str = "off"          # off | drop (DAPO: groups with all rewards equal carry no loss)
+  gradient_coefficient: str = "group"    # group (GRPO, §4.1.2) | correct_only (RFT, Online RFT §5.2.1: 1 if correct)
+  data_source: str = "online"            # online (policy samples) | offline_samples (of the fixed initial
+                                         # policy: RFT, §5.2.1)
+  objective: str = "clipped"             # clipped (eq. 3: GRPO, RFT) | dpo (pairs of graded samples, rl/dpo.py)
+  dpo_beta: float = 0.1                  # DPO's beta (objective "dpo")
   iterations: int = 0                    # iterative RL (§4.1.4, Algorithm 1): I iterations; 0 = plain GRPO
   steps_per_iteration: int = 0           # M GRPO steps per iteration (iterative RL only)
 
@@ -49,6 +72,24 @@ class RLConfig:
       raise ValueError(f"config.rl.reward={self.reward!r}; choose one of {REWARDS}")
     if self.aggregation not in AGGREGATIONS:
       raise ValueError(f"config.rl.aggregation={self.aggregation!r}; choose one of {AGGREGATIONS}")
+    for name, value, choices in (("ratio_level", self.ratio_level, RATIO_LEVELS),
+                                 ("dynamic_sampling", self.dynamic_sampling, DYNAMIC_SAMPLING),
+                                 ("gradient_coefficient", self.gradient_coefficient, GRADIENT_COEFFICIENTS),
+                                 ("data_source", self.data_source, DATA_SOURCES),
+                                 ("objective", self.objective, OBJECTIVES)):
+      if value not in choices:
+        raise ValueError(f"config.rl.{name}={value!r}; choose one of {choices}")
+    if len(self.reward_functions) != len(self.reward_weights) or not self.reward_functions:
+      raise ValueError(f"config.rl.reward_functions={self.reward_functions} and config.rl.reward_weights="
+                       f"{self.reward_weights} must be non-empty and of one length")
+    if self.dual_clip and self.dual_clip <= 1.0:
+      raise ValueError(f"config.rl.dual_clip={self.dual_clip} must be > 1 (or 0 = off)")
+    if self.tis_cap and self.temperature_logprobs and self.temperature != 1.0:
+      raise ValueError("config.rl.tis_cap with config.rl.temperature_logprobs at temperature != 1: the "
+                       "sampler's log-probs are of the raw logits, so they cannot be compared")
+    if self.objective == "dpo" and (self.outputs_per_row != 2 or self.group_size % 2):
+      raise ValueError(f"config.rl.objective='dpo' trains on (chosen, rejected) rows: config.rl.outputs_per_row "
+                       f"must be 2 (is {self.outputs_per_row}) and config.rl.group_size even (is {self.group_size})")
     if self.outputs_per_row < 1 or self.group_size % self.outputs_per_row:
       raise ValueError(f"config.rl.outputs_per_row={self.outputs_per_row} must divide "
                        f"config.rl.group_size={self.group_size}")
@@ -56,6 +97,22 @@ class RLConfig:
   @classmethod
   def from_config(cls, section, where: str = "config.rl") -> "RLConfig":
     return config_types.from_section(cls, section, where=where)
+
+  @property
+  def recompute_old_logprobs(self) -> bool:
+    """pi_old comes from the trainer's pass over the samples, not the sampler: for the IS correction,
+    for temperature-consistent log-probs, and for offline samples (whose sampler is not the policy)."""
+    return bool(self.tis_cap) or self.temperature_logprobs or self.data_source != "online"
+
+  @property
+  def needs_reference(self) -> bool:
+    """A frozen copy of the starting policy: pi_ref of the KL term or of DPO, the sampler of offline samples."""
+    return self.kl_coef > 0 or self.objective == "dpo" or self.data_source == "offline_samples"
+
+  @property
+  def logprob_temperature(self) -> float:
+    """What the trainer divides the logits by before log_softmax."""
+    return self.temperature if self.temperature_logprobs else 1.0
 
   def sampling(self) -> sampler.SamplingParams:
     """How the G outputs of a question are sampled (one SamplingParams for the whole run)."""

@@ -35,7 +35,7 @@ def setup(run: GRPOConfig, mesh, rules):
     rm_config, rm_params, rm_shardings = rm_lib.load_reward_model(run.rl.reward_model, mesh, rules)
   machinery = build_machinery(run, policy.config, policy.tokenizer, shardings, mesh, rules, rm_config,
                               rm_shardings)
-  ref_params = machinery.copy_params(state.params) if run.rl.kl_coef > 0 else None
+  ref_params = machinery.copy_params(state.params) if run.rl.needs_reference else None
   return machinery, state, ref_params, rm_params
 
 

@@ -2,7 +2,9 @@
   1. sample G outputs per question with the sampler, keeping pi_old log-probs;
   2. score them: the grader's verdict (rule), an outcome RM's score, or a process RM's
      per-step scores, into per-token advantages (scoring.py);
-  3. reference log-probs from the frozen pi_ref (skipped when beta = 0);
+  3. the trainer's log-probs: pi_ref (skipped when beta = 0), and pi_old itself where the
+     sampler's cannot stand for it (truncated IS correction, temperature-consistent log-probs,
+     offline samples);
   4. mu = `rl.num_updates` passes of policy updates over `rl.num_minibatches` mini-batches
      with the GRPO objective (loss.py) through the shared train step.
 Training rows hold one copy of a prompt and `rl.outputs_per_row` of its G responses
@@ -18,6 +20,8 @@ import numpy as np
 from absl import logging
 
 from dsmath_jax import sharding
+from dsmath_jax.rl import advantages as advantages_lib
+from dsmath_jax.rl import dpo
 from dsmath_jax.rl import packing
 from dsmath_jax.rl import scoring
 from dsmath_jax.rl.config import RLConfig
@@ -30,23 +34,42 @@ def rl_step(rl: RLConfig, machinery: Machinery, state, ref_params, questions: Se
   """One GRPO step on `questions` -> (state, metrics dict of floats, completions)."""
   times = {}
   with _timed(times, "time_sampling"):
-    completions = sample(machinery, state.params, questions, jax.random.fold_in(rng, 0))
+    sampler_params = ref_params if rl.data_source == "offline_samples" else state.params   # RFT: the fixed model
+    completions = sample(machinery, sampler_params, questions, jax.random.fold_in(rng, 0))
   with _timed(times, "time_scoring"):
     golds = [questions[c.prompt_index]["answer"] for c in completions]
     scored = scoring.score_outputs(rl, machinery, completions, golds, rm_params)
     for message in scored.rewards.errors[:5]:
       logging.warning("reward failed, sample left out: %s", message)
-    rows = packing.pack_outputs(completions, scored.token_advantages, scored.rewards.valid,
-                                outputs_per_row=rl.outputs_per_row, max_new_tokens=rl.max_new_tokens,
-                                pad_id=machinery.tokenizer.pad_id, row_multiple=machinery.row_multiple)
+    rows = BATCH_BUILDERS[rl.objective](rl, machinery, completions, scored)
   with _timed(times, "time_reference"):
-    rows["ref_logprobs"], gap = reference_logprobs(rl, machinery, state, ref_params, rows)
+    gap = trainer_logprobs(rl, machinery, state, ref_params, rows)
   with _timed(times, "time_training"):
     state, update_metrics = policy_updates(rl, machinery, state, rows, jax.random.fold_in(rng, 1))
   metrics = step_metrics(completions, scored, update_metrics, times)
   if gap is not None:
     metrics["max_logprob_gap"] = gap
   return state, metrics, completions
+
+
+def group_rows(rl: RLConfig, machinery: Machinery, completions, scored: scoring.Scored) -> dict:
+  """Rows of the clipped objective (GRPO, RFT): each output with its token advantages (GC)."""
+  return packing.pack_outputs(completions, scored.token_advantages, scored.trained,
+                              outputs_per_row=rl.outputs_per_row, max_new_tokens=rl.max_new_tokens,
+                              pad_id=machinery.tokenizer.pad_id, row_multiple=machinery.row_multiple)
+
+
+def pair_rows(rl: RLConfig, machinery: Machinery, completions, scored: scoring.Scored) -> dict:
+  """Rows of DPO: (chosen, rejected) pairs of each group by reward (dpo.pair_order)."""
+  order, live = dpo.pair_order(scored.rewards.values, scored.trained, rl.group_size)
+  return packing.pack_outputs([completions[i] for i in order], [np.zeros(len(completions[i].token_ids))
+                                                                for i in order],
+                              np.repeat(live, 2), outputs_per_row=2, max_new_tokens=rl.max_new_tokens,
+                              pad_id=machinery.tokenizer.pad_id, row_multiple=machinery.row_multiple)
+
+
+# The method-specific batch builder, beside its loss (machinery.build_machinery).
+BATCH_BUILDERS = {"clipped": group_rows, "dpo": pair_rows}
 
 
 @contextlib.contextmanager
@@ -71,22 +94,34 @@ def sample(machinery: Machinery, params, questions: Sequence[dict], rng):
                           rng, mesh=machinery.mesh, rules=machinery.rules)
 
 
-def reference_logprobs(rl: RLConfig, machinery: Machinery, state, ref_params, rows: dict):
-  """(pi_ref log-probs [rows, k, n], max |trainer - sampler| log-prob gap or None).
+def trainer_logprobs(rl: RLConfig, machinery: Machinery, state, ref_params, rows: dict):
+  """Fills rows["ref_logprobs"], rows["is_weights"] (and rows["old_logprobs"] when
+  rl.recompute_old_logprobs) [rows, k, n]; returns the max |trainer - sampler| log-prob gap or None.
 
-  Without a KL term (beta = 0) there is nothing to compare with: pi_old stands in. Every
-  `rl.logprob_gap_every` steps the trainer's log-probs of the sampled tokens are compared with
-  the sampler's (they must agree: both are log_softmax of the raw logits)."""
+  Without a KL term (beta = 0) pi_old stands in for pi_ref. Every `rl.logprob_gap_every` steps
+  the trainer's log-probs of the sampled tokens are compared with the sampler's (at temperature 1
+  and top-p 1 they must agree: both are log_softmax of the raw logits). With rl.tis_cap, the
+  trainer's pi_old replaces the sampler's and each token's loss is weighted by
+  min(pi_old / pi_sampler, cap)."""
   device_rows = machinery.put({k: rows[k] for k in packing.ROW_FIELDS + ("target_slots", "target_tokens")})
-  if rl.kl_coef > 0:
-    ref = np.asarray(sharding.to_host(machinery.logprobs(ref_params, device_rows)))
-  else:
-    ref = rows["old_logprobs"]
-  gap = None
-  if rl.logprob_gap_every and int(sharding.to_host(state.step)) % rl.logprob_gap_every == 0:
+  check_gap = rl.logprob_gap_every and int(sharding.to_host(state.step)) % rl.logprob_gap_every == 0
+  sampler_logprobs = rows["old_logprobs"]
+  rows["is_weights"] = np.ones_like(sampler_logprobs)
+  gap = trainer = None
+  if check_gap or rl.recompute_old_logprobs:
     trainer = np.asarray(sharding.to_host(machinery.logprobs(state.params, device_rows)))
-    gap = float(np.max(np.abs(trainer - rows["old_logprobs"]) * (rows["loss_mask"] > 0), initial=0.0))
-  return ref, gap
+  if check_gap and not rl.recompute_old_logprobs or rl.tis_cap:   # comparable only when both are pi_old
+    gap = float(np.max(np.abs(trainer - sampler_logprobs) * (rows["loss_mask"] > 0), initial=0.0))
+  if rl.tis_cap:
+    rows["is_weights"] = advantages_lib.truncated_importance_weights(trainer, sampler_logprobs, rows["loss_mask"],
+                                                                     rl.tis_cap)
+  if rl.recompute_old_logprobs:
+    rows["old_logprobs"] = trainer
+  if rl.kl_coef > 0 or rl.objective == "dpo":
+    rows["ref_logprobs"] = np.asarray(sharding.to_host(machinery.logprobs(ref_params, device_rows)))
+  else:
+    rows["ref_logprobs"] = rows["old_logprobs"]
+  return gap
 
 
 def policy_updates(rl: RLConfig, machinery: Machinery, state, rows: dict, rng):
@@ -118,11 +153,15 @@ def step_metrics(completions, scored: scoring.Scored, update_metrics: list, time
       "invalid_rewards": float(rewards.num_invalid),
       "response_length": float(lengths.mean()),
       "truncated": float(np.mean([c.finish_reason == "length" for c in completions])),
-      **{name: float(first[name]) for name in ("kl", "clip_fraction", "entropy", "abs_log_ratio")
-         if name in first},
+      "trained_outputs": float(scored.trained.mean()),
+      **{f"reward_{name}": float(part.values[part.valid].mean()) if part.valid.any() else float("nan")
+         for name, part in scored.reward_parts.items()},
+      **{name: float(first[name]) for name in ("kl", "clip_fraction", "entropy", "abs_log_ratio",
+                                               "pair_accuracy", "pair_margin") if name in first},
       "loss": float(np.mean([m["loss"] for m in update_metrics])),
       "grad_norm": float(np.mean([m["grad_norm"] for m in update_metrics])),
       "learning_rate": float(first.get("learning_rate", np.nan)),
-      "clip_fraction_last": float(update_metrics[-1]["clip_fraction"]),
+      **({"clip_fraction_last": float(update_metrics[-1]["clip_fraction"])}
+         if "clip_fraction" in first else {}),
       **times,
   }

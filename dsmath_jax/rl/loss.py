@@ -13,6 +13,14 @@ How the l_t are averaged is `aggregation` (an ablation knob, see configs/grpo.py
   "constant"       Dr. GRPO: each output's token SUM divided by a constant (the max response
                    length), then mean over outputs; no length bias.
                    loss_sum = sum_i sum_t l_it / normalizer, weight = number of outputs.
+Variants (issue 18; rl/config.py), each off by default:
+  ratio_level "sequence"  GSPO: every token of output i uses s_i = exp(mean_t log r_it), one
+                   length-normalized sequence ratio (`sequence_log_ratio`).
+  dual_clip c      dual-clip PPO: where A < 0, pg_t = min(pg_t, -c A_t), so a huge ratio on a bad
+                   token cannot blow the loss up (`clipped_policy_loss`).
+  is_weights       truncated importance sampling: pg_t *= w_t = min(pi_old/pi_sampler, C), computed
+                   on the host (advantages.truncated_importance_weights); a batch without it has w = 1.
+  temperature T    log-probs of logits / T, the distribution the sampler drew from.
 In every mode the step loss is sum(loss_sum) / sum(weight) over micro-batches, so how the
 global batch is split never changes it (dsmath_jax/train/step.py).
 
@@ -61,11 +69,33 @@ def response_logits(apply_fn, params, batch):
   return logits.reshape(rows * k, n, logits.shape[-1])
 
 
-def response_logprobs(apply_fn, params, batch):
-  """log pi(response token) of shared-prompt rows.  -> [rows, k, n] float32."""
+def response_logprobs(apply_fn, params, batch, temperature: float = 1.0):
+  """log pi(response token) of shared-prompt rows (of logits / temperature).  -> [rows, k, n] float32."""
   rows, k, n = batch["target_slots"].shape
-  logits = response_logits(apply_fn, params, batch)
+  logits = scale_logits(response_logits(apply_fn, params, batch), temperature)
   return target_logprobs(logits, batch["target_tokens"].reshape(rows * k, n)).reshape(rows, k, n)
+
+
+def scale_logits(logits, temperature: float):
+  """logits / temperature (a Python float; 1 leaves them untouched)."""
+  return logits if temperature == 1.0 else logits.astype(jnp.float32) / temperature
+
+
+def sequence_log_ratio(log_ratio, mask):
+  """GSPO (Zheng et al., 2025): each output's mean token log-ratio over its loss tokens,
+  broadcast back to its tokens.  [batch, seq] -> [batch, seq]."""
+  count = jnp.maximum(jnp.sum(mask, axis=-1, keepdims=True), 1.0)
+  return jnp.broadcast_to(jnp.sum(log_ratio * mask, axis=-1, keepdims=True) / count, log_ratio.shape)
+
+
+def clipped_policy_loss(ratio, advantages, *, clip_eps: float, clip_eps_high: float, dual_clip: float = 0.0):
+  """-min(r A, clip(r, 1 - eps_low, 1 + eps_high) A) per token (eq. 3; eps_high > eps_low is DAPO's
+  clip-higher); with dual_clip = c > 1, capped at -c A where A < 0 (Ye et al., 2020)."""
+  clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps_high) * advantages
+  policy_loss = -jnp.minimum(ratio * advantages, clipped)
+  if dual_clip:
+    policy_loss = jnp.where(advantages < 0, jnp.minimum(policy_loss, -dual_clip * advantages), policy_loss)
+  return policy_loss
 
 
 def kl_k3(logprobs, ref_logprobs):
@@ -90,20 +120,23 @@ def aggregate(values, mask, aggregation: str, normalizer: float):
 
 def grpo_terms(logprobs, batch, *, clip_eps: float = 0.2, clip_eps_high: float | None = None,
                kl_coef: float = 0.04, aggregation: str = "sequence_mean",
-               normalizer: float = 1.0, entropy=None):
+               normalizer: float = 1.0, entropy=None, dual_clip: float = 0.0, ratio_level: str = "token"):
   """(loss_sum, weight, aux_sums) of eq. 3 from the policy's token log-probs [batch, seq].
 
-  batch: old_logprobs, ref_logprobs, advantages, loss_mask, each [batch, seq] aligned with tokens.
+  batch: old_logprobs, ref_logprobs, advantages, loss_mask, each [batch, seq] aligned with tokens,
+  and optionally is_weights (truncated IS correction).
   aux_sums use the same aggregation as the loss, so sum / weight is their batch average.
   """
   mask = batch["loss_mask"].astype(jnp.float32)
   advantages = batch["advantages"].astype(jnp.float32)
   high = clip_eps if clip_eps_high is None else clip_eps_high
   log_ratio = logprobs - batch["old_logprobs"]
+  if ratio_level == "sequence":
+    log_ratio = sequence_log_ratio(log_ratio, mask)
   ratio = jnp.exp(log_ratio)
-  unclipped = ratio * advantages
-  clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + high) * advantages
-  policy_loss = -jnp.minimum(unclipped, clipped)
+  policy_loss = clipped_policy_loss(ratio, advantages, clip_eps=clip_eps, clip_eps_high=high, dual_clip=dual_clip)
+  if "is_weights" in batch:
+    policy_loss = policy_loss * batch["is_weights"].astype(jnp.float32)
   kl = kl_k3(logprobs, batch["ref_logprobs"])
   per_token = policy_loss + kl_coef * kl if kl_coef else policy_loss
   loss_sum, weight = aggregate(per_token, mask, aggregation, normalizer)
@@ -124,9 +157,10 @@ def grpo_terms(logprobs, batch, *, clip_eps: float = 0.2, clip_eps_high: float |
 
 def make_loss_fn(*, clip_eps: float = 0.2, clip_eps_high: float | None = None,
                  kl_coef: float = 0.04, aggregation: str = "sequence_mean",
-                 normalizer: float = 1.0, with_entropy: bool = True):
+                 normalizer: float = 1.0, with_entropy: bool = True, temperature: float = 1.0,
+                 dual_clip: float = 0.0, ratio_level: str = "token"):
   """loss_fn(params, batch, apply_fn) -> (loss_sum, weight, aux_sums) for train_step, on
-  shared-prompt rows (packing.py).
+  shared-prompt rows (packing.py). Variant knobs: see the module doc.
 
   apply_fn: dsmath_jax.train.step.make_apply_fn (the Transformer's __call__).
   """
@@ -135,13 +169,14 @@ def make_loss_fn(*, clip_eps: float = 0.2, clip_eps_high: float | None = None,
 
   def loss_fn(params, batch, apply_fn):
     rows, k, n = batch["target_slots"].shape
-    logits = response_logits(apply_fn, params, batch)                  # [rows * k, n, vocab]
+    logits = scale_logits(response_logits(apply_fn, params, batch), temperature)  # [rows * k, n, vocab]
     logprobs = target_logprobs(logits, batch["target_tokens"].reshape(rows * k, n))
     entropy = jax.lax.stop_gradient(target_entropy(logits)) if with_entropy else None
     flat = {name: batch[name].reshape(rows * k, n)
-            for name in ("old_logprobs", "ref_logprobs", "advantages", "loss_mask")}
+            for name in ("old_logprobs", "ref_logprobs", "advantages", "loss_mask", "is_weights")
+            if name in batch}
     return grpo_terms(logprobs, flat, clip_eps=clip_eps, clip_eps_high=clip_eps_high,
                       kl_coef=kl_coef, aggregation=aggregation, normalizer=normalizer,
-                      entropy=entropy)
+                      entropy=entropy, dual_clip=dual_clip, ratio_level=ratio_level)
 
   return loss_fn

@@ -13,13 +13,15 @@ import jax.numpy as jnp
 
 from dsmath_jax import runtime, sharding
 from dsmath_jax.model import llama
+from dsmath_jax.rl import dpo
 from dsmath_jax.rl import loss as loss_lib
 from dsmath_jax.rl import packing
 from dsmath_jax.rl import reward_model as rm_lib
 from dsmath_jax.rl.config import GRPOConfig
 from dsmath_jax.sample import sampler
 
-BATCH_FIELDS = packing.ROW_FIELDS + packing.TARGET_FIELDS + ("ref_logprobs",)
+# is_weights: the truncated IS correction of each token's policy loss (1 when rl.tis_cap = 0).
+BATCH_FIELDS = packing.ROW_FIELDS + packing.TARGET_FIELDS + ("ref_logprobs", "is_weights")
 
 
 @dataclasses.dataclass
@@ -35,7 +37,8 @@ class Machinery:
   seq_len: int                 # max_prompt_len + max_new_tokens: a reward model's rows
   batch_spec: dict             # {field: shape} of one policy update's mini-batch (BATCH_FIELDS)
   train_step: object           # (state, batch) -> (state, metrics) on one mini-batch
-  logprobs: object             # (params, packed rows) -> response log-probs [rows, k, n] (policy or reference)
+  logprobs: object             # (params, packed rows) -> response log-probs [rows, k, n] (policy or reference),
+                               # of logits / rl.logprob_temperature
   rm_scores: object | None     # (rm_params, rows) -> scores [rows, seq]
   row_multiple: int            # packed rows are padded to a multiple of this (batch ways x mini-batches)
   copy_params: object          # params -> a fresh copy in the same shardings (the reference)
@@ -68,12 +71,18 @@ def build_machinery(run: GRPOConfig, model_config: llama.LlamaConfig, tokenizer,
   rows_per_update = packing.num_rows(run.data.questions_per_step * rl.group_size, per_row,
                                      row_multiple) // rl.num_minibatches
   apply_fn = step_lib.make_apply_fn(model_config)
-  loss_fn = loss_lib.make_loss_fn(
-      clip_eps=rl.clip_eps, clip_eps_high=rl.clip_eps_high or None, kl_coef=rl.kl_coef,
-      aggregation=rl.aggregation, normalizer=float(rl.loss_normalizer or rl.max_new_tokens))
+  # The method-specific loss (its batch builder: grpo_step.BATCH_BUILDERS).
+  losses = {
+      "clipped": lambda: loss_lib.make_loss_fn(
+          clip_eps=rl.clip_eps, clip_eps_high=rl.clip_eps_high or None, kl_coef=rl.kl_coef,
+          aggregation=rl.aggregation, normalizer=float(rl.loss_normalizer or rl.max_new_tokens),
+          temperature=rl.logprob_temperature, dual_clip=rl.dual_clip, ratio_level=rl.ratio_level),
+      "dpo": lambda: dpo.make_loss_fn(beta=rl.dpo_beta, temperature=rl.logprob_temperature),
+  }
+  loss_fn = losses[rl.objective]()
   batch_spec = {name: (rows_per_update, seq_len) for name in packing.ROW_FIELDS}    # ranks fix shardings
   batch_spec.update({name: (rows_per_update, per_row, rl.max_new_tokens)
-                     for name in packing.TARGET_FIELDS + ("ref_logprobs",)})
+                     for name in packing.TARGET_FIELDS + ("ref_logprobs", "is_weights")})
   train_step = step_lib.compile_train_step(
       state_shardings, mesh, rules, batch_spec, loss_fn=loss_fn, apply_fn=apply_fn,
       num_microbatches=run.train.num_microbatches, learning_rate_fn=optim.make_schedule(run.optim))
@@ -83,7 +92,7 @@ def build_machinery(run: GRPOConfig, model_config: llama.LlamaConfig, tokenizer,
                      for k in packing.ROW_FIELDS + ("target_slots", "target_tokens")}
 
   def logprobs(params, rows):
-    return loss_lib.response_logprobs(apply_fn, params, rows)
+    return loss_lib.response_logprobs(apply_fn, params, rows, temperature=rl.logprob_temperature)
 
   rm_scores = None
   if rm_config is not None:

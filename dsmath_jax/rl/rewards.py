@@ -32,6 +32,41 @@ def rule_reward(output: str, gold: str) -> float:
   return 1.0 if grade_output(output, gold) else 0.0
 
 
+def format_reward(output: str, gold: str) -> float:
+  """1.0 if an answer can be read from the output (a \\boxed{} or "The answer is" line), else
+  0.0: rewards the answer format separately from its correctness (DeepSeek-R1's format reward)."""
+  from dsmath_jax.grading import answer
+  return 1.0 if answer.boxed_answers(output) or answer.marker_answer(output) is not None else 0.0
+
+
+def named_reward(name: str) -> RewardFn:
+  """The reward function called `name` in config.rl.reward_functions, looked up when called
+  (tests replace rule_reward)."""
+  if name == "correct":
+    return lambda output, gold: rule_reward(output, gold)
+  if name == "format":
+    return lambda output, gold: format_reward(output, gold)
+  raise ValueError(f"config.rl.reward_functions: unknown reward {name!r}; choose from ('correct', 'format')")
+
+
+def weighted_sum(parts: dict, weights: Sequence[float]) -> Rewards:
+  """sum_k w_k r_k of several scored reward functions ({name: Rewards}); a sample is valid only
+  where every part is."""
+  parts = list(parts.values())
+  valid = np.logical_and.reduce([p.valid for p in parts])
+  values = sum(np.float32(w) * p.values for w, p in zip(weights, parts))
+  return Rewards(np.where(valid, values, 0.0).astype(np.float32), valid, [e for p in parts for e in p.errors])
+
+
+def overlong_penalty(lengths, max_new_tokens: int, buffer: int, penalty: float = 1.0):
+  """DAPO's soft overlong punishment (Yu et al., 2025, eq. 13): 0 up to max_new_tokens - buffer,
+  then falling linearly to -penalty at max_new_tokens (a truncated response).
+  lengths [num_outputs] -> [num_outputs] float32."""
+  lengths = np.asarray(lengths, np.float64)
+  start = max_new_tokens - buffer
+  return (-penalty * np.clip((lengths - start) / max(buffer, 1), 0.0, 1.0)).astype(np.float32)
+
+
 def score(reward_fn: RewardFn, outputs: Sequence[str], golds: Sequence[str]) -> Rewards:
   """Applies reward_fn to each (output, gold); failures are marked per sample, never zeroed."""
   if len(outputs) != len(golds):

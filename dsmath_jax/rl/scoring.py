@@ -25,6 +25,9 @@ class Scored(NamedTuple):
   rewards: rewards_lib.Rewards  # what the policy is trained on (grader or reward model)
   zero_groups: np.ndarray       # [num_groups] bool: the group carries no signal
   correct: rewards_lib.Rewards  # the grader's verdict, so accuracy is measured by the grader
+  trained: np.ndarray           # [num_outputs] bool: carries loss (valid, and its group kept by
+                                # rl.dynamic_sampling)
+  reward_parts: dict            # {name: Rewards} of each of rl.reward_functions (reward "rule")
 
 
 def rm_rows(completions, seq_len: int, pad_id: int) -> dict:
@@ -37,21 +40,43 @@ def rm_rows(completions, seq_len: int, pad_id: int) -> dict:
 
 def score_outputs(rl: RLConfig, machinery: Machinery, completions, golds, rm_params=None) -> Scored:
   """Rewards and token advantages of a step's prompt-major outputs (groups of rl.group_size)."""
-  correct = rewards_lib.score(rewards_lib.rule_reward, [c.text for c in completions], golds)
+  texts = [c.text for c in completions]
+  parts = {}
+  if rl.reward == "rule":
+    parts = {name: rewards_lib.score(rewards_lib.named_reward(name), texts, golds) for name in rl.reward_functions}
+  correct = parts.get("correct") or rewards_lib.score(rewards_lib.rule_reward, texts, golds)
   lengths = [len(c.token_ids) for c in completions]
   if rl.reward == "rule":
-    rewards = correct
+    rewards = rewards_lib.weighted_sum(parts, rl.reward_weights) if parts != {"correct": correct} else correct
   else:
     rows = rm_rows(completions, machinery.seq_len, machinery.tokenizer.pad_id)
     scores = np.asarray(sharding.to_host(machinery.rm_scores(rm_params, machinery.put(rows))))  # [outputs, seq]
     if rl.reward == "process_rm":
       rewards, token_advantages, zero = process_rm_advantages(rl, machinery, completions, scores)
-      return Scored([token_advantages[i, :n] for i, n in enumerate(lengths)], rewards, zero, correct)
+      return Scored([token_advantages[i, :n] for i, n in enumerate(lengths)], rewards, zero, correct,
+                    kept(rl, rewards.valid, zero), parts)
     rewards = outcome_rm_rewards(completions, scores, machinery.seq_len)
+  if rl.overlong_buffer:
+    shaped = rewards.values + rewards_lib.overlong_penalty(lengths, rl.max_new_tokens, rl.overlong_buffer,
+                                                           rl.overlong_penalty)
+    rewards = rewards_lib.Rewards(np.where(rewards.valid, shaped, 0.0).astype(np.float32), rewards.valid,
+                                  rewards.errors)
   advantages, zero = advantages_lib.outcome_advantages(
-      rewards.values.reshape(-1, rl.group_size), rewards.valid.reshape(-1, rl.group_size), eps=rl.adv_eps)
+      rewards.values.reshape(-1, rl.group_size), rewards.valid.reshape(-1, rl.group_size), eps=rl.adv_eps,
+      scale=rl.scale_advantages)
   advantages = advantages.reshape(-1)
-  return Scored([np.full(n, advantages[i], np.float32) for i, n in enumerate(lengths)], rewards, zero, correct)
+  if rl.gradient_coefficient == "correct_only":             # RFT: GC = 1 on correct samples (§5.2.1)
+    advantages = advantages_lib.correct_only_coefficients(correct.values, correct.valid)
+  return Scored([np.full(n, advantages[i], np.float32) for i, n in enumerate(lengths)], rewards, zero, correct,
+                kept(rl, rewards.valid, zero), parts)
+
+
+def kept(rl: RLConfig, valid, zero_groups):
+  """Outputs that carry loss: valid rewards, and with rl.dynamic_sampling = "drop" (DAPO) only in
+  groups whose rewards differ, so the batch average is over groups with a signal.  -> [outputs] bool."""
+  if rl.dynamic_sampling == "drop":
+    return np.asarray(valid, bool) & ~np.repeat(np.asarray(zero_groups, bool), rl.group_size)
+  return np.asarray(valid, bool)
 
 
 def outcome_rm_rewards(completions, scores, seq_len: int) -> rewards_lib.Rewards:
@@ -87,5 +112,6 @@ def process_rm_advantages(rl: RLConfig, machinery: Machinery, completions, score
   step_valid &= rewards.valid[:, None]
   max_len = max([len(c.token_ids) for c in completions] + [1])
   token_advantages, zero = advantages_lib.process_advantages(
-      np.where(step_valid, step_scores, 0.0), step_ends, step_valid, rl.group_size, max_len, eps=rl.adv_eps)
+      np.where(step_valid, step_scores, 0.0), step_ends, step_valid, rl.group_size, max_len, eps=rl.adv_eps,
+      scale=rl.scale_advantages)
   return rewards, token_advantages, zero
