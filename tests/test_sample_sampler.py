@@ -79,6 +79,42 @@ def test_greedy_matches_transformers_generate(tmp_path, tie, kv_heads):
     assert completion.finish_reason == "length"
 
 
+def test_decoding_across_cache_segments_matches_transformers_and_training(tmp_path):
+  """150 new tokens cross the cache's growth points (64, 128): same greedy tokens as
+  transformers, log-probs equal to the training forward pass."""
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  from dsmath_jax.model.loading import load_pretrained
+  assert sampler.segment_ends(150) == [64, 128, 150]
+  torch.manual_seed(1)
+  hf_config = transformers.LlamaConfig(
+      vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+      num_attention_heads=4, num_key_value_heads=2, head_dim=8, rope_theta=500.0,
+      rms_norm_eps=1e-5, initializer_range=0.2, max_position_embeddings=256)
+  hf_model = transformers.LlamaForCausalLM(hf_config).eval()
+  hf_model.save_pretrained(tmp_path)
+  config, params, _ = load_pretrained(str(tmp_path))
+  prompts = [np.random.default_rng(10 + i).integers(0, 97, size=n).tolist() for i, n in enumerate((4, 19))]
+  new_tokens = 150
+  ours = sampler.generate(params, config, None, prompts,
+                          sampler.SamplingParams(max_new_tokens=new_tokens, greedy=True), 0)
+  for prompt, completion in zip(prompts, ours):
+    with torch.no_grad():
+      theirs = hf_model.generate(torch.tensor([prompt]), max_new_tokens=new_tokens,
+                                 do_sample=False, eos_token_id=None, pad_token_id=0)
+    assert completion.token_ids == theirs[0, len(prompt):].tolist()
+    gap = np.abs(np.array(completion.logprobs)
+                 - training_logprobs(params, config, prompt, completion.token_ids, length=192))
+    assert gap.max() < 2e-5, gap.max()
+
+
+def test_segment_ends():
+  assert sampler.segment_ends(16) == [16]
+  assert sampler.segment_ends(64) == [64]
+  assert sampler.segment_ends(65) == [64, 65]
+  assert sampler.segment_ends(1024) == [64, 128, 256, 512, 1024]
+
+
 # ----------------------------------------------------------------------- padding, log-probs, seeds
 
 def test_ragged_left_padded_batch_equals_each_prompt_alone():

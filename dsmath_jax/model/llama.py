@@ -11,7 +11,9 @@ never appear here (see dsmath_jax/sharding.py and configs/common.py).
 
 One module serves training and decoding: given a `KVCache`, the call writes the new
 keys/values at slot `cache.end` and attends over the whole cache, so prefill (many
-tokens) and decode (one token) give the same logits as the full forward pass.
+tokens) and decode (one token) give the same logits as the full forward pass. The cache
+holds only as many slots as the caller gave it: the sampler grows it in segments
+(`KVCache.extend`), so attention reads the filled part, not the longest possible one.
 """
 import dataclasses
 import functools
@@ -90,8 +92,9 @@ class KVCache:
 
   With nn.scan over layers (config.scan_layers) k and v are stacked; with unrolled layers
   they are tuples of per-layer arrays, so a decode step updates each in place instead of
-  re-stacking the whole cache."""
-  k: jax.Array             # [layers, batch, max_len, kv_heads, head_dim], or layers x [batch, max_len, ...]
+  re-stacking the whole cache. Slots come after kv_heads, so attention reads each head's
+  keys as one contiguous [slots, head_dim] matrix (see `cached_attention`)."""
+  k: jax.Array             # [layers, batch, kv_heads, max_len, head_dim], or layers x [batch, kv_heads, max_len, head_dim]
   v: jax.Array             # same as k
   segment_ids: jax.Array   # [batch, max_len] int32; 0 = empty slot or padding
   end: jax.Array           # [] int32: slots [0, end) are written
@@ -99,7 +102,7 @@ class KVCache:
   @classmethod
   def init(cls, config: LlamaConfig, batch: int, max_len: int, dtype=None) -> "KVCache":
     dtype = jnp.dtype(dtype or config.dtype)
-    shape = (batch, max_len, config.num_kv_heads, config.head_dim)
+    shape = (batch, config.num_kv_heads, max_len, config.head_dim)
     if config.scan_layers:
       k, v = jnp.zeros((config.num_layers, *shape), dtype), jnp.zeros((config.num_layers, *shape), dtype)
     else:
@@ -111,10 +114,21 @@ class KVCache:
   def max_len(self) -> int:
     return self.segment_ids.shape[1]
 
+  def extend(self, slots: int) -> "KVCache":
+    """The same cache with `slots` more empty slots at the end.
+
+    The sampler decodes in segments and grows the cache between them, so each step's
+    attention reads about as many slots as are filled instead of the longest the call
+    could need (one copy of the cache per segment, none per step)."""
+    def pad(x):                                            # slots are the second-to-last axis
+      return jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, slots), (0, 0)])
+    return self.replace(k=jax.tree.map(pad, self.k), v=jax.tree.map(pad, self.v),
+                        segment_ids=jnp.pad(self.segment_ids, ((0, 0), (0, slots))))
+
 
 CACHE_LOGICAL_AXES = KVCache(
-    k=("layers", "batch", "cache_seq", "act_kv_heads", "head_dim"),
-    v=("layers", "batch", "cache_seq", "act_kv_heads", "head_dim"),
+    k=("layers", "batch", "act_kv_heads", "cache_seq", "head_dim"),
+    v=("layers", "batch", "act_kv_heads", "cache_seq", "head_dim"),
     segment_ids=("batch", "cache_seq"), end=())
 
 
@@ -184,13 +198,49 @@ def attention_mask(query_slots, query_segments, key_slots, key_segments, query_p
   return causal & visible & (key_segments[:, None, :] != 0)
 
 
+def cached_attention(q, k, v, layer_cache, write_index, mask):
+  """Writes this call's keys/values into a layer's cache at slot `write_index`, then attends
+  over every slot of the cache (the prefill and decode path).
+
+  q [batch, seq, heads, head_dim]; k, v [batch, seq, kv_heads, head_dim]; layer_cache (k, v)
+  each [batch, kv_heads, slots, head_dim]; mask [batch, seq, slots]. Returns the attention
+  output [batch, seq, heads * head_dim] and the updated (k, v).
+
+  The cached keys are the dots' left operand and the scores come out as [batch, kv_heads,
+  slots, queries]: XLA then reads each head's [slots, head_dim] block of the cache where it
+  lies. Scores laid out [.., queries, slots], as the no-cache path has them, make XLA
+  transpose the whole cache at every step and layer (on a CPU that transposition was most
+  of a decode step's time at 200 slots).
+  """
+  cache_k, cache_v = layer_cache
+  batch, seq, heads, head_dim = q.shape
+  kv_heads, slots = cache_k.shape[1], cache_k.shape[2]
+  groups = heads // kv_heads
+  dtype = q.dtype
+  to_cache = lambda x: jnp.swapaxes(x, 1, 2).astype(cache_k.dtype)    # [batch, kv_heads, seq, head_dim]
+  cache_k = jax.lax.dynamic_update_slice(cache_k, to_cache(k), (0, 0, write_index, 0))
+  cache_v = jax.lax.dynamic_update_slice(cache_v, to_cache(v), (0, 0, write_index, 0))
+  q = q.reshape(batch, seq, kv_heads, groups, head_dim).transpose(0, 2, 1, 3, 4)
+  q = q.reshape(batch, kv_heads, seq * groups, head_dim)              # queries = (seq, group)
+  batch_dims = ((0, 1), (0, 1))
+  scores = jax.lax.dot_general(cache_k.astype(dtype), q, (((3,), (3,)), batch_dims),
+                               preferred_element_type=jnp.float32)   # [batch, kv, slots, queries]
+  scores = scores.reshape(batch, kv_heads, slots, seq, groups) * (head_dim ** -0.5)
+  visible = jnp.swapaxes(mask, 1, 2)[:, None, :, :, None]             # [batch, 1, slots, seq, 1]
+  probs = jax.nn.softmax(jnp.where(visible, scores, _NEG_INF), axis=2).astype(dtype)
+  probs = probs.reshape(batch, kv_heads, slots, seq * groups)
+  out = jax.lax.dot_general(probs, cache_v.astype(dtype), (((2,), (2,)), batch_dims))  # [batch, kv, queries, head_dim]
+  out = out.reshape(batch, kv_heads, seq, groups, head_dim).transpose(0, 2, 1, 3, 4)
+  return out.reshape(batch, seq, heads * head_dim), (cache_k, cache_v)
+
+
 class Attention(nn.Module):
   config: LlamaConfig
 
   @nn.compact
   def __call__(self, x, positions, mask, layer_cache, write_index):
     # x: [batch, seq, embed]; mask: [batch, seq, keys]; layer_cache: (k, v) each
-    # [batch, max_len, kv_heads, head_dim] or None.
+    # [batch, kv_heads, max_len, head_dim] or None.
     c = self.config
     dtype, param_dtype = jnp.dtype(c.dtype), jnp.dtype(c.param_dtype)
     dense = functools.partial(nn.Dense, use_bias=False, dtype=dtype, param_dtype=param_dtype)
@@ -213,12 +263,10 @@ class Attention(nn.Module):
     k = apply_rope(k, positions, c.rope_theta, c.rope_scaling)
 
     new_cache = None
-    if layer_cache is not None:
-      cache_k, cache_v = layer_cache
-      cache_k = jax.lax.dynamic_update_slice(cache_k, k.astype(cache_k.dtype), (0, write_index, 0, 0))
-      cache_v = jax.lax.dynamic_update_slice(cache_v, v.astype(cache_v.dtype), (0, write_index, 0, 0))
-      new_cache = (cache_k, cache_v)
-      k, v = cache_k.astype(dtype), cache_v.astype(dtype)          # [batch, max_len, kv_heads, head_dim]
+    if layer_cache is not None:                   # prefill / decode: the cache's own layout
+      out, new_cache = cached_attention(q, k, v, layer_cache, write_index, mask)
+      out = _constrain(out, "batch", "seq", "act_heads")
+      return dense(c.hidden_size, kernel_init=_init("q_heads", "embed"), name="o_proj")(out), new_cache
 
     groups = c.num_heads // c.num_kv_heads
     q = q.reshape(batch, seq, c.num_kv_heads, groups, c.head_dim)

@@ -1,8 +1,11 @@
 """Batched sampling with a static KV cache: the generator behind GRPO (paper §4.2) and evaluation (§2.2, §3.2).
 
 One jitted function per (rows, prompt bucket, max_new_tokens, sampling mode) prefills
-left-padded prompts into a `KVCache` of `bucket + max_new_tokens` slots, then decodes one
-token per row per step inside a `lax.while_loop` that exits as soon as every row is done.
+left-padded prompts into a `KVCache`, then decodes one token per row per step inside
+`lax.while_loop`s that exit as soon as every row is done. Decoding runs in segments
+(`segment_ends`: 64, 128, 256, ... new tokens) and the cache grows by one segment at a
+time, so a step's attention reads at most twice the filled slots (plus the prompt) instead
+of `bucket + max_new_tokens`: its cost follows the tokens generated, not the budget.
 Prompt lengths are bucketed (`bucket_length`) and the last chunk of rows is padded to the
 chunk size, so GRPO steps and evaluation batches reuse one compiled program.
 
@@ -71,6 +74,17 @@ def bucket_length(length: int) -> int:
   if length <= 64:
     return max(16, 1 << max(0, length - 1).bit_length())
   return -(-length // 64) * 64
+
+
+def segment_ends(max_new_tokens: int, first: int = 64) -> list[int]:
+  """Token counts at which the decode loop grows its cache: first, 2 x first, ... and
+  max_new_tokens. Doubling keeps the slots a step reads within twice the filled ones with
+  log2(max_new_tokens / first) + 1 compiled loop bodies."""
+  ends, end = [], first
+  while end < max_new_tokens:
+    ends.append(end)
+    end *= 2
+  return ends + [max_new_tokens]
 
 
 # ------------------------------------------------------------------------------- stop strings
@@ -217,7 +231,8 @@ def decode(params, tokens, prompt_lengths, row_ids, limits, rng, temperature, to
   padding = (bucket - prompt_lengths)[:, None]                        # [prompts, 1]
   segment_ids = (slots[None] >= padding).astype(jnp.int32)            # [prompts, bucket]
   positions = jnp.maximum(slots[None] - padding, 0)
-  cache = _constrain_cache(llama.KVCache.init(config, num_prompts, bucket + max_new_tokens))
+  ends = segment_ends(max_new_tokens)
+  cache = _constrain_cache(llama.KVCache.init(config, num_prompts, bucket + ends[0]))
   hidden, cache = model.apply({"params": params}, tokens, positions, segment_ids, cache,
                               return_hidden=True)
   logits = _lm_head(params, config, hidden[:, -1])                    # [prompts, vocab]
@@ -262,9 +277,6 @@ def decode(params, tokens, prompt_lengths, row_ids, limits, rng, temperature, to
       stop_index=jnp.full((rows,), -1, jnp.int32))
   state = emit(state, logits, jnp.zeros((), jnp.int32))
 
-  def running(state):
-    return (state["step"] < max_new_tokens) & jnp.any(state["finish"] == 0)
-
   def next_token(state):
     # Token `step - 1` sits at position prompt_length + step - 1 and cache slot bucket + step - 1.
     logits, cache = model.apply(
@@ -272,7 +284,13 @@ def decode(params, tokens, prompt_lengths, row_ids, limits, rng, temperature, to
         jnp.ones((rows, 1), jnp.int32), state["cache"])
     return emit(dict(state, cache=cache), logits[:, 0].astype(jnp.float32), state["step"])
 
-  state = jax.lax.while_loop(running, next_token, state)
+  # Segment i emits tokens up to ends[i] with a cache of bucket + ends[i] slots; each segment
+  # is its own loop (static cache shape) and exits at once when every row is done.
+  for i, end in enumerate(ends):
+    if i:
+      state["cache"] = _constrain_cache(state["cache"].extend(end - ends[i - 1]))
+    running = lambda state, end=end: (state["step"] < end) & jnp.any(state["finish"] == 0)
+    state = jax.lax.while_loop(running, next_token, state)
   return state["tokens"], state["logprobs"], state["counts"], state["finish"], state["stop_index"]
 
 

@@ -35,6 +35,27 @@ def _new_state(params, rng, tx) -> TrainState:
                     rng=rng, tx=tx)
 
 
+def _boxed_state_fn(optim_config: optim.OptimConfig, model_config: llama.LlamaConfig):
+  tx = optim.make_optimizer(optim_config)
+
+  def boxed_state(params_rng, state_rng):
+    return _new_state(llama.init_params(model_config, jax.random.wrap_key_data(params_rng)),
+                      state_rng, tx)
+  return boxed_state, tx
+
+
+def abstract_train_state(optim_config: optim.OptimConfig, model_config: llama.LlamaConfig, mesh, rules):
+  """(state of ShapeDtypeStructs carrying their shardings, state_shardings), allocating
+  nothing: what an AOT compile of the train step needs (benchmarks/scale_7b.py)."""
+  boxed_state, _ = _boxed_state_fn(optim_config, model_config)
+  key = jax.ShapeDtypeStruct((2,), jnp.uint32)
+  abstract = jax.eval_shape(boxed_state, key, key)
+  shardings = sharding.tree_shardings(abstract, mesh, rules)
+  state = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                       nn.unbox(abstract), shardings)
+  return state, shardings
+
+
 def create_train_state(optim_config: optim.OptimConfig, model_config: llama.LlamaConfig, mesh, rules,
                        params=None, *, seed: int):
   """(state, state_shardings): random init from `seed`, or around given `params`.
@@ -42,14 +63,9 @@ def create_train_state(optim_config: optim.OptimConfig, model_config: llama.Llam
   `params` (e.g. from load_or_init) must be the plain pytree of `model_config`; they
   are donated and resharded to the rules' layout.
   """
-  tx = optim.make_optimizer(optim_config)
+  boxed_state, tx = _boxed_state_fn(optim_config, model_config)
   rng = jax.random.key_data(jax.random.key(seed))
   params_rng, state_rng = jax.random.split(rng)
-
-  def boxed_state(params_rng, state_rng):
-    return _new_state(llama.init_params(model_config, jax.random.wrap_key_data(params_rng)),
-                      state_rng, tx)
-
   abstract = jax.eval_shape(boxed_state, params_rng, state_rng)
   shardings = sharding.tree_shardings(abstract, mesh, rules)
   if params is None:
