@@ -1,4 +1,5 @@
 """experiments/grpo_arithmetic: the generated task and the :tiny run of every stage."""
+import importlib.util
 import json
 import os
 import re
@@ -7,9 +8,18 @@ import sys
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "experiments", "grpo_arithmetic"))
 
-import task  # noqa: E402
+
+def _load(name: str, path: str):
+  """The experiment's module by file path, under its own name: grpo_smollm2 has a task.py too,
+  and two tests importing `task` in one worker would share whichever came first."""
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+task = _load("grpo_arithmetic_task", os.path.join(ROOT, "experiments", "grpo_arithmetic", "task.py"))
 
 
 def test_task_answers_are_right_and_the_teacher_errs_as_configured():

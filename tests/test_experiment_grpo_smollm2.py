@@ -1,6 +1,7 @@
 """experiments/grpo_smollm2: content-disjoint splits, GRPO from the real SmolLM2 GGUF with its chat
 template, and the :tiny run of every stage."""
 import ast
+import importlib.util
 import json
 import operator
 import os
@@ -11,9 +12,18 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "experiments", "grpo_smollm2"))
 
-import task  # noqa: E402
+
+def _load(name: str, path: str):
+  """The experiment's module by file path, under its own name: grpo_arithmetic has a task.py too,
+  and two tests importing `task` in one worker would share whichever came first."""
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+task = _load("grpo_smollm2_task", os.path.join(ROOT, "experiments", "grpo_smollm2", "task.py"))
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 

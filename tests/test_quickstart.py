@@ -103,13 +103,13 @@ def test_tiny_end_to_end_then_resume(tmp_path):
   assert summary["pretrain"]["loss"]["last"] < summary["pretrain"]["loss"]["first"]
 
   # Accuracy before/after GRPO equals a regrade of the samples with a regex and Python arithmetic.
-  test_questions = [r["question"] for r in _read_jsonl(workdir / "problems" / "test.jsonl")]
+  test_questions = {r["id"]: r["question"] for r in _read_jsonl(workdir / "problems" / "test.jsonl")}
   for stage in ("eval_sft", "eval_grpo"):
     samples = _read_jsonl(workdir / stage / "eval" / "arithmetic" / "samples.jsonl")
     assert len(samples) == 16
     correct = 0
-    for sample in samples:                                     # ids are jsonl-test-<line number>
-      expected = _python_answer(test_questions[int(sample["id"].rsplit("-", 1)[1]) - 1])
+    for sample in samples:                                       # ids are the records' own
+      expected = _python_answer(test_questions[sample["id"]])
       assert sample["gold"] == str(expected)
       boxed = re.findall(r"\\boxed\{(-?\d+)\}", sample["prediction"])
       correct += bool(boxed) and int(boxed[-1]) == expected

@@ -219,7 +219,8 @@ def test_iterative_rl_tiny_retrains_the_reward_model_and_scores_with_it(tmp_path
   assert [r["iteration"] for r in records if "iteration" in r] == [1, 2]
   assert all(np.isfinite(r["rm_loss"]) for r in records if "rm_loss" in r)
   assert len(scored) == 2                                   # one GRPO step per iteration
-  for token_advantages, rewards, _, _ in scored:
+  for out in scored:
+    token_advantages, rewards = out.token_advantages, out.rewards
     assert rewards.valid.all() and ((0 < rewards.values) & (rewards.values < 1)).all()   # sigmoid scores
     assert all(np.isfinite(a).all() for a in token_advantages)
   assert loading.load_pretrained(str(workdir / "model")).config.hidden_size == 64

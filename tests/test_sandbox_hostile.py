@@ -20,6 +20,7 @@ import time
 
 import pytest
 
+import dsmath_jax
 from dsmath_jax.sandbox import sandbox as sandbox_lib
 from dsmath_jax.sandbox.sandbox import Sandbox, SandboxIsolationError
 
@@ -268,8 +269,14 @@ print(json.dumps({"pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigi
   result = box.run(code, **FAST)
   seen = json.loads(result.stdout)
   assert seen["pids"] == [1] and not seen["sys"], seen  # only itself, as PID 1
+  # System directories, and the top folders of the Python installation and of the sandbox
+  # package's own files (the checkout: /work here, wherever CI clones it).
+  bound = [sys.prefix, sys.base_prefix, os.path.realpath(sys.executable), dsmath_jax.__file__]
+  bound += [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")]
+  tops = {os.path.realpath(p).split(os.sep)[1] for p in bound}
   assert set(seen["root"]) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc",
-                               "root", "sandbox", "sbin", "tmp", "usr", "work"}, seen["root"]
+                               "sandbox", "sbin", "tmp", "usr"} | tops, seen["root"]
+  assert not {"home", "mnt", "opt", "srv", "var", "run", "sys"} & (set(seen["root"]) - tops), seen["root"]
   assert "pytest" not in seen["cmdline_1"] and str(os.getpid()) not in seen["mounts"]
   assert "/home" not in seen["mounts"] and os.path.dirname(caller["folder"]) + "/" not in seen["mounts"]
 
@@ -325,6 +332,18 @@ def test_memory_cap_without_cgroup_is_the_tree_accounting(box):
     assert one.layers["cgroup"] is None
     result = one.run(_FIVE_CHILDREN, memory_mb=512, timeout_s=15.0, python_guards=False)
   assert result.status == "memory" and "MB together" in result.error, result
+
+
+@pytest.mark.parametrize("version,files,bounds", [
+    (2, ["memory.max", "memory.swap.max"], True), (2, ["memory.max"], False),
+    (1, ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"], True), (1, ["memory.limit_in_bytes"], False)])
+def test_a_cgroup_without_swap_control_leaves_the_tree_accounting_on(tmp_path, version, files, bounds):
+  """Where the kernel has no swap accounting, a cgroup over its memory limit swaps instead of
+  dying (CI: five 300 MB children held two at once under 512 MB), so the worker counts too."""
+  for name in files:
+    (tmp_path / name).write_text("max\n")
+  group = sandbox_lib.sandbox_cgroup.SlotCgroup(str(tmp_path), str(tmp_path), version)
+  assert group.bounds_swap is bounds
 
 
 def test_process_cap_covers_the_whole_tree(box, caller):

@@ -116,6 +116,14 @@ class SlotCgroup:
     script += " && { echo -1000 > /proc/self/oom_score_adj; } 2>/dev/null; exec \"$@\""
     return ["/bin/sh", "-c", script, "sh"] + command
 
+  @property
+  def bounds_swap(self) -> bool:
+    """Whether the memory limit covers swap too. Without the swap controller (v1 without
+    memory.memsw.*, v2 without memory.swap.max) a tree over the limit is swapped out, not
+    killed, so the worker's per-tree accounting must hold the limit as well."""
+    name = "memory.swap.max" if self.version == 2 else "memory.memsw.limit_in_bytes"
+    return os.path.exists(f"{self.memory}/{name}")
+
   def usage_bytes(self) -> int:
     return int(_read(f"{self.memory}/{'memory.usage_in_bytes' if self.version == 1 else 'memory.current'}"))
 

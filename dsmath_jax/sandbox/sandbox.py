@@ -243,9 +243,13 @@ class Sandbox:
         config = {"slot": index, "root_dir": self.root_dir, "backend": backend,
                   "jail_dir": os.path.join(self.root_dir, f"jail_{index}"), "jail_entries": entries,
                   "sys_path": [os.path.abspath(p) for p in sys.path if p], "uid": uid,
-                  "warm_imports": list(warm_imports), "env": _ENV, "tree_accounting": group is None}
+                  "warm_imports": list(warm_imports), "env": _ENV,
+                  "tree_accounting": group is None or not group.bounds_swap}
         slots.append(_Slot(index, config, start_timeout_s, self.limits, wrapper, group))
-        slots[-1].notes = [n for n in (why_not_bwrap, why_no_cgroup and f"no cgroup: {why_no_cgroup}") if n]
+        swap_note = (group is not None and not group.bounds_swap
+                     and "cgroup memory limit does not bound swap: per-tree accounting holds it too")
+        slots[-1].notes = [n for n in (why_not_bwrap, why_no_cgroup and f"no cgroup: {why_no_cgroup}", swap_note)
+                           if n]
       with concurrent.futures.ThreadPoolExecutor(workers) as pool:  # imports overlap
         list(pool.map(_Slot.start, slots))
     except BaseException:
