@@ -41,8 +41,11 @@ class IterativeRMConfig:
   @classmethod
   def from_config(cls, section, where: str = "config.rm") -> "IterativeRMConfig":
     top = config_types.strict_fields(cls, section, where=where)
-    return cls(**dict(top, label=rm_task.LabelConfig.from_config(section.label, where=f"{where}.label"),
-                      optim=OptimConfig.from_config(section.optim, where=f"{where}.optim")))
+    rm = cls(**dict(top, label=rm_task.LabelConfig.from_config(section.label, where=f"{where}.label"),
+                    optim=OptimConfig.from_config(section.optim, where=f"{where}.optim")))
+    config_types.require(rm, where, positive=("seq_len", "global_batch", "num_microbatches"),
+                         non_negative=("replay_fraction",))
+    return rm
 
   def training(self) -> rm_task.RMTrainConfig:
     return rm_task.RMTrainConfig(seq_len=self.seq_len, global_batch=self.global_batch,
@@ -78,8 +81,9 @@ def run(config, workdir: str):
   curves and the resolved config (WORKDIR/config.json)."""
   from dsmath_jax.train import state as state_lib
   from dsmath_jax.train.metrics import MetricsWriter, plot_curves
-  config_types.write_config(config, workdir)
   grpo_run, rm = typed(config)
+  config_types.check_paths(grpo_run.input_paths())
+  config_types.write_config(config, workdir)
   mesh, rules = runtime.setup(config)
   kind = "process" if grpo_run.rl.reward == "process_rm" else "outcome"
   policy = loading.load_or_init(grpo_run.checkpoint, grpo_run.model, tokenizer=grpo_run.tokenizer, mesh=mesh,

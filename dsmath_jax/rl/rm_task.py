@@ -48,7 +48,10 @@ class LabelConfig:
 
   @classmethod
   def from_config(cls, section, where: str = "config.label") -> "LabelConfig":
-    return config_types.from_section(cls, section, where=where)
+    label = config_types.from_section(cls, section, where=where)
+    config_types.require(label, where, positive=("num_questions", "samples_per_question", "max_new_tokens",
+                                                 "temperature", "num_completions"))
+    return label
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +70,9 @@ class RMDataConfig:
 
   @classmethod
   def from_config(cls, section, where: str = "config.data") -> "RMDataConfig":
-    return config_types.from_section(cls, section, where=where)
+    data = config_types.from_section(cls, section, where=where)
+    config_types.require(data, where, positive=("seq_len", "global_batch"))
+    return data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +91,9 @@ class RMUpdateConfig:
 
   @classmethod
   def from_config(cls, section, where: str = "config.train") -> "RMUpdateConfig":
-    return config_types.from_section(cls, section, where=where)
+    train = config_types.from_section(cls, section, where=where)
+    config_types.require(train, where, positive=("num_microbatches",))
+    return train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +116,12 @@ class RewardModelConfig:
                       data=RMDataConfig.from_config(config.data), label=LabelConfig.from_config(config.label),
                       optim=OptimConfig.from_config(config.optim),
                       train=RMUpdateConfig.from_config(config.train)))
+
+  def input_paths(self) -> list[tuple[str, str]]:
+    """(config key, path) of every file the run reads (config_types.check_paths)."""
+    source = [] if self.data.source == "policy" else config_types.spec_paths(self.data.source, "config.data.source")
+    questions = config_types.spec_paths(self.data.questions, "config.data.questions") if not source else []
+    return [("config.checkpoint", self.checkpoint), ("config.tokenizer", self.tokenizer)] + source + questions
 
   def training(self) -> RMTrainConfig:
     return RMTrainConfig(seq_len=self.data.seq_len, global_batch=self.data.global_batch,
@@ -250,9 +263,15 @@ def run(config, workdir: str):
   """Task `reward_model`: labels -> BCE training -> WORKDIR/model (save_reward_model); the
   resolved config in WORKDIR/config.json."""
   from dsmath_jax.train.metrics import MetricsWriter, plot_curves
-  config_types.write_config(config, workdir)
   rm_run = RewardModelConfig.from_config(config)
+  config_types.check_paths(rm_run.input_paths())
+  config_types.write_config(config, workdir)
   mesh, rules = runtime.setup(config)
+  if rm_run.data.global_batch % rm_run.train.num_microbatches:
+    raise ValueError(f"config.data.global_batch={rm_run.data.global_batch} does not split into "
+                     f"config.train.num_microbatches={rm_run.train.num_microbatches}")
+  sharding.check_batch_divides(rm_run.data.global_batch // rm_run.train.num_microbatches, mesh, rules,
+                               what="config.data.global_batch / config.train.num_microbatches")
   policy = loading.load_or_init(rm_run.checkpoint, rm_run.model, tokenizer=rm_run.tokenizer, mesh=mesh,
                                 rules=rules)
   model_config, tokenizer, data = policy.config, policy.tokenizer, rm_run.data
