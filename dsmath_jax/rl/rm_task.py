@@ -14,6 +14,7 @@ Policy-sample step labels are placed on the steps re-encoded one by one; with a 
 whitespace-stable tokenizer these are the same tokens GRPO scores (steps.step_end_tokens).
 """
 import dataclasses
+import json
 import os
 
 import flax.linen as nn
@@ -86,13 +87,15 @@ class RMTrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RMUpdateConfig:
-  """The update's memory (config.train of a reward_model run)."""
+  """The update's memory and checkpoints (config.train of a reward_model run)."""
   num_microbatches: int = 32             # gradient accumulation slices of each update (memory only)
+  checkpoint_every: int = 100            # steps between WORKDIR/checkpoints saves (re-running resumes)
+  keep_checkpoints: int = 2              # checkpoints kept
 
   @classmethod
   def from_config(cls, section, where: str = "config.train") -> "RMUpdateConfig":
     train = config_types.from_section(cls, section, where=where)
-    config_types.require(train, where, positive=("num_microbatches",))
+    config_types.require(train, where, positive=("num_microbatches", "checkpoint_every", "keep_checkpoints"))
     return train
 
 
@@ -221,9 +224,27 @@ def create_rm_state(optim_config: OptimConfig, seed: int, rm_config, mesh, rules
   return state, shardings
 
 
+def batch_orders(num_examples: int, batch_size: int, steps: int, seed: int):
+  """The example indices of each of `steps` batches: epochs of a permutation drawn from `seed`, the
+  last incomplete batch of an epoch dropped. A pure function, so a resumed run skips what was done."""
+  order_rng = np.random.default_rng(seed)
+  done = 0
+  while done < steps:
+    order = order_rng.permutation(num_examples)
+    for start in range(0, len(order) - batch_size + 1, batch_size):
+      yield order[start:start + batch_size]
+      done += 1
+      if done >= steps:
+        return
+
+
 def train_reward_model(training: RMTrainConfig, seed: int, state, shardings, rm_config, examples, mesh, rules,
-                       writer=None, step_offset: int = 0):
-  """Epochs over `examples` in batches of data.global_batch; returns (state, last metrics)."""
+                       writer=None, step_offset: int = 0, checkpointer=None):
+  """Epochs over `examples` in batches of data.global_batch; returns (state, last metrics).
+
+  With a `checkpointer` (train/checkpointing.py) the loop resumes from its latest checkpoint, saves on
+  its interval, on the last step and on SIGTERM (then it stops early); the batches are a function of
+  (seed, step), so the state is all a resume needs."""
   from dsmath_jax.train import optim
   from dsmath_jax.train import step as step_lib
   batch_size, seq_len = training.global_batch, training.seq_len
@@ -236,20 +257,50 @@ def train_reward_model(training: RMTrainConfig, seed: int, state, shardings, rm_
                                      apply_fn=apply_fn, num_microbatches=training.num_microbatches,
                                      learning_rate_fn=optim.make_schedule(training.optim))
   pad = 0
-  order_rng = np.random.default_rng(seed + step_offset)
-  metrics, done = {}, 0
-  total = training.optim.steps
-  while done < total:
-    order = order_rng.permutation(len(examples))
-    for start in range(0, len(order) - batch_size + 1, batch_size):
-      batch = rm_lib.make_batch([examples[i] for i in order[start:start + batch_size]], seq_len, pad)
-      state, metrics = step(state, sharding.put_global(batch, sharding.batch_sharding(mesh, rules, 2)))
-      done += 1
-      if writer is not None:
-        writer.write(step_offset + done, {f"rm_{k}": v for k, v in jax.device_get(metrics).items()})
-      if done >= total:
+  metrics, start, saved = {}, 0, True
+  if checkpointer is not None:
+    state, start = checkpointer.restore(state)
+  done = start
+  for index, rows in enumerate(batch_orders(len(examples), batch_size, training.optim.steps, seed + step_offset)):
+    if index < start:                    # done before the resume
+      continue
+    batch = rm_lib.make_batch([examples[i] for i in rows], seq_len, pad)
+    state, metrics = step(state, sharding.put_global(batch, sharding.batch_sharding(mesh, rules, 2)))
+    done = index + 1
+    if writer is not None:
+      writer.write(step_offset + done, {f"rm_{k}": v for k, v in jax.device_get(metrics).items()})
+    if checkpointer is not None:
+      saved = checkpointer.save(done, state)
+      if checkpointer.should_stop(done):
+        logging.warning("stopping at step %d (preemption); re-run the command to resume", done)
         break
+  if checkpointer is not None and not saved:   # the last step (or the preempted one) is always saved
+    checkpointer.save(done, state, force=True)
   return state, jax.device_get(metrics)
+
+
+EXAMPLES_FILE = "examples.jsonl"        # WORKDIR/examples.jsonl: the labelled examples a run trains on
+
+
+def write_examples(path: str, examples) -> None:
+  """One RMExample per line, written to a temporary name and renamed: a file that exists is whole."""
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    for example in examples:
+      f.write(json.dumps(dataclasses.asdict(example)) + "\n")
+  os.replace(tmp, path)
+
+
+def read_examples(path: str) -> list:
+  """The RMExamples of write_examples; a damaged line fails naming the file and line."""
+  from dsmath_jax.jsonl import json_objects
+  examples = []
+  for line_number, record in json_objects(path):
+    try:
+      examples.append(rm_lib.RMExample(**record))
+    except TypeError as error:
+      raise ValueError(f"{path}:{line_number}: not a reward-model example ({error})") from error
+  return examples
 
 
 def policy_params(policy: loading.Pretrained, seed: int):
@@ -261,7 +312,9 @@ def policy_params(policy: loading.Pretrained, seed: int):
 
 def run(config, workdir: str):
   """Task `reward_model`: labels -> BCE training -> WORKDIR/model (save_reward_model); the
-  resolved config in WORKDIR/config.json."""
+  resolved config in WORKDIR/config.json. Re-running the command resumes: the labels are read back
+  from WORKDIR/examples.jsonl (written once, complete), the state from WORKDIR/checkpoints."""
+  from dsmath_jax.train import checkpointing
   from dsmath_jax.train.metrics import MetricsWriter, plot_curves
   rm_run = RewardModelConfig.from_config(config)
   config_types.check_paths(rm_run.input_paths())
@@ -278,19 +331,34 @@ def run(config, workdir: str):
   params = policy.params
   if data.source == "policy":
     params = policy_params(policy, rm_run.seed)
+  examples_path = os.path.join(workdir, EXAMPLES_FILE)
+  resumed = config_types.is_resumed(workdir) and os.path.isfile(examples_path)
+  if resumed:                                       # the labels of the first attempt
+    examples = read_examples(examples_path)
+  elif data.source == "policy":
     questions = fit_questions(load_questions(data.questions), tokenizer, data.template, data.seq_len // 2)
     questions = questions[:rm_run.label.num_questions]
     examples = policy_examples(rm_run.label, data.kind, params, model_config, tokenizer, questions,
                                jax.random.key(rm_run.seed), mesh=mesh, rules=rules, template=data.template)
   else:
     examples = file_examples(data.source, data.kind, tokenizer, data.template)
+  if jax.process_index() == 0 and not resumed:
+    write_examples(examples_path, examples)
   positive = np.mean([l for e in examples for l in e.labels]) if examples else float("nan")
   logging.info("reward model: %d %s examples, %.3f of labels positive", len(examples), data.kind, positive)
   state, shardings = create_rm_state(rm_run.optim, rm_run.seed, model_config, mesh, rules, base_params=params)
   writer = MetricsWriter(workdir, console_keys=("rm_loss", "rm_accuracy"))
-  state, metrics = train_reward_model(rm_run.training(), rm_run.seed, state, shardings, model_config, examples,
-                                      mesh, rules, writer)
+  checkpointer = checkpointing.Checkpointer(
+      os.path.join(os.path.abspath(workdir), config_types.CHECKPOINTS_DIR),
+      every_steps=rm_run.train.checkpoint_every, keep=rm_run.train.keep_checkpoints)
+  try:
+    state, metrics = train_reward_model(rm_run.training(), rm_run.seed, state, shardings, model_config, examples,
+                                        mesh, rules, writer, checkpointer=checkpointer)
+  finally:
+    checkpointer.close()
   writer.close()
+  if checkpointer.sigterm:
+    return state, metrics
   plot_curves(os.path.join(workdir, "metrics.jsonl"), ("rm_loss", "rm_accuracy"),
               os.path.join(workdir, "curves.png"))
   rm_lib.save_reward_model(os.path.join(workdir, "model"), model_config, state.params, tokenizer)
