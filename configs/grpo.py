@@ -27,6 +27,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.task = "grpo"
   c.seed = 0
+  c.allow_config_change = False    # True: a resumed run may differ from WORKDIR/config.json (config_types.check_resume)
   # The policy: a load_pretrained path (paper: DeepSeekMath-Instruct 7B, WORKDIR/model of the
   # sft task); "" = random init of `model` (tiny runs only).
   c.checkpoint = ""

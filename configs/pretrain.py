@@ -22,6 +22,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.task = "pretrain"
   c.seed = 0
+  c.allow_config_change = False    # True: a resumed run may differ from WORKDIR/config.json (config_types.check_resume)
   c.checkpoint = ""                # load_pretrained path (HF dir, GGUF, save_pretrained dir)
   c.model = common.model("deepseek_math_7b", dtype="bfloat16", remat="dots")
   c.mesh = common.mesh(data=1, fsdp=-1, tensor=1)

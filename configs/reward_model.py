@@ -18,6 +18,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.task = "reward_model"
   c.seed = 0
+  c.allow_config_change = False    # True: a resumed run may differ from WORKDIR/config.json (config_types.check_resume)
   c.checkpoint = ""                    # paper: DeepSeekMath-Base 7B (load_pretrained path)
   c.tokenizer = "byte"
   c.model = common.model("deepseek_math_7b")

@@ -8,10 +8,11 @@ instead of deep inside a step.
 """
 import dataclasses
 import difflib
+import fnmatch
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -56,22 +57,111 @@ def from_section(cls: type[T], section, *, where: str, ignore: tuple[str, ...] =
   return cls(**strict_fields(cls, section, where=where, ignore=ignore))
 
 
+def require(obj, where: str, *, positive: Iterable[str] = (), non_negative: Iterable[str] = ()) -> None:
+  """Refuses, naming `where.field` and its value, a field of `obj` that is not > 0 (`positive`) or
+  not >= 0 (`non_negative`): `--config.optim.steps=-5` fails at the door instead of training nothing."""
+  for name in positive:
+    value = getattr(obj, name)
+    if not value > 0:
+      raise ValueError(f"{where}.{name}={value!r} must be > 0")
+  for name in non_negative:
+    value = getattr(obj, name)
+    if not value >= 0:
+      raise ValueError(f"{where}.{name}={value!r} must be >= 0")
+
+
+def check_paths(paths: Iterable[tuple[str, str]]) -> None:
+  """(config key, path) pairs: fails at start-up, naming the key and the path, for each path that
+  does not exist ("" and "byte" mean no file; "~" is expanded; gs:// and other URLs are left to
+  their readers), instead of after the model is built or hours into a run."""
+  missing = [f"{where}={path!r}" for where, path in paths
+             if path and path != "byte" and "://" not in path and not os.path.exists(os.path.expanduser(path))]
+  if missing:
+    raise FileNotFoundError(f"no such file or directory: {'; '.join(missing)}")
+
+
+def spec_paths(spec: str, where: str) -> list[tuple[str, str]]:
+  """(where, path) of each part of a "kind:PATH[,kind:PATH...]" spec (questions, reward-model sources)."""
+  parts = (p.strip() for p in spec.split(","))
+  return [(where, part.partition(":")[2]) for part in parts if ":" in part]
+
+
 CONFIG_FILE = "config.json"     # WORKDIR/config.json: the resolved config of the run
+CHECKPOINTS_DIR = "checkpoints"  # WORKDIR/checkpoints: a workdir holding a step there is resumed
+# The top-level key that lets a resumed run take a changed config (`--config.allow_config_change=True`).
+ALLOW_CHANGE_KEY = "allow_config_change"
+# Keys a resumed run may change without it: they say how the run is placed, logged and saved, never
+# what it computes (a preempted job often comes back on another slice, with another coordinator).
+RESUME_EXEMPT = ("allow_config_change", "distributed.*", "mesh.*", "train.log_every", "train.wandb_project",
+                 "train.profile_steps", "train.peak_flops_per_device", "train.checkpoint_every",
+                 "train.keep_checkpoints", "eval.every_steps")
+
+
+def _flatten(value, prefix: str = "") -> dict:
+  if isinstance(value, Mapping):
+    flat = {}
+    for key, item in value.items():
+      flat.update(_flatten(item, f"{prefix}{key}."))
+    return flat or {prefix[:-1]: {}}
+  return {prefix[:-1]: value}
+
+
+def changed_keys(saved: Mapping, current: Mapping, exempt: Iterable[str] = RESUME_EXEMPT) -> list[str]:
+  """Dotted keys whose values differ between two resolved configs (added and removed keys too),
+  leaving out those matching an `exempt` pattern."""
+  old, new = _flatten(saved), _flatten(current)
+  return sorted(key for key in set(old) | set(new)
+                if old.get(key, "<absent>") != new.get(key, "<absent>")
+                and not any(fnmatch.fnmatchcase(key, pattern) for pattern in exempt))
+
+
+def _config_text(config) -> str:
+  return (config.to_json_best_effort(indent=2, sort_keys=True) if hasattr(config, "to_json_best_effort")
+          else json.dumps(config, indent=2, sort_keys=True, default=str))
+
+
+def is_resumed(workdir: str) -> bool:
+  """True when WORKDIR/checkpoints holds a checkpoint step (a directory named by its number)."""
+  directory = os.path.join(workdir, CHECKPOINTS_DIR)
+  return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
+
+
+def check_resume(config, workdir: str) -> None:
+  """A resumed run (is_resumed) whose config differs from WORKDIR/config.json stops, naming the
+  differing keys, unless `config.allow_config_change` is set: a run continued with another lr,
+  data or model would silently be neither the old run nor the new one. RESUME_EXEMPT keys may differ."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not is_resumed(workdir) or not os.path.isfile(path):
+    return
+  if hasattr(config, "get") and config.get(ALLOW_CHANGE_KEY, False):
+    return
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except (OSError, ValueError) as error:
+    raise ValueError(f"{path}: the saved config of this resumed run cannot be read ({error}); "
+                     f"set --config.{ALLOW_CHANGE_KEY}=True to resume anyway") from error
+  changed = changed_keys(saved, json.loads(_config_text(config)))
+  if changed:
+    raise ValueError(f"{workdir} holds checkpoints of a run whose config ({path}) differs from this one in "
+                     f"{', '.join('config.' + key for key in changed)}; re-run with the saved values, use "
+                     f"another --workdir, or set --config.{ALLOW_CHANGE_KEY}=True to resume with the change")
 
 
 def write_config(config, workdir: str) -> str:
   """Writes the run's resolved config to WORKDIR/config.json (process 0 only); returns the path.
 
-  Every task calls it at its door, so a workdir always says how it was made. Written to a
-  temporary name and renamed, so a half-written file never looks finished.
+  Every task calls it at its door, so a workdir always says how it was made. A resumed run is
+  checked against the saved config first (check_resume). Written to a temporary name and renamed,
+  so a half-written file never looks finished.
   """
+  check_resume(config, workdir)
   path = os.path.join(workdir, CONFIG_FILE)
   jax = sys.modules.get("jax")                 # the corpus task runs without jax
   if jax is not None and jax.process_index() != 0:
     return path
   os.makedirs(workdir, exist_ok=True)
-  text = (config.to_json_best_effort(indent=2, sort_keys=True) if hasattr(config, "to_json_best_effort")
-          else json.dumps(config, indent=2, sort_keys=True, default=str))
+  text = _config_text(config)
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     f.write(text + "\n")

@@ -1,4 +1,5 @@
 """The GRPO step (paper §4.1, Algorithm 1): sharded = single device, task `grpo` end to end."""
+import functools
 import json
 import os
 
@@ -256,3 +257,47 @@ def test_model_remat_reaches_the_compiled_update_of_a_loaded_policy(tmp_path):
   (text_none, temp_none), (text_full, temp_full) = programs["none"], programs["full"]
   assert text_full != text_none
   assert temp_full < temp_none, (temp_full, temp_none)       # activations recomputed, not kept
+
+
+def test_iterative_rl_killed_after_an_iteration_resumes_with_identical_metrics(tmp_path, monkeypatch):
+  """configs/grpo_iterative.py:tiny (2 iterations of 1 GRPO step): a run that dies while labelling
+  the second iteration's samples (after the first iteration's checkpoint) and is re-run logs the
+  metrics of an uninterrupted run, and saves the same policy and reward model."""
+  from configs import grpo_iterative
+  from dsmath_jax.model import loading
+  from dsmath_jax.rl import iterative, rm_task
+  from dsmath_jax.rl import reward_model as rm_lib
+  from dsmath_jax.train.metrics import read_metrics
+  monkeypatch.setattr(rewards_lib, "rule_reward", _letter_reward)
+  config = grpo_iterative.get_config("tiny")
+  config.data.questions = f"jsonl:{_questions(tmp_path)}"
+  config.rl.update(max_prompt_len=96, max_new_tokens=8)
+
+  def logged(workdir):
+    """(step, key) -> value, the last logged (a step redone after the resume logs again); no timings."""
+    return {(r["step"], k): v for r in read_metrics(str(workdir / "metrics.jsonl")) for k, v in r.items()
+            if k != "step" and not k.startswith("time") and "per_s" not in k}
+
+  iterative.run(config, str(tmp_path / "full"))
+  policy_examples, calls = rm_task.policy_examples, []
+
+  def dies_labelling_the_second_iteration(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 3:                          # initial policy, iteration 1, iteration 2
+      raise KeyboardInterrupt("killed")
+    return policy_examples(*args, **kwargs)
+
+  monkeypatch.setattr(rm_task, "policy_examples", dies_labelling_the_second_iteration)
+  with pytest.raises(KeyboardInterrupt):
+    iterative.run(config, str(tmp_path / "killed"))
+  assert not (tmp_path / "killed" / "model").exists()
+  monkeypatch.setattr(rm_task, "policy_examples", policy_examples)
+  iterative.run(config, str(tmp_path / "killed"))
+  expected, got = logged(tmp_path / "full"), logged(tmp_path / "killed")
+  assert sorted(got) == sorted(expected) and ((2, "iteration") in got)
+  for key in sorted(expected):
+    np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, err_msg=str(key))
+  for name, load in (("model", lambda p: loading.load_pretrained(p).params),
+                     ("reward_model", lambda p: rm_lib.load_reward_model(p)[1])):
+    jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-5),
+                 load(str(tmp_path / "killed" / name)), load(str(tmp_path / "full" / name)))

@@ -1,4 +1,5 @@
 """Reward models (§4.1.2-4.1.3): scalar head, BCE losses, Math-Shepherd labels, PRM800K reader."""
+import functools
 import json
 
 import flax.linen as nn
@@ -169,3 +170,47 @@ def test_reward_model_task_tiny_trains_the_head_and_saves_model_and_config(tmp_p
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(params["score_head"]), head)
   saved = json.loads((workdir / "config.json").read_text())
   assert saved["task"] == "reward_model" and saved["data"]["kind"] == "outcome"
+
+
+def test_reward_model_task_killed_mid_run_resumes_with_identical_metrics(tmp_path, monkeypatch):
+  """A reward_model run that dies after its step-2 checkpoint (an exception injected into the 3rd
+  batch) and is re-run logs exactly the losses of an uninterrupted run, step for step, and trains
+  on the labels of the first attempt (WORKDIR/examples.jsonl), not on new samples."""
+  from configs import reward_model as reward_model_config
+  from dsmath_jax.rl import rm_task
+  from dsmath_jax.train.metrics import read_metrics
+  questions = tmp_path / "questions.jsonl"
+  questions.write_text("".join(json.dumps({"question": f"{i}+{i}?", "answer": str(2 * i)}) + "\n" for i in range(4)))
+  config = reward_model_config.get_config("tiny")
+  config.data.update(questions=f"jsonl:{questions}", global_batch=8)
+  config.label.samples_per_question = 4
+  config.optim.steps = 4
+  config.train.update(checkpoint_every=2)
+
+  def losses(workdir):
+    return {r["step"]: r["rm_loss"] for r in read_metrics(str(workdir / "metrics.jsonl")) if "rm_loss" in r}
+
+  rm_task.run(config, str(tmp_path / "full"))
+  make_batch, calls = rm.make_batch, []
+
+  def dies_on_the_third_batch(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 3:
+      raise KeyboardInterrupt("killed")
+    return make_batch(*args, **kwargs)
+
+  monkeypatch.setattr(rm, "make_batch", dies_on_the_third_batch)
+  with pytest.raises(KeyboardInterrupt):
+    rm_task.run(config, str(tmp_path / "killed"))
+  assert sorted(losses(tmp_path / "killed")) == [1, 2] and not (tmp_path / "killed" / "model").exists()
+  monkeypatch.setattr(rm, "make_batch", make_batch)
+  labelled = []
+  monkeypatch.setattr(rm_task, "policy_examples", lambda *a, **k: labelled.append(1))
+  state, metrics = rm_task.run(config, str(tmp_path / "killed"))
+  assert not labelled                                     # the saved labels, not new samples
+  expected, got = losses(tmp_path / "full"), losses(tmp_path / "killed")
+  assert sorted(got) == sorted(expected) == [1, 2, 3, 4]
+  np.testing.assert_allclose([got[s] for s in range(1, 5)], [expected[s] for s in range(1, 5)], rtol=1e-6)
+  _, params, _ = rm.load_reward_model(str(tmp_path / "killed" / "model"))
+  _, full_params, _ = rm.load_reward_model(str(tmp_path / "full" / "model"))
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-6), params, full_params)

@@ -1,4 +1,7 @@
 """Checkpointer: sharded state + grain position round-trip; SIGTERM asks the loop to stop."""
+import glob
+import json
+import logging
 import os
 import signal
 
@@ -6,6 +9,7 @@ import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from configs import common
 from dsmath_jax import sharding
@@ -39,3 +43,66 @@ def test_state_and_data_position_round_trip_and_sigterm(tmp_path):
   os.kill(os.getpid(), signal.SIGTERM)                            # how TPU VMs are preempted
   assert checkpointer.should_stop(6)
   checkpointer.close()
+
+
+def _losses(workdir) -> dict:
+  """step -> loss of the last record logged for it (a re-run step logs again)."""
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return {r["step"]: r["loss"] for r in map(json.loads, f) if "loss" in r}
+
+
+def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
+  """A tiny pretraining run whose newest checkpoint is damaged (a truncated array file, then a cut
+  data-iterator JSON) resumes from the one before it, with a warning naming the damaged file, and
+  re-runs the lost steps with exactly the losses of the first run."""
+  from configs import pretrain as pretrain_config
+  from dsmath_jax.train import pretrain
+  config = pretrain_config.get_config("tiny")
+  config.optim.steps = 6
+  config.train.update(checkpoint_every=2, keep_checkpoints=3)
+  config.eval.every_steps = 0
+  workdir = str(tmp_path)
+  pretrain.run(config, workdir)
+  first = _losses(workdir)
+  step_dir = os.path.join(workdir, "checkpoints", "6")
+  arrays = glob.glob(os.path.join(step_dir, "state", "ocdbt.process_*", "d", "*"))
+  with open(max(arrays, key=os.path.getsize), "r+b") as f:      # a copy cut short
+    f.truncate(100)
+  caplog.set_level(logging.WARNING)
+  pretrain.run(config, workdir)
+  assert "checkpoint step 6 is unreadable" in caplog.text and f"{step_dir}/state" in caplog.text
+  assert "resuming from step 4" in caplog.text
+  assert os.path.isdir(step_dir + ".unreadable") and os.path.isdir(step_dir)   # set aside, saved anew
+  again = _losses(workdir)
+  np.testing.assert_allclose([again[5], again[6]], [first[5], first[6]], rtol=1e-6)
+
+  data_state = os.path.join(step_dir, "data", "process_0-of-1.json")
+  with open(data_state) as f:
+    text = f.read()
+  with open(data_state, "w") as f:                                  # a cut data-iterator state
+    f.write(text[:len(text) // 2])
+  caplog.clear()
+  pretrain.run(config, workdir)
+  assert f"{data_state}: the data iterator's position: JSONDecodeError" in caplog.text
+  assert "resuming from step 4" in caplog.text
+  third = _losses(workdir)
+  np.testing.assert_allclose([third[5], third[6]], [first[5], first[6]], rtol=1e-6)
+
+
+def test_no_readable_checkpoint_fails_naming_every_damaged_file(tmp_path):
+  state = {"w": jnp.arange(4.0)}
+  iterator = iter(grain.MapDataset.range(10).to_iter_dataset())
+  checkpointer = checkpointing.Checkpointer(str(tmp_path), every_steps=1, keep=2)
+  for step in (1, 2):
+    next(iterator)
+    checkpointer.save(step, state, iterator)
+  checkpointer.close()
+  for step in (1, 2):
+    with open(tmp_path / str(step) / "state" / "_METADATA", "w") as f:
+      f.write("{")
+  checkpointer = checkpointing.Checkpointer(str(tmp_path), every_steps=1, keep=2)
+  with pytest.raises(checkpointing.UnreadableCheckpoint) as error:
+    checkpointer.restore(state, iterator)
+  checkpointer.close()
+  for step in (1, 2):
+    assert f"{tmp_path}/{step}/state/_METADATA: the train state: JSONDecodeError" in str(error.value)

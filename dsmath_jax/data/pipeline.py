@@ -39,7 +39,14 @@ class DataConfig:
   def from_config(cls, section, where: str = "config.data") -> "DataConfig":
     fields = config_types.strict_fields(cls, section, where=where)
     fields["sources"] = sources.source_specs(fields["sources"], f"{where}.sources")
-    return cls(**fields)
+    data = cls(**fields)
+    config_types.require(data, where, positive=("seq_len", "global_batch", "packing_bins"),
+                         non_negative=("worker_count",))
+    return data
+
+  def input_paths(self, where: str = "config.data") -> list[tuple[str, str]]:
+    """(config key, path) of every file this section reads (config_types.check_paths)."""
+    return [(f"{where}.tokenizer", self.tokenizer)] + sources.source_paths(self.sources, f"{where}.sources")
 
 
 def host_rows(global_batch: int, process_count: int) -> int:

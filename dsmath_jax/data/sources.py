@@ -42,6 +42,12 @@ def source_specs(section, where: str) -> dict[str, SourceSpec]:
           for name, spec in config_types.plain(section or {}).items()}
 
 
+def source_paths(specs: Mapping[str, SourceSpec], where: str) -> list[tuple[str, str]]:
+  """(config key, path) of the files and TFDS folders `specs` read (config_types.check_paths)."""
+  return [(f"{where}.{name}.{field}", getattr(spec, field))
+          for name, spec in sorted(specs.items()) for field in ("jsonl", "data_dir")]
+
+
 def _rename(record: dict, fields: dict, where: str) -> dict:
   out = dict(record)
   for ours, theirs in fields.items():

@@ -96,7 +96,12 @@ class RLConfig:
 
   @classmethod
   def from_config(cls, section, where: str = "config.rl") -> "RLConfig":
-    return config_types.from_section(cls, section, where=where)
+    rl = config_types.from_section(cls, section, where=where)
+    config_types.require(rl, where, positive=("group_size", "max_prompt_len", "max_new_tokens", "num_updates",
+                                              "num_minibatches", "temperature", "top_p"),
+                         non_negative=("clip_eps", "kl_coef", "iterations", "steps_per_iteration", "tis_cap",
+                                       "overlong_buffer", "logprob_gap_every"))
+    return rl
 
   @property
   def recompute_old_logprobs(self) -> bool:
@@ -131,7 +136,9 @@ class QuestionsConfig:
 
   @classmethod
   def from_config(cls, section, where: str = "config.data") -> "QuestionsConfig":
-    return config_types.from_section(cls, section, where=where)
+    data = config_types.from_section(cls, section, where=where)
+    config_types.require(data, where, positive=("questions_per_step",))
+    return data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,12 +152,15 @@ class GRPOTrainConfig:
 
   @classmethod
   def from_config(cls, section, where: str = "config.train") -> "GRPOTrainConfig":
-    return config_types.from_section(cls, section, where=where)
+    train = config_types.from_section(cls, section, where=where)
+    config_types.require(train, where, positive=("num_microbatches", "checkpoint_every", "keep_checkpoints"),
+                         non_negative=("profile_steps",))
+    return train
 
 
 # Top-level keys a task reads outside its typed sections: main (task), runtime.setup (mesh, rules,
-# distributed).
-RUNTIME_KEYS = ("task", "mesh", "logical_axis_rules", "distributed")
+# distributed), config_types.write_config (allow_config_change).
+RUNTIME_KEYS = ("task", "mesh", "logical_axis_rules", "distributed", config_types.ALLOW_CHANGE_KEY)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +187,12 @@ class GRPOConfig:
         rl=RLConfig.from_config(config.rl), tool=tool_loop.ToolConfig.from_config(config.tool),
         sandbox=tool_loop.SandboxConfig.from_config(config.sandbox),
         optim=OptimConfig.from_config(config.optim), train=GRPOTrainConfig.from_config(config.train)))
+
+  def input_paths(self) -> list[tuple[str, str]]:
+    """(config key, path) of every file the run reads (config_types.check_paths)."""
+    return ([("config.checkpoint", self.checkpoint), ("config.tokenizer", self.tokenizer),
+             ("config.rl.reward_model", self.rl.reward_model)]
+            + config_types.spec_paths(self.data.questions, "config.data.questions"))
 
   @property
   def tool_integrated(self) -> bool:

@@ -89,8 +89,9 @@ def run(config, workdir: str):
   is `iterative.run`; main routes it."""
   from dsmath_jax.train import checkpointing
   from dsmath_jax.train.metrics import plot_curves
-  config_types.write_config(config, workdir)
   grpo_run = GRPOConfig.from_config(config)
+  config_types.check_paths(grpo_run.input_paths())
+  config_types.write_config(config, workdir)
   if grpo_run.rl.iterations:
     raise ValueError(f"config.rl.iterations={grpo_run.rl.iterations}: iterative RL is iterative.run "
                      "(the `grpo` task of dsmath_jax.main routes it)")

@@ -6,6 +6,7 @@ for iteration in 1..I:
   label the CURRENT policy's samples (outcome: grader; process: Math-Shepherd), and continue
   training the reward model on them plus a replay of `rm.replay_fraction` (paper: 10%) of
   the examples of earlier iterations
+Each iteration ends with a checkpoint; re-running the command resumes after the last one (run()).
 The task is `grpo` with `rl.iterations > 0` (configs/grpo_iterative.py; main routes it here). Without an initial
 `rl.reward_model`, the reward model starts from the policy's decoder and is first trained on
 the initial policy's labelled samples.
@@ -41,8 +42,11 @@ class IterativeRMConfig:
   @classmethod
   def from_config(cls, section, where: str = "config.rm") -> "IterativeRMConfig":
     top = config_types.strict_fields(cls, section, where=where)
-    return cls(**dict(top, label=rm_task.LabelConfig.from_config(section.label, where=f"{where}.label"),
-                      optim=OptimConfig.from_config(section.optim, where=f"{where}.optim")))
+    rm = cls(**dict(top, label=rm_task.LabelConfig.from_config(section.label, where=f"{where}.label"),
+                    optim=OptimConfig.from_config(section.optim, where=f"{where}.optim")))
+    config_types.require(rm, where, positive=("seq_len", "global_batch", "num_microbatches"),
+                         non_negative=("replay_fraction",))
+    return rm
 
   def training(self) -> rm_task.RMTrainConfig:
     return rm_task.RMTrainConfig(seq_len=self.seq_len, global_batch=self.global_batch,
@@ -73,13 +77,29 @@ def replay(history: list, fraction: float, rng: np.random.Generator) -> list:
   return [history[i] for i in rng.choice(len(history), size=min(count, len(history)), replace=False)]
 
 
+HISTORY_DIR = "rm_history"     # WORKDIR/rm_history/iteration_K.jsonl: the examples labelled at iteration K
+
+
+def _history_path(workdir: str, iteration: int) -> str:
+  return os.path.join(workdir, HISTORY_DIR, f"iteration_{iteration}.jsonl")
+
+
 def run(config, workdir: str):
   """Task `grpo` with rl.iterations > 0: WORKDIR/model (policy), WORKDIR/reward_model, metrics,
-  curves and the resolved config (WORKDIR/config.json)."""
+  curves and the resolved config (WORKDIR/config.json).
+
+  Re-running the command resumes at the last finished iteration: each one ends with a checkpoint of
+  the policy and the reward model (optimizer states included) in WORKDIR/checkpoints, and its
+  labelled examples in WORKDIR/rm_history, which the replay reads back. Every random choice is a
+  function of (seed, iteration), so a resumed run repeats the uninterrupted one exactly; an
+  iteration cut short is redone from its start (SIGTERM stops at the next iteration's end).
+  """
+  from dsmath_jax.train import checkpointing
   from dsmath_jax.train import state as state_lib
   from dsmath_jax.train.metrics import MetricsWriter, plot_curves
-  config_types.write_config(config, workdir)
   grpo_run, rm = typed(config)
+  config_types.check_paths(grpo_run.input_paths())
+  config_types.write_config(config, workdir)
   mesh, rules = runtime.setup(config)
   kind = "process" if grpo_run.rl.reward == "process_rm" else "outcome"
   policy = loading.load_or_init(grpo_run.checkpoint, grpo_run.model, tokenizer=grpo_run.tokenizer, mesh=mesh,
@@ -88,19 +108,23 @@ def run(config, workdir: str):
   params = rm_task.policy_params(policy, grpo_run.seed)
   questions = fit_questions(load_questions(grpo_run.data.questions), tokenizer, grpo_run.data.template,
                             grpo_run.rl.max_prompt_len)
-  rng = np.random.default_rng(grpo_run.seed)
   key = jax.random.key(grpo_run.seed + 1)
   training = rm.training()
 
   def label(policy_params, iteration):
+    """The examples of `iteration` (0: the initial policy's), saved for the replay of a resumed run."""
+    rng = np.random.default_rng([grpo_run.seed, iteration])
     picked = [questions[i] for i in rng.choice(len(questions), min(len(questions), rm.label.num_questions),
                                                replace=False)]
-    return rm_task.policy_examples(rm.label, kind, policy_params, model_config, tokenizer, picked,
-                                   jax.random.fold_in(key, iteration), mesh=mesh, rules=rules,
-                                   template=grpo_run.data.template)
+    examples = rm_task.policy_examples(rm.label, kind, policy_params, model_config, tokenizer, picked,
+                                       jax.random.fold_in(key, iteration), mesh=mesh, rules=rules,
+                                       template=grpo_run.data.template)
+    if jax.process_index() == 0:
+      os.makedirs(os.path.join(workdir, HISTORY_DIR), exist_ok=True)
+      rm_task.write_examples(_history_path(workdir, iteration), examples)
+    return examples
 
   writer = MetricsWriter(workdir, console_keys=("reward_mean", "accuracy", "kl", "rm_loss", "rm_accuracy"))
-  history = []
   if grpo_run.rl.reward_model:
     rm_config, rm_params, _ = rm_lib.load_reward_model(grpo_run.rl.reward_model, mesh, rules)
     rm_state, rm_shardings = rm_task.create_rm_state(rm.optim, grpo_run.seed, rm_config, mesh, rules,
@@ -109,28 +133,51 @@ def run(config, workdir: str):
     rm_config = model_config
     rm_state, rm_shardings = rm_task.create_rm_state(rm.optim, grpo_run.seed, rm_config, mesh, rules,
                                                      base_params=params)
-    history = label(params, 0)
-    rm_state, _ = rm_task.train_reward_model(training, grpo_run.seed, rm_state, rm_shardings, rm_config, history,
-                                             mesh, rules, writer, step_offset=0)
   state, shardings = state_lib.create_train_state(grpo_run.optim, model_config, mesh, rules, params=params,
                                                   seed=grpo_run.seed)
+  steps = grpo_run.rl.steps_per_iteration
+  checkpointer = checkpointing.Checkpointer(
+      os.path.join(os.path.abspath(workdir), config_types.CHECKPOINTS_DIR), every_steps=steps,
+      keep=grpo_run.train.keep_checkpoints)
+  restored, done_steps = checkpointer.restore({"policy": state, "rm": rm_state})
+  state, rm_state = restored["policy"], restored["rm"]
+  first = done_steps // steps                                   # iterations finished before
+  if first:
+    history = [e for i in range(first + 1) if os.path.isfile(_history_path(workdir, i))
+               for e in rm_task.read_examples(_history_path(workdir, i))]
+  elif grpo_run.rl.reward_model:
+    history = []
+  else:
+    history = label(state.params, 0)               # the initial policy (create_train_state took `params`)
+    rm_state, _ = rm_task.train_reward_model(training, grpo_run.seed, rm_state, rm_shardings, rm_config, history,
+                                             mesh, rules, writer, step_offset=0)
   machinery = build_machinery(grpo_run, model_config, tokenizer, shardings, mesh, rules, rm_config,
                               rm_shardings.params)
-  steps = grpo_run.rl.steps_per_iteration
-  for iteration in range(grpo_run.rl.iterations):
-    ref_params = machinery.copy_params(state.params)          # reference <- current policy
-    state = grpo.train(grpo_run, workdir, machinery, state, ref_params, rm_state.params, steps=steps,
-                       questions=questions, writer=writer, step_offset=iteration * steps)
-    new = label(state.params, iteration + 1)
-    old = replay(history, rm.replay_fraction, rng)
-    logging.info("iteration %d: %d new reward-model examples + %d replayed", iteration, len(new), len(old))
-    rm_state, rm_metrics = rm_task.train_reward_model(training, grpo_run.seed, rm_state, rm_shardings, rm_config,
-                                                      new + old, mesh, rules, step_offset=iteration)
-    writer.write((iteration + 1) * steps, {"rm_loss": rm_metrics["loss"], "rm_accuracy": rm_metrics["accuracy"],
-                                           "iteration": iteration + 1})
-    history += new
-  writer.close()
-  machinery.close()
+  stopped = False
+  try:
+    for iteration in range(first, grpo_run.rl.iterations):
+      ref_params = machinery.copy_params(state.params)          # reference <- current policy
+      state = grpo.train(grpo_run, workdir, machinery, state, ref_params, rm_state.params, steps=steps,
+                         questions=questions, writer=writer, step_offset=iteration * steps)
+      new = label(state.params, iteration + 1)
+      old = replay(history, rm.replay_fraction, np.random.default_rng([grpo_run.seed, iteration + 1, 1]))
+      logging.info("iteration %d: %d new reward-model examples + %d replayed", iteration, len(new), len(old))
+      rm_state, rm_metrics = rm_task.train_reward_model(training, grpo_run.seed, rm_state, rm_shardings,
+                                                        rm_config, new + old, mesh, rules, step_offset=iteration)
+      writer.write((iteration + 1) * steps, {"rm_loss": rm_metrics["loss"], "rm_accuracy": rm_metrics["accuracy"],
+                                             "iteration": iteration + 1})
+      history += new
+      checkpointer.save((iteration + 1) * steps, {"policy": state, "rm": rm_state}, force=True)
+      if checkpointer.should_stop((iteration + 1) * steps) and iteration + 1 < grpo_run.rl.iterations:
+        logging.warning("stopping after iteration %d (preemption); re-run the command to resume", iteration + 1)
+        stopped = True
+        break
+  finally:
+    checkpointer.close()
+    writer.close()
+    machinery.close()
+  if stopped:
+    return state
   plot_curves(os.path.join(workdir, "metrics.jsonl"), ("reward_mean", "accuracy", "kl", "response_length",
                                                        "rm_accuracy"), os.path.join(workdir, "curves.png"))
   loading.save_pretrained(os.path.join(workdir, "model"), model_config, state.params, tokenizer)

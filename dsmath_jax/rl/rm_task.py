@@ -14,6 +14,7 @@ Policy-sample step labels are placed on the steps re-encoded one by one; with a 
 whitespace-stable tokenizer these are the same tokens GRPO scores (steps.step_end_tokens).
 """
 import dataclasses
+import json
 import os
 
 import flax.linen as nn
@@ -48,7 +49,10 @@ class LabelConfig:
 
   @classmethod
   def from_config(cls, section, where: str = "config.label") -> "LabelConfig":
-    return config_types.from_section(cls, section, where=where)
+    label = config_types.from_section(cls, section, where=where)
+    config_types.require(label, where, positive=("num_questions", "samples_per_question", "max_new_tokens",
+                                                 "temperature", "num_completions"))
+    return label
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +71,9 @@ class RMDataConfig:
 
   @classmethod
   def from_config(cls, section, where: str = "config.data") -> "RMDataConfig":
-    return config_types.from_section(cls, section, where=where)
+    data = config_types.from_section(cls, section, where=where)
+    config_types.require(data, where, positive=("seq_len", "global_batch"))
+    return data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,12 +87,16 @@ class RMTrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RMUpdateConfig:
-  """The update's memory (config.train of a reward_model run)."""
+  """The update's memory and checkpoints (config.train of a reward_model run)."""
   num_microbatches: int = 32             # gradient accumulation slices of each update (memory only)
+  checkpoint_every: int = 100            # steps between WORKDIR/checkpoints saves (re-running resumes)
+  keep_checkpoints: int = 2              # checkpoints kept
 
   @classmethod
   def from_config(cls, section, where: str = "config.train") -> "RMUpdateConfig":
-    return config_types.from_section(cls, section, where=where)
+    train = config_types.from_section(cls, section, where=where)
+    config_types.require(train, where, positive=("num_microbatches", "checkpoint_every", "keep_checkpoints"))
+    return train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +119,12 @@ class RewardModelConfig:
                       data=RMDataConfig.from_config(config.data), label=LabelConfig.from_config(config.label),
                       optim=OptimConfig.from_config(config.optim),
                       train=RMUpdateConfig.from_config(config.train)))
+
+  def input_paths(self) -> list[tuple[str, str]]:
+    """(config key, path) of every file the run reads (config_types.check_paths)."""
+    source = [] if self.data.source == "policy" else config_types.spec_paths(self.data.source, "config.data.source")
+    questions = config_types.spec_paths(self.data.questions, "config.data.questions") if not source else []
+    return [("config.checkpoint", self.checkpoint), ("config.tokenizer", self.tokenizer)] + source + questions
 
   def training(self) -> RMTrainConfig:
     return RMTrainConfig(seq_len=self.data.seq_len, global_batch=self.data.global_batch,
@@ -208,9 +224,27 @@ def create_rm_state(optim_config: OptimConfig, seed: int, rm_config, mesh, rules
   return state, shardings
 
 
+def batch_orders(num_examples: int, batch_size: int, steps: int, seed: int):
+  """The example indices of each of `steps` batches: epochs of a permutation drawn from `seed`, the
+  last incomplete batch of an epoch dropped. A pure function, so a resumed run skips what was done."""
+  order_rng = np.random.default_rng(seed)
+  done = 0
+  while done < steps:
+    order = order_rng.permutation(num_examples)
+    for start in range(0, len(order) - batch_size + 1, batch_size):
+      yield order[start:start + batch_size]
+      done += 1
+      if done >= steps:
+        return
+
+
 def train_reward_model(training: RMTrainConfig, seed: int, state, shardings, rm_config, examples, mesh, rules,
-                       writer=None, step_offset: int = 0):
-  """Epochs over `examples` in batches of data.global_batch; returns (state, last metrics)."""
+                       writer=None, step_offset: int = 0, checkpointer=None):
+  """Epochs over `examples` in batches of data.global_batch; returns (state, last metrics).
+
+  With a `checkpointer` (train/checkpointing.py) the loop resumes from its latest checkpoint, saves on
+  its interval, on the last step and on SIGTERM (then it stops early); the batches are a function of
+  (seed, step), so the state is all a resume needs."""
   from dsmath_jax.train import optim
   from dsmath_jax.train import step as step_lib
   batch_size, seq_len = training.global_batch, training.seq_len
@@ -223,20 +257,50 @@ def train_reward_model(training: RMTrainConfig, seed: int, state, shardings, rm_
                                      apply_fn=apply_fn, num_microbatches=training.num_microbatches,
                                      learning_rate_fn=optim.make_schedule(training.optim))
   pad = 0
-  order_rng = np.random.default_rng(seed + step_offset)
-  metrics, done = {}, 0
-  total = training.optim.steps
-  while done < total:
-    order = order_rng.permutation(len(examples))
-    for start in range(0, len(order) - batch_size + 1, batch_size):
-      batch = rm_lib.make_batch([examples[i] for i in order[start:start + batch_size]], seq_len, pad)
-      state, metrics = step(state, sharding.put_global(batch, sharding.batch_sharding(mesh, rules, 2)))
-      done += 1
-      if writer is not None:
-        writer.write(step_offset + done, {f"rm_{k}": v for k, v in jax.device_get(metrics).items()})
-      if done >= total:
+  metrics, start, saved = {}, 0, True
+  if checkpointer is not None:
+    state, start = checkpointer.restore(state)
+  done = start
+  for index, rows in enumerate(batch_orders(len(examples), batch_size, training.optim.steps, seed + step_offset)):
+    if index < start:                    # done before the resume
+      continue
+    batch = rm_lib.make_batch([examples[i] for i in rows], seq_len, pad)
+    state, metrics = step(state, sharding.put_global(batch, sharding.batch_sharding(mesh, rules, 2)))
+    done = index + 1
+    if writer is not None:
+      writer.write(step_offset + done, {f"rm_{k}": v for k, v in jax.device_get(metrics).items()})
+    if checkpointer is not None:
+      saved = checkpointer.save(done, state)
+      if checkpointer.should_stop(done):
+        logging.warning("stopping at step %d (preemption); re-run the command to resume", done)
         break
+  if checkpointer is not None and not saved:   # the last step (or the preempted one) is always saved
+    checkpointer.save(done, state, force=True)
   return state, jax.device_get(metrics)
+
+
+EXAMPLES_FILE = "examples.jsonl"        # WORKDIR/examples.jsonl: the labelled examples a run trains on
+
+
+def write_examples(path: str, examples) -> None:
+  """One RMExample per line, written to a temporary name and renamed: a file that exists is whole."""
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    for example in examples:
+      f.write(json.dumps(dataclasses.asdict(example)) + "\n")
+  os.replace(tmp, path)
+
+
+def read_examples(path: str) -> list:
+  """The RMExamples of write_examples; a damaged line fails naming the file and line."""
+  from dsmath_jax.jsonl import json_objects
+  examples = []
+  for line_number, record in json_objects(path):
+    try:
+      examples.append(rm_lib.RMExample(**record))
+    except TypeError as error:
+      raise ValueError(f"{path}:{line_number}: not a reward-model example ({error})") from error
+  return examples
 
 
 def policy_params(policy: loading.Pretrained, seed: int):
@@ -248,30 +312,53 @@ def policy_params(policy: loading.Pretrained, seed: int):
 
 def run(config, workdir: str):
   """Task `reward_model`: labels -> BCE training -> WORKDIR/model (save_reward_model); the
-  resolved config in WORKDIR/config.json."""
+  resolved config in WORKDIR/config.json. Re-running the command resumes: the labels are read back
+  from WORKDIR/examples.jsonl (written once, complete), the state from WORKDIR/checkpoints."""
+  from dsmath_jax.train import checkpointing
   from dsmath_jax.train.metrics import MetricsWriter, plot_curves
-  config_types.write_config(config, workdir)
   rm_run = RewardModelConfig.from_config(config)
+  config_types.check_paths(rm_run.input_paths())
+  config_types.write_config(config, workdir)
   mesh, rules = runtime.setup(config)
+  if rm_run.data.global_batch % rm_run.train.num_microbatches:
+    raise ValueError(f"config.data.global_batch={rm_run.data.global_batch} does not split into "
+                     f"config.train.num_microbatches={rm_run.train.num_microbatches}")
+  sharding.check_batch_divides(rm_run.data.global_batch // rm_run.train.num_microbatches, mesh, rules,
+                               what="config.data.global_batch / config.train.num_microbatches")
   policy = loading.load_or_init(rm_run.checkpoint, rm_run.model, tokenizer=rm_run.tokenizer, mesh=mesh,
                                 rules=rules)
   model_config, tokenizer, data = policy.config, policy.tokenizer, rm_run.data
   params = policy.params
   if data.source == "policy":
     params = policy_params(policy, rm_run.seed)
+  examples_path = os.path.join(workdir, EXAMPLES_FILE)
+  resumed = config_types.is_resumed(workdir) and os.path.isfile(examples_path)
+  if resumed:                                       # the labels of the first attempt
+    examples = read_examples(examples_path)
+  elif data.source == "policy":
     questions = fit_questions(load_questions(data.questions), tokenizer, data.template, data.seq_len // 2)
     questions = questions[:rm_run.label.num_questions]
     examples = policy_examples(rm_run.label, data.kind, params, model_config, tokenizer, questions,
                                jax.random.key(rm_run.seed), mesh=mesh, rules=rules, template=data.template)
   else:
     examples = file_examples(data.source, data.kind, tokenizer, data.template)
+  if jax.process_index() == 0 and not resumed:
+    write_examples(examples_path, examples)
   positive = np.mean([l for e in examples for l in e.labels]) if examples else float("nan")
   logging.info("reward model: %d %s examples, %.3f of labels positive", len(examples), data.kind, positive)
   state, shardings = create_rm_state(rm_run.optim, rm_run.seed, model_config, mesh, rules, base_params=params)
   writer = MetricsWriter(workdir, console_keys=("rm_loss", "rm_accuracy"))
-  state, metrics = train_reward_model(rm_run.training(), rm_run.seed, state, shardings, model_config, examples,
-                                      mesh, rules, writer)
+  checkpointer = checkpointing.Checkpointer(
+      os.path.join(os.path.abspath(workdir), config_types.CHECKPOINTS_DIR),
+      every_steps=rm_run.train.checkpoint_every, keep=rm_run.train.keep_checkpoints)
+  try:
+    state, metrics = train_reward_model(rm_run.training(), rm_run.seed, state, shardings, model_config, examples,
+                                        mesh, rules, writer, checkpointer=checkpointer)
+  finally:
+    checkpointer.close()
   writer.close()
+  if checkpointer.sigterm:
+    return state, metrics
   plot_curves(os.path.join(workdir, "metrics.jsonl"), ("rm_loss", "rm_accuracy"),
               os.path.join(workdir, "curves.png"))
   rm_lib.save_reward_model(os.path.join(workdir, "model"), model_config, state.params, tokenizer)

@@ -6,14 +6,42 @@ restarted run continues with exactly the batches an uninterrupted run would see.
 whose batches are a pure function of the step (GRPO's questions) saves `state` alone.
 Saves are asynchronous (training continues while orbax writes), every `every_steps`,
 keeping the last `keep`; SIGTERM (how TPU VMs are preempted) sets a flag on which the
-loop saves at once and stops, as does orbax's multi-host preemption sync.
+loop saves at once and stops, as does orbax's multi-host preemption sync. A damaged latest
+step does not stop a resume: `restore` falls back to the newest readable one, with a warning.
 """
+import json
+import os
+import shutil
 import signal
 
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
 from grain import checkpoint as grain_checkpoint
+
+
+def _unparsable_json(directory: str) -> str | None:
+  """The first metadata file under `directory` that is not valid JSON (orbax's own errors seldom
+  name it), else None: then the damage is in the array data, which only tensorstore can read."""
+  for root, _, names in sorted(os.walk(directory)):
+    for name in sorted(names):
+      if name.startswith("_") or name.endswith(".json") or os.path.basename(root) == "array_metadatas":
+        path = os.path.join(root, name)
+        try:
+          with open(path) as f:
+            json.load(f)
+        except (OSError, ValueError):
+          return path
+  return None
+
+
+def _shorten(message: str, limit: int = 400) -> str:
+  """tensorstore errors carry the whole array spec; the first lines say what failed."""
+  return message if len(message) <= limit else message[:limit] + " ..."
+
+
+class UnreadableCheckpoint(RuntimeError):
+  """A checkpoint step (or one part of it) that cannot be read; the message names the file."""
 
 
 class Checkpointer:
@@ -43,18 +71,71 @@ class Checkpointer:
     return self.manager.latest_step()
 
   def restore(self, state, data_iterator=None):
-    """(state, step) from the latest checkpoint, setting the iterator's position in place;
-    (state, 0) unchanged when there is none. `state` only gives shapes and shardings."""
-    step = self.manager.latest_step()
-    if step is None:
+    """(state, step) from the newest readable checkpoint, setting the iterator's position in place;
+    (state, 0) unchanged when there is none. `state` only gives shapes and shardings.
+
+    A step that cannot be read (a truncated array file, a cut data-iterator JSON: a disk filled or a
+    copy interrupted) is logged as a warning naming its part and file, set aside as `STEP.unreadable`
+    (kept for inspection; orbax no longer lists it, so the step can be saved again) and the previous
+    step is tried: losing `every_steps` steps beats a run that cannot start. When no step can be read
+    the error lists every step's failure.
+    """
+    steps = sorted(self.manager.all_steps(), reverse=True)
+    if not steps:
       return state, 0
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    items = dict(state=ocp.args.StandardRestore(target))
+    failures = []
+    for step in steps:
+      try:
+        restored = self._restore_step(step, target, data_iterator)
+      except UnreadableCheckpoint as error:
+        logging.warning("checkpoint step %d is unreadable, trying the previous one: %s", step, error)
+        failures.append(error)
+        continue
+      if failures:
+        self._set_aside(steps[:len(failures)])
+        logging.warning("resuming from step %d of %s: the newer step(s) %s could not be read", step,
+                        self.directory, steps[:len(failures)])
+      logging.info("restored checkpoint at step %d from %s", step, self.directory)
+      return restored, step
+    raise UnreadableCheckpoint(f"{self.directory}: no checkpoint can be read:\n  " +
+                               "\n  ".join(str(e) for e in failures))
+
+  @property
+  def directory(self) -> str:
+    return str(self.manager.directory)
+
+  def _restore_step(self, step: int, target, data_iterator):
+    """One step's items, each read on its own so that an error names the part and file that failed."""
+    step_dir = os.path.join(self.directory, str(step))
+    try:
+      state = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))).state
+    except Exception as error:      # orbax/tensorstore raise many types for a damaged file
+      where = _unparsable_json(os.path.join(step_dir, "state")) or os.path.join(step_dir, "state")
+      raise UnreadableCheckpoint(f"{where}: the train state: {type(error).__name__}: "
+                                 f"{_shorten(str(error))}") from error
     if data_iterator is not None:
-      items["data"] = grain_checkpoint.CheckpointRestore(data_iterator)
-    restored = self.manager.restore(step, args=ocp.args.Composite(**items))
-    logging.info("restored checkpoint at step %d from %s", step, self.manager.directory)
-    return restored.state, step
+      path = os.path.join(step_dir, "data", f"process_{jax.process_index()}-of-{jax.process_count()}.json")
+      try:
+        self.manager.restore(step, args=ocp.args.Composite(data=grain_checkpoint.CheckpointRestore(data_iterator)))
+      except Exception as error:
+        raise UnreadableCheckpoint(f"{path}: the data iterator's position: {type(error).__name__}: "
+                                   f"{_shorten(str(error))}") from error
+    return state
+
+  def _set_aside(self, steps) -> None:
+    """Renames unreadable steps to STEP.unreadable (process 0) and re-lists the directory."""
+    if jax.process_index() == 0:
+      for step in steps:
+        path = os.path.join(self.directory, str(step))
+        aside = f"{path}.unreadable"
+        if os.path.exists(aside):
+          shutil.rmtree(aside)
+        os.replace(path, aside)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices("dsmath_jax checkpoint set aside")
+    self.manager.reload()
 
   def save(self, step: int, state, data_iterator=None, *, force: bool = False) -> bool:
     """Saves when `step` is on the interval (or `force`); the iterator must have produced

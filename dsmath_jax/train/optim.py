@@ -38,7 +38,10 @@ class OptimConfig:
 
   @classmethod
   def from_config(cls, section, where: str = "config.optim") -> "OptimConfig":
-    return config_types.from_section(cls, section, where=where)
+    optim = config_types.from_section(cls, section, where=where)
+    config_types.require(optim, where, positive=("lr", "steps"),
+                         non_negative=("warmup_steps", "weight_decay", "clip_norm", "eps", "z_loss"))
+    return optim
 
 
 def _warmup(step, warmup_steps: int):

@@ -38,7 +38,8 @@ class RunConfig:
 
   @classmethod
   def from_config(cls, config) -> "RunConfig":
-    return config_types.from_section(cls, config, where="config", ignore=SECTIONS)
+    return config_types.from_section(cls, config, where="config",
+                                     ignore=SECTIONS + (config_types.ALLOW_CHANGE_KEY,))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +53,10 @@ class TrainConfig:
 
   @classmethod
   def from_config(cls, section, where: str = "config.train") -> "TrainConfig":
-    return config_types.from_section(cls, section, where=where)
+    train = config_types.from_section(cls, section, where=where)
+    config_types.require(train, where, positive=("num_microbatches", "log_every", "checkpoint_every",
+                                                 "keep_checkpoints"), non_negative=("peak_flops_per_device",))
+    return train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +70,9 @@ class EvalConfig:
   def from_config(cls, section, where: str = "config.eval") -> "EvalConfig":
     fields = config_types.strict_fields(cls, section, where=where)
     fields["sources"] = sources.source_specs(fields["sources"], f"{where}.sources")
-    return cls(**fields)
+    evaluation = cls(**fields)
+    config_types.require(evaluation, where, non_negative=("every_steps", "num_batches"))
+    return evaluation
 
 
 def _check_batch(global_batch: int, num_microbatches: int, mesh, rules):
@@ -106,13 +112,20 @@ def typed_config(config) -> TaskConfig:
       eval=EvalConfig.from_config(config.eval))
 
 
+def input_paths(c: TaskConfig) -> list[tuple[str, str]]:
+  """(config key, path) of every file a pretrain/SFT run reads: checked before any model is built."""
+  return ([("config.checkpoint", c.run.checkpoint)] + c.data.input_paths()
+          + sources.source_paths(c.eval.sources, "config.eval.sources"))
+
+
 def train(config, workdir: str, *, kind: str) -> dict:
   """Tasks `pretrain` and `sft`: the config becomes typed values (typed_config), then `fit`.
 
   kind: 'text' | 'sft'. Returns the last logged metrics.
   """
-  config_types.write_config(config, workdir)
   c = typed_config(config)
+  config_types.check_paths(input_paths(c))
+  config_types.write_config(config, workdir)
   mesh, rules = runtime.setup(config)
   _check_batch(c.data.global_batch, c.train.num_microbatches, mesh, rules)
   pretrained = loading.load_or_init(c.run.checkpoint, c.model, tokenizer=c.data.tokenizer, mesh=mesh,
