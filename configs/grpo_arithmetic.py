@@ -12,7 +12,7 @@ the solutions of an imperfect teacher (experiment.task.teacher_error: about half
 wrong second operation), and shared by every RL seed; each seed then runs
 `experiment.rl_steps` GRPO steps (rule-based grader reward against the true answers). Results:
 held-out greedy accuracy, maj@k and pass@k before and after, a greedy curve every
-`experiment.eval_every` steps. `:tiny` runs every stage for a few steps (seconds).
+`experiment.eval_every` steps. `:tiny` runs every stage for a few steps (about a minute on a CPU).
 """
 from configs import common
 from configs import grpo

@@ -5,8 +5,9 @@
     three corpus rounds over the sample web text (dsmath_jax/assets/corpus), a 1024-piece SentencePiece
     on corpus + word-problem text, a ~3M-parameter model pretrained on corpus + word-problem text,
     SFT on an imperfect teacher's worked solutions, GRPO with the grader's reward, greedy accuracy on
-    200 held-out problems (templates and numbers no training problem uses) before and after GRPO. Prints the table (also WORKDIR/summary.md and summary.json, with
-    wall and CPU seconds per stage); every stage writes WORKDIR/<stage>.
+    200 held-out problems (templates and numbers no training problem uses) before and after GRPO.
+    Prints the table (also WORKDIR/summary.md and summary.json, with wall and CPU seconds per stage);
+    every stage writes WORKDIR/<stage>.
   python -m dsmath_jax.main --config=configs/quickstart.py:tiny --workdir=/tmp/qs_tiny   (CI: ~1-2 minutes)
 
 Each stage's config is the stage's own config file, nested and shrunk here, so any field can be
