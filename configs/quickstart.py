@@ -3,10 +3,11 @@
   python -m dsmath_jax.main --config=configs/quickstart.py --workdir=runs/quickstart
     minutes on 2 CPU cores (see the README for the measured time), from data shipped in the package:
     three corpus rounds over the sample web text (dsmath_jax/assets/corpus), a 1024-piece SentencePiece
-    on corpus + arithmetic text, a ~3M-parameter model pretrained on corpus + arithmetic text, SFT on
-    generated two-operand +/- problems, GRPO with the grader's reward, greedy accuracy on 200 held-out
-    problems before and after GRPO. Prints the table (also WORKDIR/summary.md and summary.json, with
-    wall and CPU seconds per stage); every stage writes WORKDIR/<stage>.
+    on corpus + word-problem text, a ~3M-parameter model pretrained on corpus + word-problem text,
+    SFT on an imperfect teacher's worked solutions, GRPO with the grader's reward, greedy accuracy on
+    200 held-out problems (templates and numbers no training problem uses) before and after GRPO.
+    Prints the table (also WORKDIR/summary.md and summary.json, with wall and CPU seconds per stage);
+    every stage writes WORKDIR/<stage>.
   python -m dsmath_jax.main --config=configs/quickstart.py:tiny --workdir=/tmp/qs_tiny   (CI: ~1-2 minutes)
 
 Each stage's config is the stage's own config file, nested and shrunk here, so any field can be
@@ -15,9 +16,12 @@ overridden: `--config.sft.optim.steps=300`, `--config.grpo.rl.kl_coef=0.0`. Path
 WORKDIR/<stage>/model. A stage whose outputs exist is skipped on re-run (delete WORKDIR/<stage>
 to redo it and the stages after it).
 
-The arithmetic problems are the package generator (dsmath_jax.data.sources.arithmetic_records):
-"What is 37 + 58?" -> " 37 + 58 = 95. The answer is \\boxed{95}."; the held-out problems
-(eval) and the RL questions never share a question with the SFT/pretraining ones.
+The problems are one-step word problems (dsmath_jax/data/word_problems.py, family "one_step"):
+"Li has 13 cards. Then Li loses 4. How many cards does Li have now?" -> " 13 - 4 = 9.\\nThe answer
+is \\boxed{9}." Half of the SFT solutions (the teacher's slips) apply the wrong operation, so
+the SFT model picks the operation a verb asks for only some of the time; GRPO, rewarded by the
+grader against the true answers, learns which one each verb asks for, and this carries over to
+held-out problems that pair the verbs with other openers and other numbers.
 """
 import ml_collections
 
@@ -39,8 +43,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.task = "quickstart"
   c.stages = STAGES
-  # Generated problems, written to WORKDIR/problems/{sft,rl,test}.jsonl (disjoint questions).
-  c.problems = dict(seed=0, sft=4000, rl=1000, test=200, operations="+-")     # "+-*": products too
+  # Generated word problems (dsmath_jax/data/word_problems.py, one-step family), written to
+  # WORKDIR/problems/{sft,rl,test}.jsonl: test problems use 8 templates and 25% of the number pairs
+  # that no sft/rl problem uses. The SFT solutions come from an imperfect teacher: half of them
+  # apply the wrong operation (+ for -, - for +), so the SFT model often, not always, picks the
+  # right one, and GRPO's grader reward can find it among the samples.
+  c.problems = dict(seed=0, sft=4000, rl=1000, test=200, family="one_step", teacher_error=0.5, max_factor=5,
+                    max_start=20, max_addend=9, test_number_fraction=0.25)
 
   # §2.1: fastText rounds over the shipped Common Crawl sample (3 rounds, 2 review files).
   c.corpus = corpus_config.get_config("tiny")
@@ -53,7 +62,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.tokenizer.data.update(files=("{workdir}/tokenizer/corpus_text.jsonl", "{workdir}/problems/sft.jsonl"),
                           text_fields=("text", "prompt"), generated_size=0)
 
-  # §2.3: pretrain on a mixture; here 50% DeepSeekMath-corpus pages, 50% arithmetic text.
+  # §2.3: pretrain on a mixture; here 50% DeepSeekMath-corpus pages, 50% word-problem text (SFT split).
   c.pretrain = pretrain_config.get_config("small")
   c.pretrain.model = common.model("small", vocab_size=1024)    # ~3.3M parameters
   c.pretrain.data.tokenizer = "{workdir}/tokenizer/tokenizer.model"
@@ -82,14 +91,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.grpo.checkpoint = "{workdir}/sft/model"
   c.grpo.model = common.model("small", vocab_size=1024)
   c.grpo.data.update(questions="jsonl:{workdir}/problems/rl.jsonl", questions_per_step=8)
-  c.grpo.rl.update(group_size=8, max_prompt_len=96, max_new_tokens=28, logprob_gap_every=10, outputs_per_row=8)
-  c.grpo.optim.update(lr=5e-5, steps=20)
+  c.grpo.rl.update(group_size=8, max_prompt_len=96, max_new_tokens=32, logprob_gap_every=10, outputs_per_row=8)
+  c.grpo.optim.update(lr=1e-4, steps=60)
 
   # §3.2: greedy accuracy of the SFT and the GRPO model on the held-out problems.
   c.eval_sft = eval_config.get_config("{workdir}/problems/test.jsonl")
   c.eval_sft.checkpoint = "{workdir}/sft/model"
   c.eval_sft.data.name = "arithmetic"
-  c.eval_sft.sampling.update(max_new_tokens=28, batch_size=100)
+  c.eval_sft.sampling.update(max_new_tokens=32, batch_size=100)
   c.eval_sft.grader.workers = 1
   c.eval_grpo = c.eval_sft.copy_and_resolve_references()
   c.eval_grpo.checkpoint = "{workdir}/grpo/model"

@@ -13,7 +13,6 @@ wrote, never from in-memory results, so a resumed run reports the same numbers.
 import dataclasses
 import json
 import os
-import re
 import shutil
 import time
 
@@ -29,12 +28,18 @@ STAGE_RECORD = "quickstart_stage.json"     # WORKDIR/<stage>/: the resolved conf
 
 @dataclasses.dataclass(frozen=True)
 class ProblemsConfig:
-  """`config.problems`: the generated arithmetic problems (disjoint sft / rl / test questions)."""
+  """`config.problems`: the generated word problems (dsmath_jax/data/word_problems.py); the test
+  problems share no template and no numbers with the sft / rl ones."""
   seed: int                      # generator seed
   sft: int                       # problems for SFT (and pretraining text)
   rl: int                        # GRPO questions
   test: int                      # held-out problems of eval_sft / eval_grpo
-  operations: str                # operators kept, e.g. "+-" ("+-*": products too)
+  family: str                    # "one_step" (x +- r) or "two_step" (p * q or p + q, then +- r)
+  teacher_error: float           # share of SFT solutions that apply the wrong last operation
+  max_start: int                 # bound of a one-step problem's starting count
+  max_factor: int                # bound of the multiplied numbers (two_step)
+  max_addend: int                # bound of the added / removed numbers
+  test_number_fraction: float    # share of the number tuples kept for test problems only
 
   @classmethod
   def from_config(cls, section, where: str = "config.problems") -> "ProblemsConfig":
@@ -90,40 +95,37 @@ def resolve(stage_config, workdir: str):
 # ---- Stage inputs the tasks do not make themselves ----------------------------------------------
 
 def write_problems(problems_config: ProblemsConfig, directory: str) -> dict:
-  """WORKDIR/problems/{test,rl,sft}.jsonl from the package generator, with no question shared.
+  """WORKDIR/problems/{test,rl,sft}.jsonl and overlap.json from the word-problem generator
+  (dsmath_jax/data/word_problems.py): test problems use templates and numbers no sft/rl problem
+  uses. The SFT solutions come from an imperfect teacher (problems_config.teacher_error of them
+  apply the wrong operation); `answer` is always the true one.
 
-  Only problems whose operator is in `problems_config.operations` are kept ("+-": two-digit
-  products are out of reach of a few CPU minutes of training). Records carry what each consumer reads: `question`/`answer` (GRPO, eval), `prompt`/`response`
+  Records carry what each consumer reads: `question`/`answer` (GRPO, eval), `prompt`/`response`
   (SFT; prompt = the CoT template of templates.py), `text` (pretraining, tokenizer)."""
-  from dsmath_jax.data.sources import arithmetic_records
-  from dsmath_jax.grading.answer import extract_answer
+  from dsmath_jax.data import word_problems
   sizes = {name: getattr(problems_config, name) for name in ("test", "rl", "sft")}
-  operations = set(problems_config.operations)
-  wanted, draws = sum(sizes.values()), 2 * sum(sizes.values())
-  while True:                                # draws with replacement: keep the first of each question
-    unique = {}
-    for record in arithmetic_records(draws, problems_config.seed):
-      operator = re.search(r" ([-+*/]) ", record["question"])
-      if operator is None:
-        raise ValueError(f"problems: no operator in generated question {record['question']!r}")
-      if operator.group(1) in operations:
-        unique.setdefault(record["question"], record)
-    if len(unique) >= wanted or draws > 64 * wanted:
-      break
-    draws *= 2
-  if len(unique) < wanted:
-    raise ValueError(f"problems: asked for {wanted} distinct questions, the generator has {len(unique)}")
-  records, counts, start = list(unique.values()), {}, 0
+  train, test = word_problems.generate(
+      sizes["sft"] + sizes["rl"], sizes["test"], seed=problems_config.seed,
+      teacher_error=problems_config.teacher_error, family=problems_config.family,
+      max_factor=problems_config.max_factor, max_addend=problems_config.max_addend,
+      max_start=problems_config.max_start, test_number_fraction=problems_config.test_number_fraction)
+  overlap = word_problems.overlap(test, train)
+  if overlap["same_template_and_numbers"]:
+    raise ValueError(f"problems: {overlap['same_template_and_numbers']} test problems repeat a training problem")
+  splits = {"test": test, "rl": train[sizes["sft"]:], "sft": train[:sizes["sft"]]}
   os.makedirs(directory, exist_ok=True)
-  for name, size in sizes.items():
+  for name, records in splits.items():
     with open(os.path.join(directory, f"{name}.jsonl"), "w") as f:
-      for record in records[start:start + size]:
+      for index, record in enumerate(records):
         f.write(json.dumps(dict(
-            id=record["id"], question=record["question"], answer=extract_answer(record["response"]),
-            prompt=templates.render(record["question"], "cot"), response=record["response"],
-            text=record["text"], source=record["source"])) + "\n")
-    counts[name], start = size, start + size
-  return counts
+            id=f"{name}-{index}", question=record["question"], answer=record["answer"],
+            prompt=templates.render(record["question"], "cot"), response=record["solution"],
+            text=f"Question: {record['question']}\nAnswer:{record['solution']}\n",
+            teacher_correct=record["teacher_correct"], template=record["template"],
+            numbers=record["numbers"])) + "\n")
+  with open(os.path.join(directory, "overlap.json"), "w") as f:
+    json.dump(overlap, f, indent=1)
+  return {name: len(records) for name, records in splits.items()}
 
 
 def export_corpus_text(data_dir: str, path: str) -> int:
@@ -148,7 +150,8 @@ def _model_saved(directory: str) -> bool:
 def stage_done(stage: str, stage_dir: str, stage_config) -> bool:
   """Whether a stage's final output exists (what the next stage reads)."""
   if stage == "problems":
-    return all(os.path.isfile(os.path.join(stage_dir, f"{n}.jsonl")) for n in ("test", "rl", "sft"))
+    return all(os.path.isfile(os.path.join(stage_dir, f"{n}")) for n in ("test.jsonl", "rl.jsonl", "sft.jsonl",
+                                                                          "overlap.json"))
   if stage == "corpus":
     return os.path.isfile(os.path.join(stage_dir, "corpus", "stats.json"))
   if stage == "tokenizer":
@@ -223,6 +226,9 @@ def summarize(config, workdir: str) -> dict:
     record = _read_json(os.path.join(workdir, stage, STAGE_RECORD)) or {}
     summary["seconds"][stage] = record.get("seconds")
     summary["cpu_seconds"][stage] = record.get("cpu_seconds")
+  overlap = _read_json(os.path.join(workdir, "problems", "overlap.json"))
+  if overlap:
+    summary["problems"] = overlap
   stats = _read_json(os.path.join(workdir, "corpus", "corpus", "stats.json"))
   if stats:
     summary["corpus"] = dict(
@@ -249,6 +255,9 @@ def summarize(config, workdir: str) -> dict:
       if result:
         summary[stage] = dict(accuracy=result["accuracy"], questions=result["questions"],
                               no_answer_samples=result["no_answer_samples"])
+  if "eval_sft" in summary and "eval_grpo" in summary:
+    before, after = summary["eval_sft"]["accuracy"], summary["eval_grpo"]["accuracy"]
+    summary["greedy_accuracy"] = dict(before_grpo=before, after_grpo=after, gain_points=round(after - before, 2))
   for key in ("seconds", "cpu_seconds"):
     known = [s for s in summary[key].values() if s is not None]
     summary[f"total_{key}"] = round(sum(known), 1) if known else None
@@ -268,6 +277,11 @@ def table(summary: dict) -> str:
     return "-" if wall is None else f"{wall:.0f}" + ("" if cpu is None else f" ({cpu:.0f})")
 
   rows = []
+  if "problems" in summary:
+    p = summary["problems"]
+    rows.append(("problems", "held-out sharing template+numbers / template / numbers with training",
+                 f"{p['same_template_and_numbers']} / {p['same_template']} / {p['same_numbers']} of "
+                 f"{p['test_problems']}", seconds("problems")))
   if "corpus" in summary:
     rounds = " -> ".join(f"{r['pages']} ({r['tokens']:,})" for r in summary["corpus"]["rounds"])
     rows.append(("corpus", "pages (byte tokens) collected per round", rounds, seconds("corpus")))
@@ -299,9 +313,11 @@ def table(summary: dict) -> str:
   lines = ["# Quickstart: DeepSeekMath in miniature", "", "| stage | measure | value | seconds (CPU) |",
            "|---|---|---|---|"]
   lines += [f"| {' | '.join(row)} |" for row in rows]
-  if "eval_sft" in summary and "eval_grpo" in summary:
-    lines += ["", f"Accuracy before -> after GRPO: {summary['eval_sft']['accuracy']:.1f}% -> "
-              f"{summary['eval_grpo']['accuracy']:.1f}%."]
+  if "greedy_accuracy" in summary:
+    g = summary["greedy_accuracy"]
+    lines += ["", f"Greedy accuracy on {summary['eval_grpo']['questions']} held-out problems (templates and numbers "
+              f"no training problem uses) before -> after GRPO: {g['before_grpo']:.1f}% -> {g['after_grpo']:.1f}% "
+              f"({g['gain_points']:+.1f} points)."]
   total, cpu = summary.get("total_seconds"), summary.get("total_cpu_seconds")
   lines += ["", f"Total: {'-' if total is None else f'{total:.0f}'} s wall, {'-' if cpu is None else f'{cpu:.0f}'} s "
             f"CPU (all threads of this process). Outputs: {summary['workdir']}/<stage>.", ""]

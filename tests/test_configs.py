@@ -55,9 +55,20 @@ def _reward_model_door(config):
   return rm_task.RewardModelConfig.from_config(config)
 
 
-def _arithmetic_door(config):                  # experiments/grpo_arithmetic/run.py reads `experiment`
+def _arithmetic_door(config):
+  """experiments/grpo_arithmetic's scripts' door: the GRPO run and the typed `experiment` section."""
+  path = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "grpo_arithmetic" / "experiment_config.py"
+  return _load(path).typed(config)
+
+
+def _experiment_door(config):                  # experiments/grpo_smollm2/run.py reads `experiment`
   from dsmath_jax.rl.config import GRPOConfig
   return GRPOConfig.from_config(config, ignore=("experiment",))
+
+
+# Configs run by an experiment's scripts rather than a task: their door (by config file name).
+EXPERIMENT_DOORS = {"grpo_arithmetic": _arithmetic_door, "grpo_arithmetic_section5": _arithmetic_door,
+                    "grpo_smollm2": _experiment_door}
 
 
 # RL configs: the typed door their task's run() passes first (before any model is built), and
@@ -121,7 +132,7 @@ def _doors() -> dict:
   def grpo(config):
     if config.rl.iterations > 0:
       return _iterative_door(config)
-    return _arithmetic_door(config) if "experiment" in config else _grpo_door(config)
+    return _experiment_door(config) if "experiment" in config else _grpo_door(config)
 
   return {"pretrain": trainer.typed_config, "sft": trainer.typed_config, "sample": sample_task.typed_config,
           "convert": convert.typed_config, "tokenizer": tokenizer_task.typed_config,
@@ -173,9 +184,10 @@ def test_the_door_takes_the_config_and_refuses_a_misspelt_key(path):
   """Every key a config sets is read by its task (no dead keys), and a misspelt key placed into any
   section (what an unlocked config or a forked config file can do) fails at the door, naming it."""
   config = _load(path).get_config("tiny")
-  door = _door(config)
+  door = EXPERIMENT_DOORS.get(path.stem) or _door(config)
   door(config)
-  sections = _sections(config, config.task)
+  # grpo_arithmetic's `experiment` section is typed by its door, so it is checked like any other.
+  sections = _sections(config, "grpo_arithmetic" if door is _arithmetic_door else config.task)
   assert len(sections) >= 2, sections
   for where, section in sections:
     key = sorted(section.keys())[0]

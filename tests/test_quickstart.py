@@ -1,7 +1,7 @@
 """Quickstart (configs/quickstart.py:tiny) end to end through main, checked against independent numbers.
 
-References that are not our code: the arithmetic answers are recomputed with Python from the
-question text, eval accuracy is recomputed from samples.jsonl with a regex on \\boxed{}, the
+References that are not our code: the answers, templates and numbers of the word problems are
+re-read from the question text with a regex and recomputed with Python, eval accuracy is recomputed from samples.jsonl with a regex on \\boxed{}, the
 corpus rounds are read from the corpus task's own stats.json, and losses come from metrics.jsonl.
 """
 import json
@@ -10,18 +10,28 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from configs import quickstart as quickstart_config
 from dsmath_jax import quickstart
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_QUESTION = re.compile(r"^What is (\d+) ([-+*]) (\d+)\?$")
+_QUESTION = re.compile(r"^\w+ (has|owns|keeps|collected) (\d+) \w+(?: in a box)?\. Then \w+ "
+                       r"(finds|wins|picks up|gives away|loses|sells) (\d+)(?: more)?\. "
+                       r"How many \w+ does \w+ have now\?$")
+_SIGN = {"finds": 1, "wins": 1, "picks up": 1, "gives away": -1, "loses": -1, "sells": -1}
+
+
+def _parse(question: str) -> tuple[tuple[str, str], tuple[int, int]]:
+  """((opener verb, change verb), (starting count, change)) read from the text."""
+  opener, start, change, amount = _QUESTION.match(question).groups()
+  return (opener, change), (int(start), int(amount))
 
 
 def _python_answer(question: str) -> int:
-  a, op, b = _QUESTION.match(question).groups()
-  return {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b)}[op]
+  (_, change), (start, amount) = _parse(question)
+  return start + _SIGN[change] * amount
 
 
 def _read_jsonl(path):
@@ -50,11 +60,21 @@ def test_problems_are_disjoint_and_answers_are_right(tmp_path):
   assert all(len(questions[n]) == counts[n] for n in counts)                 # no duplicate inside a split
   assert not questions["test"] & (questions["sft"] | questions["rl"])
   assert not questions["rl"] & questions["sft"]
-  assert config.problems.operations == "+-"
+  # Content-disjoint: no held-out (opener, change) template and no held-out number pair, read from
+  # the text, occurs in any training problem.
+  parsed = {name: [_parse(r["question"]) for r in records] for name, records in splits.items()}
+  train = parsed["sft"] + parsed["rl"]
+  assert not {t for t, _ in parsed["test"]} & {t for t, _ in train}
+  assert not {n for _, n in parsed["test"]} & {n for _, n in train}
+  assert json.loads((tmp_path / "overlap.json").read_text())["same_template_and_numbers"] == 0
   for record in sum(splits.values(), []):
-    assert _QUESTION.match(record["question"]).group(2) in "+-", record["question"]
     assert int(record["answer"]) == _python_answer(record["question"])
     assert record["prompt"].startswith(f"User: {record['question']}\n") and record["prompt"].endswith("Assistant:")
+  # The teacher's slips: the boxed answer of about half the SFT solutions is wrong, none of the test ones.
+  boxed = lambda r: int(re.search(r"\\boxed\{(-?\d+)\}", r["response"]).group(1))
+  slipped = np.mean([boxed(r) != int(r["answer"]) for r in splits["sft"]])
+  assert 0.3 < slipped < 0.6, slipped
+  assert all(boxed(r) == int(r["answer"]) for r in splits["test"])
 
 
 def test_workdir_is_substituted_everywhere(tmp_path):
@@ -117,9 +137,12 @@ def test_tiny_end_to_end_then_resume(tmp_path):
   grpo_metrics = _read_jsonl(workdir / "grpo" / "metrics.jsonl")
   assert [m["step"] for m in grpo_metrics] == [1, 2]
 
+  assert summary["greedy_accuracy"]["before_grpo"] == summary["eval_sft"]["accuracy"]
+  assert summary["greedy_accuracy"]["after_grpo"] == summary["eval_grpo"]["accuracy"]
+  assert summary["problems"]["same_template_and_numbers"] == 0
   table = (workdir / "summary.md").read_text()
   assert table in stdout
-  assert "Accuracy before -> after GRPO" in table and f"| {pages[0]} (" in table and f"-> {pages[-1]} (" in table
+  assert "before -> after GRPO" in table and f"| {pages[0]} (" in table and f"-> {pages[-1]} (" in table
 
   # Re-run: finished stages are skipped; a deleted stage re-runs with an overridden nested field.
   (workdir / "eval_grpo").rename(tmp_path / "old_eval_grpo")
