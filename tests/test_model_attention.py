@@ -1,6 +1,8 @@
 """Attention kernels (dsmath_jax/model/attention.py) against a float64 numpy attention and
 against the einsum reference: packed rows (segments + padding), grouped-query heads, values
-and gradients; and the Transformer with each `model.attention` on packed and GRPO rows."""
+and gradients; and the Transformer with each `model.attention` on packed and GRPO rows, for the
+LLaMA decoder and for the family switches (Qwen2 biases, Qwen3 qk-norm, Llama-3 RoPE, tied
+embeddings); prefill + decode through the KV cache give the full pass's logits whatever the choice."""
 import functools
 
 import flax.linen as nn
@@ -101,16 +103,41 @@ def test_splash_off_tpu_fails_clearly():
     attention_lib.splash_attention(q, k, v, jnp.asarray(_segments()))
 
 
+def test_splash_refuses_a_length_its_blocks_cannot_tile():
+  q, k, v = (x[:, :100] for x in _qkv())
+  with pytest.raises(ValueError, match="multiple of 128 \\(got 100\\)"):
+    attention_lib.splash_attention(q, k, v, jnp.asarray(_segments()[:, :100]), interpret=True)
+
+
+FAMILIES = {
+    "llama": {},
+    # Qwen2 q/k/v biases + Qwen3 qk-norm + Llama-3.1 RoPE + tied embeddings, all at once: the
+    # kernels see only q, k, v, so one model with every switch covers each family's path.
+    "qwen_llama3_tied": dict(qkv_bias=True, qk_norm=True, rope_scaling=(8.0, 1.0, 4.0, 64),
+                             tie_embeddings=True),
+}
+
+
+def _family_params(config):
+  """Initialized params moved off their init values (zero biases, unit norm scales)."""
+  params = nn.unbox(llama.init_params(config, jax.random.key(0)))
+  leaves, treedef = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(1), len(leaves))
+  return jax.tree.unflatten(treedef, [x + 0.05 * jax.random.normal(key, x.shape, x.dtype)
+                                      for x, key in zip(leaves, keys)])
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
 @pytest.mark.parametrize("name", ["blocked", "dot_product", "splash"])
-def test_transformer_logits_equal_reference(name, monkeypatch):
+def test_transformer_logits_equal_reference(name, family, monkeypatch):
   """Packed rows, and GRPO's shared-prompt rows (prefix_segment_ids: splash defers to the
   reference there), give the reference's logits with each kernel."""
   if name == "splash" and jax.default_backend() != "tpu":
     monkeypatch.setattr(attention_lib, "splash_attention",
                         functools.partial(attention_lib.splash_attention, interpret=True))
-  reference = llama.LlamaConfig.from_config(common.model("tiny"))
-  config = llama.LlamaConfig.from_config(common.model("tiny", attention=name))
-  params = nn.unbox(llama.init_params(reference, jax.random.key(0)))
+  reference = llama.LlamaConfig.from_config(common.model("tiny", attention="xla", **FAMILIES[family]))
+  config = llama.LlamaConfig.from_config(common.model("tiny", attention=name, **FAMILIES[family]))
+  params = _family_params(reference)
   tokens = np.random.default_rng(2).integers(3, reference.vocab_size, size=(BATCH, SEQ))
   segments = _segments()
   prefix = np.where(segments == 2, 1, 0).astype(np.int32)       # document 2 also sees document 1
@@ -119,3 +146,24 @@ def test_transformer_logits_equal_reference(name, monkeypatch):
     expected = llama.Transformer(reference).apply({"params": params}, tokens, **kwargs)
     got = llama.Transformer(config).apply({"params": params}, tokens, **kwargs)
     np.testing.assert_allclose(np.asarray(got) * real, np.asarray(expected) * real, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", attention_lib.IMPLEMENTATIONS)
+def test_prefill_and_decode_equal_the_full_pass(name, monkeypatch):
+  """The sampler's path (prefill a prompt into the KV cache, then one token per call) gives the
+  logits of one full pass with `name` as the training kernel: the cache path never uses it."""
+  if name == "splash" and jax.default_backend() != "tpu":
+    monkeypatch.setattr(attention_lib, "splash_attention",
+                        functools.partial(attention_lib.splash_attention, interpret=True))
+  config = llama.LlamaConfig.from_config(common.model("tiny", attention=name, **FAMILIES["qwen_llama3_tied"]))
+  params = _family_params(config)
+  model = llama.Transformer(config)
+  tokens = np.random.default_rng(5).integers(3, config.vocab_size, size=(2, SEQ)).astype(np.int32)
+  full = np.asarray(model.apply({"params": params}, tokens))                  # [2, SEQ, vocab]
+  cache = llama.KVCache.init(config, batch=2, max_len=SEQ)
+  logits, cache = model.apply({"params": params}, tokens[:, :SEQ - 4], cache=cache)   # prefill
+  steps = [np.asarray(logits)]
+  for t in range(SEQ - 4, SEQ):                                                # decode 4, one at a time
+    logits, cache = model.apply({"params": params}, tokens[:, t:t + 1], cache=cache)
+    steps.append(np.asarray(logits))
+  np.testing.assert_allclose(np.concatenate(steps, axis=1), full, rtol=1e-4, atol=1e-4)

@@ -138,6 +138,9 @@ def splash_attention(q, k, v, segment_ids, *, interpret: bool = False):
   if not interpret and jax.default_backend() != "tpu":
     raise ValueError(f"model.attention='splash' needs a TPU (backend is {jax.default_backend()!r}); "
                      f"use 'dot_product' or 'xla'")
+  if q_len % 128:       # the kernel's key blocks are whole multiples of the TPU's 128 lanes
+    raise ValueError(f"model.attention='splash' needs a sequence length that is a multiple of 128 "
+                     f"(got {q_len}); pad the rows (data.seq_len) or use 'blocked'")
   q = (q * (head_dim ** -0.5)).astype(q.dtype)
   q = q.reshape(batch, q_len, kv_heads, heads // kv_heads, head_dim).transpose(0, 2, 3, 1, 4)
   k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)        # [b, kv, s, d]

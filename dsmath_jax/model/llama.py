@@ -430,6 +430,9 @@ class Transformer(nn.Module):
 
 
 def init_params(config: LlamaConfig, rng, seq_len: int = 8):
-  """Boxed (nn.Partitioned) parameters; unbox with nn.unbox or use under eval_shape."""
+  """Boxed (nn.Partitioned) parameters; unbox with nn.unbox or use under eval_shape.
+
+  The attention kernel holds no parameters; init traces the reference, since a kernel may
+  refuse the short dummy row (splash tiles 128 tokens at a time)."""
   tokens = jnp.zeros((1, seq_len), jnp.int32)
-  return Transformer(config).init(rng, tokens)["params"]
+  return Transformer(dataclasses.replace(config, attention="xla")).init(rng, tokens)["params"]
