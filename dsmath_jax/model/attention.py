@@ -13,10 +13,10 @@ choice never changes what the sampler draws.
                  with each block's query heads stacked per KV head, [kv, groups * block], a
                  layout XLA's CPU backend multiplies without transposing the scores. Exact for
                  causal masks, which is every mask the Transformer builds without a cache
-                 (packed segments and GRPO's shared-prompt rows included). The default: the
-                 fastest of the four on CPU (8x512 llama_125m fwd+bwd of attention 4.93 s ->
-                 1.83 s vs "xla", measured on branch speed-model on a loaded machine; not yet
-                 measured on GPU/TPU, where "dot_product" / "splash" are the kernels meant).
+                 (packed segments and GRPO's shared-prompt rows included). The default: faster
+                 than "xla" on CPU (llama_125m attention fwd+bwd at 8x512: 4.93 s -> 1.83 s,
+                 measured on branch speed-model on a loaded machine); not yet measured on
+                 GPU/TPU, where "dot_product" / "splash" are the kernels meant.
   "dot_product"  jax.nn.dot_product_attention with the same boolean mask: cuDNN's fused
                  (flash) kernel on GPU for bfloat16/float16, XLA's implementation elsewhere.
   "splash"       the Pallas splash-attention kernel on TPU (block-sparse causal mask and
