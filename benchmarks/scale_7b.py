@@ -29,6 +29,7 @@ Prints one line per setting and a final JSON line.
 """
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -148,10 +149,10 @@ def compile_step(setting: Setting, args, *, num_layers=None, scan_layers=True, m
     spec = {k: ((shape[0] // microbatches, *shape[1:]), dtype) for k, (shape, dtype) in spec.items()}
     microbatches = 1
   if setting.task == "sft":
-    loss_fn = train_loss.cross_entropy_loss
+    loss_fn = functools.partial(train_loss.cross_entropy_loss, logits_chunk=model_config.logits_chunk)
   else:
     loss_fn = rl_loss.make_loss_fn(clip_eps=config.rl.clip_eps, kl_coef=config.rl.kl_coef,
-                                   aggregation=config.rl.aggregation)
+                                   aggregation=config.rl.aggregation, logits_chunk=model_config.logits_chunk)
   state, state_shardings = state_lib.abstract_train_state(optim.OptimConfig.from_config(config.optim),
                                                           model_config, mesh, rules)
   shapes = {k: shape for k, (shape, _) in spec.items()}

@@ -1,14 +1,18 @@
 """Train-step throughput: our jitted sharded step vs transformers + torch AdamW, and MFU.
 
-  python benchmarks/train_step.py [--preset=llama_125m --batch=2 --seq=128 --steps=3]
+  python benchmarks/train_step.py [--preset=llama_125m --batch=8 --seq=512 --steps=3]
+      [--attention=blocked --logits_chunk=0 --scan_layers=false --remat=none]
 
 Prints, from ONE run on this machine: the measured matmul peak (a large jitted f32
 matmul), our step's tokens/s and MFU (LlamaConfig.flops_per_token over that measured
 peak), the tokens/s of transformers' LlamaForCausalLM + torch.optim.AdamW on the same
 shapes, the ratio ours/torch, and one JSON line with all figures.
-Targets: ours >= torch; MFU >= 40% of the measured peak.
+Targets: ours >= torch; MFU >= 40% of the measured peak. --attention and --logits_chunk
+default to the config's (configs/common.py `model`); --scan_layers defaults to false here
+(unrolled layers, the faster layout measured on CPU on branch speed-model).
 """
 import argparse
+import functools
 import json
 import os
 import sys
@@ -51,10 +55,10 @@ def _batch(batch, seq, vocab):
               loss_mask=ones.astype(np.float32))
 
 
-def ours(preset, batch, seq, remat):
+def ours(preset, batch, seq, **model_overrides):
   """(one-step callable, LlamaConfig, compile seconds) for our jitted train step."""
   config = ml_collections.ConfigDict(dict(
-      seed=0, model=common.model(preset, remat=remat),
+      seed=0, model=common.model(preset, **model_overrides),
       optim=dict(lr=1e-4, schedule="constant", steps=100, weight_decay=0.1, clip_norm=1.0)))
   model_config = llama.LlamaConfig.from_config(config.model)
   mesh = sharding.make_mesh(dict(data=1, fsdp=-1, tensor=1))
@@ -64,7 +68,8 @@ def ours(preset, batch, seq, remat):
   host_batch = _batch(batch, seq, model_config.vocab_size)
   step = step_lib.compile_train_step(
       shardings, mesh, rules, {k: v.shape for k, v in host_batch.items()},
-      loss_fn=loss_lib.cross_entropy_loss, apply_fn=step_lib.make_apply_fn(model_config))
+      loss_fn=functools.partial(loss_lib.cross_entropy_loss, logits_chunk=model_config.logits_chunk),
+      apply_fn=step_lib.make_apply_fn(model_config))
   global_batch = sharding.put_global(host_batch, sharding.batch_sharding(mesh, rules, 2))
   holder = [state]
 
@@ -108,15 +113,22 @@ def torch_reference(model_config, batch, seq):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--preset", default="llama_125m")
-  parser.add_argument("--batch", type=int, default=2)
-  parser.add_argument("--seq", type=int, default=128)
+  parser.add_argument("--batch", type=int, default=8)
+  parser.add_argument("--seq", type=int, default=512)
   parser.add_argument("--steps", type=int, default=3, help="measurement rounds")
   parser.add_argument("--remat", default="none")
+  defaults = common.model(parser.get_default("preset"))
+  parser.add_argument("--attention", default=defaults.attention, help="model.attention")
+  parser.add_argument("--logits_chunk", type=int, default=defaults.logits_chunk, help="model.logits_chunk")
+  parser.add_argument("--scan_layers", default="false", choices=("true", "false"),
+                      help="model.scan_layers (false: unrolled layers)")
   parser.add_argument("--skip_torch", action="store_true")
   args = parser.parse_args()
 
   matmul, matmul_flops = matmul_step()
-  our_step, model_config, compile_s = ours(args.preset, args.batch, args.seq, args.remat)
+  our_step, model_config, compile_s = ours(
+      args.preset, args.batch, args.seq, remat=args.remat, attention=args.attention,
+      logits_chunk=args.logits_chunk, scan_layers=args.scan_layers == "true")
   torch_step = None if args.skip_torch else torch_reference(model_config, args.batch, args.seq)
   # Rounds interleave the three measurements and keep each one's best time, so that load
   # from other processes on a shared machine hits all three alike.
@@ -132,7 +144,9 @@ def main():
   flops_per_token = model_config.flops_per_token(args.seq)
   mfu = our_tokens_per_s * flops_per_token / peak
   print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, "
-        f"{args.preset} ({model_config.num_params / 1e6:.0f}M params), batch {args.batch} x seq {args.seq}")
+        f"{args.preset} ({model_config.num_params / 1e6:.0f}M params), batch {args.batch} x seq {args.seq}, "
+        f"attention={args.attention} logits_chunk={args.logits_chunk} scan_layers={args.scan_layers} "
+        f"remat={args.remat}; load average {os.getloadavg()[0]:.1f}")
   print(f"measured matmul peak: {peak / 1e9:.1f} GFLOP/s (jitted 2048^2 f32 matmul)")
   print(f"ours: {our_tokens_per_s:.0f} tokens/s, MFU {mfu:.1%} of measured peak "
         f"({flops_per_token / 1e6:.0f} MFLOP/token; compile {compile_s:.1f}s)")
@@ -142,6 +156,9 @@ def main():
     print(f"transformers LlamaForCausalLM + torch AdamW: {torch_tokens_per_s:.0f} tokens/s; "
           f"ours / torch = {our_tokens_per_s / torch_tokens_per_s:.2f}")
   print(json.dumps(dict(benchmark="train_step", preset=args.preset, batch=args.batch, seq=args.seq,
+                        attention=args.attention, logits_chunk=args.logits_chunk,
+                        scan_layers=args.scan_layers == "true", remat=args.remat,
+                        load_average=os.getloadavg()[0],
                         peak_flops=peak, tokens_per_s=our_tokens_per_s, mfu=mfu,
                         torch_tokens_per_s=torch_tokens_per_s,
                         ratio_vs_torch=None if not torch_tokens_per_s

@@ -103,7 +103,9 @@ def model(name: str, **overrides) -> ml_collections.ConfigDict:
     raise ValueError(f"unknown model preset {name!r}; known: {sorted(MODELS)}")
   c = ml_collections.ConfigDict(dict(
       MODELS[name], preset=name, dtype="float32", param_dtype="float32",
-      scan_layers=True, remat="none", attention="xla"))
+      scan_layers=True, remat="none",
+      attention="blocked",    # "blocked" (default, exact) | "xla" (reference) | "dot_product" (cuDNN) | "splash" (TPU)
+      logits_chunk=0))        # losses project to the vocabulary this many positions at a time; 0 = all
   c.update(overrides)
   return c
 

@@ -1,4 +1,5 @@
 """The GRPO step (paper §4.1, Algorithm 1): sharded = single device, task `grpo` end to end."""
+import dataclasses
 import functools
 import json
 import os
@@ -301,3 +302,34 @@ def test_iterative_rl_killed_after_an_iteration_resumes_with_identical_metrics(t
                      ("reward_model", lambda p: rm_lib.load_reward_model(p)[1])):
     jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-5),
                  load(str(tmp_path / "killed" / name)), load(str(tmp_path / "full" / name)))
+
+
+def test_attention_and_logits_chunk_reach_a_loaded_policy_and_its_logprob_pass(tmp_path):
+  """--config.model.attention / --config.model.logits_chunk with a checkpoint saved under other
+  values: the loader applies them (loading.RUNTIME_FIELDS) and both compiled functions of the
+  run (the policy update and the log-prob pass) change with them; the chunked log-prob pass
+  never holds the [rows, k * n, vocab] logits."""
+  import flax.linen as nn
+  from dsmath_jax.model import llama, loading
+  from dsmath_jax.tokenizer import ByteTokenizer
+  config = _config(tmp_path)
+  saved = dataclasses.replace(llama.LlamaConfig.from_config(config.model), attention="xla", logits_chunk=0)
+  config.checkpoint = loading.save_pretrained(str(tmp_path / "policy"), saved,
+                                              nn.unbox(llama.init_params(saved, jax.random.key(0))), ByteTokenizer())
+  mesh = sharding.make_mesh(dict(data=1, fsdp=1, tensor=1), jax.devices()[:1])
+  texts = {}
+  for attention, chunk in (("xla", 0), ("dot_product", 4)):
+    config.model.attention, config.model.logits_chunk = attention, chunk
+    machinery, state, _, _ = grpo.setup(GRPOConfig.from_config(config), mesh, runtime.rules_of(config))
+    model_config = machinery.model_config
+    assert (model_config.attention, model_config.logits_chunk) == (attention, chunk)
+    spec = {name: jax.ShapeDtypeStruct(shape, np.float32 if name in ("loss_mask", "old_logprobs", "advantages",
+                                                                     "ref_logprobs", "is_weights") else np.int32)
+            for name, shape in machinery.batch_spec.items()}
+    rows, k, n = machinery.batch_spec["target_slots"]
+    packed = {name: spec[name] for name in packing.ROW_FIELDS + ("target_slots", "target_tokens")}
+    logprob_text = machinery.logprobs.lower(state.params, packed).as_text()
+    texts[chunk] = (machinery.train_step.lower(state, spec).as_text(), logprob_text)
+    full_logits = f"tensor<{rows}x{k * n}x{model_config.vocab_size}xf32>"
+    assert (full_logits in logprob_text) == (chunk == 0), full_logits
+  assert texts[0][0] != texts[4][0] and texts[0][1] != texts[4][1]

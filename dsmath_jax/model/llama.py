@@ -25,8 +25,10 @@ import jax
 import jax.numpy as jnp
 
 from dsmath_jax import config_types
+from dsmath_jax.model import attention as attention_lib
+from dsmath_jax.model import dense as dense_lib
 
-_NEG_INF = -1e30  # finite, so fully masked rows (padding queries) stay NaN-free
+_NEG_INF = attention_lib.NEG_INF
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +49,10 @@ class LlamaConfig:
   param_dtype: str = "float32"    # storage dtype of the parameters
   scan_layers: bool = True
   remat: str = "none"             # "none" | "full" | "dots" (save matmul outputs only)
-  attention: str = "xla"          # attention implementation: "xla" (einsum reference)
+  attention: str = "blocked"      # "blocked" | "xla" | "dot_product" | "splash" (model/attention.py);
+                                  # the training/scoring path only: decoding reads the cache (cached_attention)
+  logits_chunk: int = 0           # losses project to the vocabulary this many positions at a time
+                                  # (model/vocab.py); 0 = all logits at once
   qkv_bias: bool = False          # q/k/v projections carry biases (Qwen2/Qwen2.5)
   qk_norm: bool = False           # RMSNorm over head_dim of q and k before RoPE (Qwen3)
   # Llama-3.x "llama3" RoPE: (factor, low_freq_factor, high_freq_factor,
@@ -55,6 +60,9 @@ class LlamaConfig:
   rope_scaling: tuple | None = None
 
   def __post_init__(self):
+    attention_lib.check_implementation(self.attention)
+    if self.logits_chunk < 0:
+      raise ValueError(f"model.logits_chunk={self.logits_chunk} must be >= 0 (0 = unchunked)")
     if self.rope_scaling is not None:       # JSON/ConfigDict lists -> a hashable tuple
       object.__setattr__(self, "rope_scaling", tuple(self.rope_scaling))
       if len(self.rope_scaling) != 4:
@@ -235,15 +243,19 @@ def cached_attention(q, k, v, layer_cache, write_index, mask):
 
 
 class Attention(nn.Module):
+  """Grouped-query self-attention. Without a cache the kernel is `config.attention`
+  (attention.py); with one (prefill, decode) it is always `cached_attention`."""
   config: LlamaConfig
 
   @nn.compact
   def __call__(self, x, positions, mask, layer_cache, write_index):
-    # x: [batch, seq, embed]; mask: [batch, seq, keys]; layer_cache: (k, v) each
+    # x: [batch, seq, embed]; mask: [batch, seq, keys] bool, or the segment ids [batch, seq]
+    # when the kernel is splash (see Transformer); layer_cache: (k, v) each
     # [batch, kv_heads, max_len, head_dim] or None.
     c = self.config
     dtype, param_dtype = jnp.dtype(c.dtype), jnp.dtype(c.param_dtype)
-    dense = functools.partial(nn.Dense, use_bias=False, dtype=dtype, param_dtype=param_dtype)
+    dense = functools.partial(nn.Dense, use_bias=False, dtype=dtype, param_dtype=param_dtype,
+                              dot_general=dense_lib.dot_general)
     # Qwen2's q/k/v biases (o_proj has none in every family we read).
     qkv = functools.partial(dense, use_bias=c.qkv_bias)
     batch, seq, _ = x.shape
@@ -268,14 +280,15 @@ class Attention(nn.Module):
       out = _constrain(out, "batch", "seq", "act_heads")
       return dense(c.hidden_size, kernel_init=_init("q_heads", "embed"), name="o_proj")(out), new_cache
 
-    groups = c.num_heads // c.num_kv_heads
-    q = q.reshape(batch, seq, c.num_kv_heads, groups, c.head_dim)
-    scores = jnp.einsum("btkgd,bskd->bkgts", q, k, preferred_element_type=jnp.float32)
-    scores = scores * (c.head_dim ** -0.5)
-    scores = jnp.where(mask[:, None, None, :, :], scores, _NEG_INF)   # [batch, kv, group, seq, keys]
-    probs = jax.nn.softmax(scores, axis=-1).astype(dtype)
-    out = jnp.einsum("bkgts,bskd->btkgd", probs, v).reshape(batch, seq, c.num_heads * c.head_dim)
-    out = _constrain(out, "batch", "seq", "act_heads")
+    if mask.ndim == 2:                                              # segment ids: splash
+      out = attention_lib.splash_attention(q, k, v, mask)
+    elif c.attention == "dot_product":
+      out = attention_lib.dot_product_attention(q, k, v, mask)
+    elif c.attention == "blocked":
+      out = attention_lib.blocked_attention(q, k, v, mask)
+    else:
+      out = attention_lib.xla_attention(q, k, v, mask)               # [batch, seq, heads, head_dim]
+    out = _constrain(out.reshape(batch, seq, c.num_heads * c.head_dim), "batch", "seq", "act_heads")
     out = dense(c.hidden_size, kernel_init=_init("q_heads", "embed"), name="o_proj")(out)
     return out, new_cache
 
@@ -288,7 +301,7 @@ class Mlp(nn.Module):
   def __call__(self, x):
     c = self.config
     dense = functools.partial(nn.Dense, use_bias=False, dtype=jnp.dtype(c.dtype),
-                              param_dtype=jnp.dtype(c.param_dtype))
+                              param_dtype=jnp.dtype(c.param_dtype), dot_general=dense_lib.dot_general)
     gate = dense(c.mlp_dim, kernel_init=_init("embed", "mlp"), name="gate_proj")(x)
     up = dense(c.mlp_dim, kernel_init=_init("embed", "mlp"), name="up_proj")(x)
     hidden = _constrain(nn.silu(gate) * up, "batch", "seq", "act_mlp")
@@ -336,7 +349,10 @@ class Transformer(nn.Module):
   output_positions [batch, n]: the slots whose logits are wanted (default every slot); a
   loss that needs n << seq of them skips the rest of the vocabulary projection.
   `return_hidden=True` returns the final normed hidden states [batch, seq, embed]
-  instead of logits (the reward models put their scalar head on them).
+  instead of logits (the reward models put their scalar head on them; the chunked losses
+  project them with `output_logits`, dsmath_jax/model/vocab.py).
+  The attention kernel is `config.attention` (attention.py); "splash" needs no dense mask
+  and receives the segment ids, except with prefix_segment_ids (then the reference runs).
   """
   config: LlamaConfig
 
@@ -352,7 +368,10 @@ class Transformer(nn.Module):
     if cache is None:
       if positions is None:
         positions = segment_positions(segment_ids)
-      mask = attention_mask(query_slots, segment_ids, query_slots, segment_ids, prefix_segment_ids)
+      if c.attention == "splash" and prefix_segment_ids is None:
+        mask = segment_ids.astype(jnp.int32)          # splash builds causal & segment blocks itself
+      else:
+        mask = attention_mask(query_slots, segment_ids, query_slots, segment_ids, prefix_segment_ids)
       write_index, kv = jnp.zeros((), jnp.int32), None
     else:
       write_index = cache.end
@@ -400,7 +419,8 @@ class Transformer(nn.Module):
       output = embed.attend(x)
     else:
       output = nn.Dense(c.vocab_size, use_bias=False, dtype=dtype, param_dtype=param_dtype,
-                        kernel_init=_init("embed", "vocab"), name="lm_head")(x)
+                        kernel_init=_init("embed", "vocab"), dot_general=dense_lib.dot_general,
+                        name="lm_head")(x)
     if not return_hidden:
       output = _constrain(output, "batch", "seq", "act_vocab")       # [batch, seq, vocab]
     if cache is None:
@@ -410,6 +430,9 @@ class Transformer(nn.Module):
 
 
 def init_params(config: LlamaConfig, rng, seq_len: int = 8):
-  """Boxed (nn.Partitioned) parameters; unbox with nn.unbox or use under eval_shape."""
+  """Boxed (nn.Partitioned) parameters; unbox with nn.unbox or use under eval_shape.
+
+  The attention kernel holds no parameters; init traces the reference, since a kernel may
+  refuse the short dummy row (splash tiles 128 tokens at a time)."""
   tokens = jnp.zeros((1, seq_len), jnp.int32)
-  return Transformer(config).init(rng, tokens)["params"]
+  return Transformer(dataclasses.replace(config, attention="xla")).init(rng, tokens)["params"]

@@ -38,7 +38,7 @@ class Pretrained(NamedTuple):
 
 # Fields of config.model that say how to run a model, not what it is: they apply to any loaded
 # checkpoint (orbax, HF, GGUF), whose own shape fields win.
-RUNTIME_FIELDS = ("dtype", "param_dtype", "scan_layers", "remat", "attention")
+RUNTIME_FIELDS = ("dtype", "param_dtype", "scan_layers", "remat", "attention", "logits_chunk")
 
 
 def load_or_init(checkpoint: str, model: llama.LlamaConfig, *, tokenizer: str = "", mesh=None,

@@ -46,13 +46,13 @@ def dpo_terms(logprobs, ref_logprobs, loss_mask, *, beta: float):
   return jnp.sum(loss * live), jnp.sum(live), aux
 
 
-def make_loss_fn(*, beta: float, temperature: float = 1.0):
-  """loss_fn(params, batch, apply_fn) for train_step on pair rows (outputs_per_row = 2)."""
+def make_loss_fn(*, beta: float, temperature: float = 1.0, logits_chunk: int = 0):
+  """loss_fn(params, batch, apply_fn) for train_step on pair rows (outputs_per_row = 2);
+  logits_chunk: model.logits_chunk (rl/loss.py)."""
 
   def loss_fn(params, batch, apply_fn):
-    rows, k, n = batch["target_slots"].shape
-    logits = loss_lib.scale_logits(loss_lib.response_logits(apply_fn, params, batch), temperature)
-    logprobs = loss_lib.target_logprobs(logits, batch["target_tokens"].reshape(rows * k, n)).reshape(rows, k, n)
+    logprobs = loss_lib.response_logprobs(apply_fn, params, batch, temperature,
+                                          logits_chunk=logits_chunk)     # [rows, k, n]
     return dpo_terms(logprobs, batch["ref_logprobs"], batch["loss_mask"], beta=beta)
 
   return loss_fn

@@ -28,9 +28,16 @@ Batches are shared-prompt rows (dsmath_jax/rl/packing.py): the per-token fields 
 [rows, k, n] (k outputs per row, n = max_new_tokens slots each), flattened to one output
 per line, [rows * k, n], before the terms above. `loss_mask` is 1 on response tokens that
 carry loss and 0 on padding and tool-output tokens (tool outputs are not the policy's actions).
+
+`logits_chunk` > 0 (model.logits_chunk) computes the response log-probs and entropies from
+the final hidden states that many positions at a time (dsmath_jax/model/vocab.py), so the
+[rows, k * n, vocab] logits never exist at once; values and gradients are unchanged, for
+every variant above (they all read the log-probs `response_token_stats` returns).
 """
 import jax
 import jax.numpy as jnp
+
+from dsmath_jax.model import vocab
 
 AGGREGATIONS = ("sequence_mean", "token_mean", "constant")
 
@@ -60,20 +67,40 @@ def token_entropy(logits):
   return jnp.pad(target_entropy(logits[:, :-1]), ((0, 0), (1, 0)))
 
 
-def response_logits(apply_fn, params, batch):
-  """Logits at every response token of shared-prompt rows (packing.py).  -> [rows * k, n, vocab]."""
+def response_logits(apply_fn, params, batch, **kwargs):
+  """Logits at every response token of shared-prompt rows (packing.py).  -> [rows * k, n, vocab].
+
+  With return_hidden=True in kwargs: the final hidden states there, [rows * k, n, embed].
+  """
   rows, k, n = batch["target_slots"].shape
   logits = apply_fn(params, batch["tokens"], positions=batch["positions"],
                     segment_ids=batch["segment_ids"], prefix_segment_ids=batch["prefix_segment_ids"],
-                    output_positions=batch["target_slots"].reshape(rows, k * n))   # [rows, k * n, vocab]
-  return logits.reshape(rows * k, n, logits.shape[-1])
+                    output_positions=batch["target_slots"].reshape(rows, k * n), **kwargs)
+  return logits.reshape(rows * k, n, logits.shape[-1])                 # [rows * k, n, vocab]
 
 
-def response_logprobs(apply_fn, params, batch, temperature: float = 1.0):
+def response_token_stats(apply_fn, params, batch, *, temperature: float = 1.0, logits_chunk: int = 0,
+                         entropy: bool = False):
+  """(log-probs, entropies or None) of the response tokens of shared-prompt rows under
+  logits / temperature, each [rows * k, n] float32; logits_chunk > 0 never forms all response
+  logits at once (module doc)."""
+  rows, k, n = batch["target_slots"].shape
+  targets = batch["target_tokens"].reshape(rows * k, n)
+  if logits_chunk:
+    hidden = response_logits(apply_fn, params, batch, return_hidden=True)   # [rows * k, n, embed]
+    stats = vocab.token_stats(hidden, vocab.output_kernel(params), targets, chunk=logits_chunk,
+                              dtype=hidden.dtype, temperature=temperature, entropy=entropy)
+    return stats["target_logit"] - stats["log_norm"], stats.get("entropy")
+  logits = scale_logits(response_logits(apply_fn, params, batch), temperature)  # [rows * k, n, vocab]
+  return target_logprobs(logits, targets), target_entropy(logits) if entropy else None
+
+
+def response_logprobs(apply_fn, params, batch, temperature: float = 1.0, *, logits_chunk: int = 0):
   """log pi(response token) of shared-prompt rows (of logits / temperature).  -> [rows, k, n] float32."""
   rows, k, n = batch["target_slots"].shape
-  logits = scale_logits(response_logits(apply_fn, params, batch), temperature)
-  return target_logprobs(logits, batch["target_tokens"].reshape(rows * k, n)).reshape(rows, k, n)
+  logprobs, _ = response_token_stats(apply_fn, params, batch, temperature=temperature,
+                                     logits_chunk=logits_chunk)
+  return logprobs.reshape(rows, k, n)
 
 
 def scale_logits(logits, temperature: float):
@@ -158,20 +185,21 @@ def grpo_terms(logprobs, batch, *, clip_eps: float = 0.2, clip_eps_high: float |
 def make_loss_fn(*, clip_eps: float = 0.2, clip_eps_high: float | None = None,
                  kl_coef: float = 0.04, aggregation: str = "sequence_mean",
                  normalizer: float = 1.0, with_entropy: bool = True, temperature: float = 1.0,
-                 dual_clip: float = 0.0, ratio_level: str = "token"):
+                 dual_clip: float = 0.0, ratio_level: str = "token", logits_chunk: int = 0):
   """loss_fn(params, batch, apply_fn) -> (loss_sum, weight, aux_sums) for train_step, on
   shared-prompt rows (packing.py). Variant knobs: see the module doc.
 
   apply_fn: dsmath_jax.train.step.make_apply_fn (the Transformer's __call__).
+  logits_chunk: model.logits_chunk (see the module doc).
   """
   if aggregation not in AGGREGATIONS:
     raise ValueError(f"rl.aggregation={aggregation!r}; choose one of {AGGREGATIONS}")
 
   def loss_fn(params, batch, apply_fn):
     rows, k, n = batch["target_slots"].shape
-    logits = scale_logits(response_logits(apply_fn, params, batch), temperature)  # [rows * k, n, vocab]
-    logprobs = target_logprobs(logits, batch["target_tokens"].reshape(rows * k, n))
-    entropy = jax.lax.stop_gradient(target_entropy(logits)) if with_entropy else None
+    logprobs, entropy = response_token_stats(apply_fn, params, batch, temperature=temperature,
+                                             logits_chunk=logits_chunk, entropy=with_entropy)  # [rows * k, n]
+    entropy = None if entropy is None else jax.lax.stop_gradient(entropy)
     flat = {name: batch[name].reshape(rows * k, n)
             for name in ("old_logprobs", "ref_logprobs", "advantages", "loss_mask", "is_weights")
             if name in batch}

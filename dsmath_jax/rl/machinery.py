@@ -76,8 +76,10 @@ def build_machinery(run: GRPOConfig, model_config: llama.LlamaConfig, tokenizer,
       "clipped": lambda: loss_lib.make_loss_fn(
           clip_eps=rl.clip_eps, clip_eps_high=rl.clip_eps_high or None, kl_coef=rl.kl_coef,
           aggregation=rl.aggregation, normalizer=float(rl.loss_normalizer or rl.max_new_tokens),
-          temperature=rl.logprob_temperature, dual_clip=rl.dual_clip, ratio_level=rl.ratio_level),
-      "dpo": lambda: dpo.make_loss_fn(beta=rl.dpo_beta, temperature=rl.logprob_temperature),
+          temperature=rl.logprob_temperature, dual_clip=rl.dual_clip, ratio_level=rl.ratio_level,
+          logits_chunk=model_config.logits_chunk),
+      "dpo": lambda: dpo.make_loss_fn(beta=rl.dpo_beta, temperature=rl.logprob_temperature,
+                                      logits_chunk=model_config.logits_chunk),
   }
   loss_fn = losses[rl.objective]()
   batch_spec = {name: (rows_per_update, seq_len) for name in packing.ROW_FIELDS}    # ranks fix shardings
@@ -92,7 +94,8 @@ def build_machinery(run: GRPOConfig, model_config: llama.LlamaConfig, tokenizer,
                      for k in packing.ROW_FIELDS + ("target_slots", "target_tokens")}
 
   def logprobs(params, rows):
-    return loss_lib.response_logprobs(apply_fn, params, rows, temperature=rl.logprob_temperature)
+    return loss_lib.response_logprobs(apply_fn, params, rows, temperature=rl.logprob_temperature,
+                                      logits_chunk=model_config.logits_chunk)
 
   rm_scores = None
   if rm_config is not None:

@@ -38,7 +38,9 @@ class RewardModel(nn.Module):
 def init_params(config: LlamaConfig, rng, base_params=None, seq_len: int = 8):
   """Boxed RM params; `base_params` (plain arrays, e.g. load_pretrained(...).params) replace the
   random decoder (its lm_head is dropped). The head starts at zero: every first score is 0.5, no random preference."""
-  params = RewardModel(config).init(rng, jnp.zeros((1, seq_len), jnp.int32))["params"]
+  # The reference kernel for the dummy row (llama.init_params: kernels hold no parameters).
+  params = RewardModel(dataclasses.replace(config, attention="xla")).init(
+      rng, jnp.zeros((1, seq_len), jnp.int32))["params"]
   if base_params is not None:
     params = dict(params)
     # The policy's lm_head (absent when embeddings are tied) has no role in a reward model.

@@ -150,7 +150,8 @@ def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
 
   spec = pipeline.batch_spec(data)
   apply_fn = step_lib.make_apply_fn(model_config)
-  loss_fn = functools.partial(loss_lib.cross_entropy_loss, z_loss=optim_config.z_loss)
+  loss_fn = functools.partial(loss_lib.cross_entropy_loss, z_loss=optim_config.z_loss,
+                              logits_chunk=model_config.logits_chunk)
   train_step = step_lib.compile_train_step(
       shardings, mesh, rules, spec, loss_fn=loss_fn, apply_fn=apply_fn,
       num_microbatches=train_config.num_microbatches,
