@@ -18,7 +18,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dsmath_jax.corpus import classify, decontaminate, dedup, langid, read, stages  # noqa: E402
+from dsmath_jax import decontaminate  # noqa: E402
+from dsmath_jax.corpus import classify, dedup, langid, read, stages  # noqa: E402
 
 
 def _timed(function, repeat):
