@@ -40,14 +40,15 @@ class BenchmarkEvalConfig:
                          non_negative=("every_steps",))
     if bench.template not in TEMPLATES:
       raise ValueError(f"{where}.template={bench.template!r}; choose one of {TEMPLATES}")
+    unknown = [name for name in bench.benchmarks if name not in catalog.BENCHMARKS]   # checked even when off
+    if unknown:
+      raise ValueError(f"{where}.benchmarks: unknown benchmark(s) {unknown}; known: {sorted(catalog.BENCHMARKS)}")
+    unknown = set(bench.paths) - set(bench.benchmarks)
+    if unknown:
+      raise ValueError(f"{where}.paths names benchmarks that are not run: {sorted(unknown)}")
     if bench.every_steps:
       if not bench.benchmarks:
         raise ValueError(f"{where}.benchmarks is empty: name at least one benchmark (or every_steps=0)")
-      for name in bench.benchmarks:
-        catalog.get(name)
-      unknown = set(bench.paths) - set(bench.benchmarks)
-      if unknown:
-        raise ValueError(f"{where}.paths names benchmarks that are not run: {sorted(unknown)}")
       missing = [name for name in bench.benchmarks if not bench.paths.get(name) and not bench.root]
       if missing:
         raise ValueError(f"{where}: no file for {missing}: set {where}.root or {where}.paths.<name>")
