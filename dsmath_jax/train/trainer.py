@@ -216,7 +216,9 @@ def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
         raise FloatingPointError(f"loss is {last['loss']} at step {done}")
       record = last
     if benchmark is not None and benchmark_config.due(done, steps):
+      started = time.time()
       record = {**record, **benchmark(state.params, done)}
+      last_time += time.time() - started           # tokens_per_s counts training time only
     if record:
       writer.write(done, record)
     saved = checkpointer.save(done, state, iterator)
