@@ -97,6 +97,23 @@ def distributed() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(coordinator_address="", num_processes=0, process_id=-1))
 
 
+# Benchmark accuracy during training (dsmath_jax/train/benchmark_eval.py says what each key means):
+# greedy zero-shot accuracy of a fixed subset every `every_steps`, logged as bench/<name>/accuracy
+# beside the training metrics, the graded samples in WORKDIR/bench/<name>/step_<N>.jsonl. Off by
+# default; e.g. --config.benchmark_eval.every_steps=50.
+def benchmark_eval(**overrides) -> ml_collections.ConfigDict:
+  section = dict(every_steps=0, benchmarks=("gsm8k",), root=SHARED_DATA, paths={}, max_questions=64,
+                 max_new_tokens=512, batch_size=64, template="cot")
+  section.update(overrides)
+  return ml_collections.ConfigDict(section)
+
+
+# The tiny variants' benchmark subset: 4 GSM8K test questions shipped in the package (prompts of at
+# most 372 byte tokens, so 16 new tokens fit the tiny model's 512 positions).
+TINY_BENCHMARK_EVAL = dict(paths={"gsm8k": f"{ASSETS}/math_sample/gsm8k_test.jsonl"}, max_questions=4,
+                           max_new_tokens=16, batch_size=4)
+
+
 def model(name: str, **overrides) -> ml_collections.ConfigDict:
   """A model preset as a ConfigDict, with the run-time knobs every model config carries."""
   if name not in MODELS:

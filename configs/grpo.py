@@ -83,6 +83,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train = dict(num_microbatches=16, checkpoint_every=50, keep_checkpoints=2,
                  wandb_project="",        # Weights & Biases project (pip install wandb); "" = off
                  profile_steps=0)         # > 0: WORKDIR/profile holds a jax.profiler trace of that many steps
+  c.benchmark_eval = common.benchmark_eval()      # greedy GSM8K accuracy every N steps; 0 = off
   c.mesh = common.mesh()
   c.distributed = common.distributed()
   c.logical_axis_rules = common.LOGICAL_AXIS_RULES
@@ -92,4 +93,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.rl.update(group_size=4, max_prompt_len=384, max_new_tokens=16, outputs_per_row=4)
     c.optim.update(lr=1e-4, steps=2)
     c.train.num_microbatches = 1
+    c.benchmark_eval = common.benchmark_eval(**common.TINY_BENCHMARK_EVAL)
   return c

@@ -43,6 +43,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train = dict(num_microbatches=1, log_every=10, checkpoint_every=500, keep_checkpoints=3,
                  peak_flops_per_device=0.0)   # 0: the chip's data-sheet peak (metrics.PEAK_FLOPS); no MFU on CPU
   c.eval = dict(every_steps=0, num_batches=0, sources=ml_collections.ConfigDict())
+  c.benchmark_eval = common.benchmark_eval()      # greedy GSM8K accuracy every N steps; 0 = off
   if args.variant in ("tiny", "small"):
     arithmetic = dict(math=dict(generated="arithmetic", size=4000, seed=0, weight=0.8),
                       other=dict(generated="arithmetic", size=4000, seed=1, weight=0.2))
@@ -51,6 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.sources = arithmetic
     c.optim.update(lr=3e-3, steps=8, warmup_steps=2)
     c.train.update(log_every=1, checkpoint_every=4)
+    c.benchmark_eval = common.benchmark_eval(**common.TINY_BENCHMARK_EVAL)
     c.eval = dict(every_steps=4, num_batches=2,
                   sources=dict(held_out=dict(generated="arithmetic", size=64, seed=7)))
   if args.variant == "small":

@@ -53,12 +53,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train = dict(num_microbatches=1, log_every=10, checkpoint_every=100, keep_checkpoints=3,
                  peak_flops_per_device=0.0)   # 0: the chip's data-sheet peak (metrics.PEAK_FLOPS); no MFU on CPU
   c.eval = dict(every_steps=0, num_batches=0, sources=ml_collections.ConfigDict())
+  c.benchmark_eval = common.benchmark_eval()      # greedy GSM8K accuracy every N steps; 0 = off
   if args.variant == "tiny":
     c.model = common.model("tiny")
     c.data.update(tokenizer="byte", seq_len=128, global_batch=8, worker_count=0)
     c.data.sources = dict(sft=dict(generated="arithmetic", size=2000, seed=0))
     c.optim.update(lr=3e-3, steps=8)
     c.train.update(log_every=1, checkpoint_every=4)
+    c.benchmark_eval = common.benchmark_eval(**common.TINY_BENCHMARK_EVAL)
     c.eval = dict(every_steps=4, num_batches=2,
                   sources=dict(held_out=dict(generated="arithmetic", size=64, seed=7)))
   elif args.variant == "small":

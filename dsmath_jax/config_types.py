@@ -94,7 +94,7 @@ ALLOW_CHANGE_KEY = "allow_config_change"
 # what it computes (a preempted job often comes back on another slice, with another coordinator).
 RESUME_EXEMPT = ("allow_config_change", "distributed.*", "mesh.*", "train.log_every", "train.wandb_project",
                  "train.profile_steps", "train.peak_flops_per_device", "train.checkpoint_every",
-                 "train.keep_checkpoints", "eval.every_steps")
+                 "train.keep_checkpoints", "eval.every_steps", "benchmark_eval.*")
 
 
 def _flatten(value, prefix: str = "") -> dict:

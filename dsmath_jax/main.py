@@ -29,20 +29,25 @@ def tasks():
     from dsmath_jax.eval import task as eval_task
     return eval_task.run(c, w)
 
+  # Training tasks get the evaluation stage's benchmark evaluator (config.benchmark_eval) from here:
+  # evaluation ranks above training, so training cannot import it.
   def grpo(c, w):
     if c.rl.get("iterations", 0) > 0:       # iterative RL (§4.1.4): reward model retrained between rounds
       from dsmath_jax.rl import iterative
       return iterative.run(c, w)
+    from dsmath_jax.eval import during_training
     from dsmath_jax.rl import grpo as grpo_lib
-    return grpo_lib.run(c, w)
+    return grpo_lib.run(c, w, benchmark_evaluator=during_training.make_evaluator)
 
   def pretrain(c, w):
+    from dsmath_jax.eval import during_training
     from dsmath_jax.train import pretrain as pretrain_lib
-    return pretrain_lib.run(c, w)
+    return pretrain_lib.run(c, w, benchmark_evaluator=during_training.make_evaluator)
 
   def sft(c, w):
+    from dsmath_jax.eval import during_training
     from dsmath_jax.train import sft as sft_lib
-    return sft_lib.run(c, w)
+    return sft_lib.run(c, w, benchmark_evaluator=during_training.make_evaluator)
 
   def reward_model(c, w):
     from dsmath_jax.rl import rm_task

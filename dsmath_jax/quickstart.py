@@ -173,12 +173,15 @@ def run_stage(stage: str, stage_config, stage_dir: str, workdir: str):
     from dsmath_jax import tokenizer_task
     return tokenizer_task.run(stage_config, stage_dir)
   if stage == "pretrain":
+    from dsmath_jax.eval import during_training
     from dsmath_jax.train import pretrain
-    return pretrain.run(stage_config, stage_dir)
+    return pretrain.run(stage_config, stage_dir, benchmark_evaluator=during_training.make_evaluator)
   if stage == "sft":
+    from dsmath_jax.eval import during_training
     from dsmath_jax.train import sft
-    return sft.run(stage_config, stage_dir)
+    return sft.run(stage_config, stage_dir, benchmark_evaluator=during_training.make_evaluator)
   if stage == "grpo":
+    from dsmath_jax.eval import during_training
     from dsmath_jax.rl import grpo
     # GRPO does not resume mid-run: an unfinished run starts over, with fresh metrics.
     for leftover in ("metrics.jsonl", "tensorboard"):
@@ -187,7 +190,7 @@ def run_stage(stage: str, stage_config, stage_dir: str, workdir: str):
         shutil.rmtree(path)
       elif os.path.exists(path):
         os.remove(path)
-    return grpo.run(stage_config, stage_dir)
+    return grpo.run(stage_config, stage_dir, benchmark_evaluator=during_training.make_evaluator)
   if stage.startswith("eval"):
     from dsmath_jax.eval import task as eval_task
     return eval_task.run(stage_config, stage_dir)

@@ -25,10 +25,11 @@ def evaluate_benchmark(params, model_config, tokenizer, benchmark: Benchmark | s
                        *, prompt: PromptConfig = PromptConfig(),
                        sampling: SamplingConfig = SamplingConfig(max_new_tokens=512),
                        grader: GraderConfig = GraderConfig(workers=1), tool: ToolConfig = ToolConfig(),
-                       sandbox: SandboxConfig = SandboxConfig(), seed: int = 0) -> dict:
-  """Metrics of `params` on `subset` (question records of `benchmark`, from benchmarks.load.questions):
-  {"<name>/accuracy": %, "<name>/accuracy_stderr": %, "<name>/no_answer": fraction, ...}, flat
-  for a trainer's metrics log. Greedy unless `sampling` says otherwise."""
+                       sandbox: SandboxConfig = SandboxConfig(), seed: int = 0) -> tuple[dict, list[dict]]:
+  """(metrics, graded sample rows) of `params` on `subset` (question records of `benchmark`, from
+  benchmarks.load.questions). Metrics: {"<name>/accuracy": %, "<name>/accuracy_stderr": %,
+  "<name>/no_answer": fraction, ...}, flat for a trainer's metrics log; rows as scoring.score
+  writes them (prompt, prediction, extracted, gold, correct). Greedy unless `sampling` says otherwise."""
   benchmark = catalog.get(benchmark) if isinstance(benchmark, str) else benchmark
   texts = generate.prompt_texts(benchmark, subset, prompt, tokenizer)
   outputs, stats = generate.generate_outputs(
@@ -36,12 +37,13 @@ def evaluate_benchmark(params, model_config, tokenizer, benchmark: Benchmark | s
       sandbox=sandbox, seed=seed, mesh=mesh, rules=rules)
   with Grader(workers=grader.workers, timeout_s=grader.timeout_s, memory_mb=grader.memory_mb,
               paper_compat=grader.paper_compat) as pool:
-    _, summary = score_benchmark(benchmark, subset, outputs, pool, tool_run=prompt.tool)
+    rows, summary = score_benchmark(benchmark, subset, outputs, pool, prompts=dict(zip([q["id"] for q in subset], texts)),
+                                    tool_run=prompt.tool)
   name = benchmark.name
   metrics = {f"{name}/accuracy": summary["accuracy"], f"{name}/accuracy_stderr": summary["accuracy_stderr"],
              f"{name}/no_answer": summary["no_answer_samples"] / max(summary["samples"], 1),
              f"{name}/questions": summary["questions"], f"{name}/tokens_per_second": stats["tokens_per_second"]}
   if "program_accuracy" in summary:
     metrics[f"{name}/program_accuracy"] = summary["program_accuracy"]
-  return metrics
+  return metrics, rows
 

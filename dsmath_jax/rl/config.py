@@ -13,6 +13,7 @@ from dsmath_jax import config_types, runtime
 from dsmath_jax.model import llama
 from dsmath_jax.sample import sampler
 from dsmath_jax.sample import tool_loop
+from dsmath_jax.train.benchmark_eval import BenchmarkEvalConfig
 from dsmath_jax.train.optim import OptimConfig
 
 REWARDS = ("rule", "outcome_rm", "process_rm")
@@ -176,6 +177,7 @@ class GRPOConfig:
   seed: int = 0                          # initialization, question order and sampling keys
   checkpoint: str = ""                   # the policy to start from (paper: DeepSeekMath-Instruct 7B); "" = init
   tokenizer: str = "byte"                # used when the checkpoint carries none
+  benchmark_eval: BenchmarkEvalConfig = BenchmarkEvalConfig()   # held-out benchmark accuracy every N steps
 
   @classmethod
   def from_config(cls, config, ignore: tuple[str, ...] = ()) -> "GRPOConfig":
@@ -186,13 +188,15 @@ class GRPOConfig:
         top, model=llama.LlamaConfig.from_config(config.model), data=QuestionsConfig.from_config(config.data),
         rl=RLConfig.from_config(config.rl), tool=tool_loop.ToolConfig.from_config(config.tool),
         sandbox=tool_loop.SandboxConfig.from_config(config.sandbox),
-        optim=OptimConfig.from_config(config.optim), train=GRPOTrainConfig.from_config(config.train)))
+        optim=OptimConfig.from_config(config.optim), train=GRPOTrainConfig.from_config(config.train),
+        benchmark_eval=BenchmarkEvalConfig.from_config(config.get("benchmark_eval"))))
 
   def input_paths(self) -> list[tuple[str, str]]:
     """(config key, path) of every file the run reads (config_types.check_paths)."""
     return ([("config.checkpoint", self.checkpoint), ("config.tokenizer", self.tokenizer),
              ("config.rl.reward_model", self.rl.reward_model)]
-            + config_types.spec_paths(self.data.questions, "config.data.questions"))
+            + config_types.spec_paths(self.data.questions, "config.data.questions")
+            + self.benchmark_eval.input_paths())
 
   @property
   def tool_integrated(self) -> bool:

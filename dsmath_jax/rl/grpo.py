@@ -18,6 +18,7 @@ from dsmath_jax.rl import questions as questions_lib
 from dsmath_jax.rl import reward_model as rm_lib
 from dsmath_jax.rl.config import GRPOConfig
 from dsmath_jax.rl.machinery import build_machinery
+from dsmath_jax.train import benchmark_eval as bench_lib
 
 
 def setup(run: GRPOConfig, mesh, rules):
@@ -40,8 +41,12 @@ def setup(run: GRPOConfig, mesh, rules):
 
 
 def train(run: GRPOConfig, workdir: str, machinery, state, ref_params, rm_params=None, *, steps: int | None = None,
-          questions=None, writer=None, step_offset: int = 0, checkpointer=None):
+          questions=None, writer=None, step_offset: int = 0, checkpointer=None, benchmark=None):
   """The loop: next questions, rl_step, metrics. Returns the final state.
+
+  benchmark: an Evaluator (train/benchmark_eval.py) called with (params, step) before the first step
+  of a fresh run, every `run.benchmark_eval.every_steps` and at the last step; its `bench/...`
+  metrics join that step's record.
 
   With a `checkpointer` (train/checkpointing.py) the loop resumes from its latest checkpoint
   and saves every `train.checkpoint_every` steps and on SIGTERM. A step's questions and
@@ -51,8 +56,9 @@ def train(run: GRPOConfig, workdir: str, machinery, state, ref_params, rm_params
   questions = questions if questions is not None else questions_lib.load_questions(run.data.questions)
   questions = questions_lib.fit_questions(questions, machinery.tokenizer, run.data.template, run.rl.max_prompt_len)
   own_writer = writer is None
+  bench_keys = run.benchmark_eval.metric_keys() if benchmark is not None else ()
   writer = writer or MetricsWriter(workdir, console_keys=("reward_mean", "accuracy", "kl", "response_length",
-                                                          "time_sampling", "time_training"),
+                                                          "time_sampling", "time_training") + bench_keys,
                                    wandb_project=run.train.wandb_project, run_config=dataclasses.asdict(run),
                                    profile_steps=(step_offset + 1, run.train.profile_steps))
   batches = questions_lib.question_batches(questions, run.data.questions_per_step, run.seed + step_offset)
@@ -63,12 +69,16 @@ def train(run: GRPOConfig, workdir: str, machinery, state, ref_params, rm_params
     state, done = checkpointer.restore(state)
     for _ in range(done):                                  # the questions of the steps already done
       next(batches)
+  if benchmark is not None and done == 0:
+    writer.write(step_offset, benchmark(state.params, step_offset))
   while done < steps:
     global_step = step_offset + done
     writer.step(global_step)
     state, metrics, _ = grpo_step.rl_step(run.rl, machinery, state, ref_params, next(batches),
                                           jax.random.fold_in(rng, global_step), rm_params)
     done += 1
+    if benchmark is not None and run.benchmark_eval.due(done, steps):
+      metrics = {**metrics, **benchmark(state.params, global_step + 1)}
     writer.write(global_step + 1, metrics)
     if checkpointer is not None:
       saved = checkpointer.save(done, state)
@@ -82,14 +92,16 @@ def train(run: GRPOConfig, workdir: str, machinery, state, ref_params, rm_params
   return state
 
 
-def run(config, workdir: str):
+def run(config, workdir: str, benchmark_evaluator=None):
   """Task `grpo`: train, plot the curves, save WORKDIR/model (load_pretrained reads it) and the
   resolved config (WORKDIR/config.json). Re-running the command resumes from WORKDIR/checkpoints
   (the reference is the policy of `config.checkpoint` again). Iterative RL (rl.iterations > 0)
-  is `iterative.run`; main routes it."""
+  is `iterative.run`; main routes it. benchmark_evaluator: what builds the `config.benchmark_eval`
+  callback (the entry point passes eval/during_training.make_evaluator)."""
   from dsmath_jax.train import checkpointing
   from dsmath_jax.train.metrics import plot_curves
   grpo_run = GRPOConfig.from_config(config)
+  bench_lib.check_factory(grpo_run.benchmark_eval, benchmark_evaluator)
   config_types.check_paths(grpo_run.input_paths())
   config_types.write_config(config, workdir)
   if grpo_run.rl.iterations:
@@ -101,12 +113,16 @@ def run(config, workdir: str):
       os.path.join(os.path.abspath(workdir), "checkpoints"),
       every_steps=grpo_run.train.checkpoint_every, keep=grpo_run.train.keep_checkpoints)
   try:
-    state = train(grpo_run, workdir, machinery, state, ref_params, rm_params, checkpointer=checkpointer)
+    benchmark = bench_lib.make_evaluator(grpo_run.benchmark_eval, benchmark_evaluator, machinery.model_config,
+                                         machinery.tokenizer, mesh, rules, workdir)
+    state = train(grpo_run, workdir, machinery, state, ref_params, rm_params, checkpointer=checkpointer,
+                  benchmark=benchmark)
   finally:
     checkpointer.close()
     machinery.close()
   plot_curves(os.path.join(workdir, "metrics.jsonl"),
-              ("reward_mean", "accuracy", "kl", "response_length", "zero_advantage_groups", "entropy"),
+              ("reward_mean", "accuracy", "kl", "response_length", "zero_advantage_groups", "entropy")
+              + grpo_run.benchmark_eval.metric_keys(),
               os.path.join(workdir, "curves.png"))
   loading.save_pretrained(os.path.join(workdir, "model"), machinery.model_config, state.params,
                           machinery.tokenizer)

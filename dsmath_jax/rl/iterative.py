@@ -57,6 +57,9 @@ def typed(config) -> tuple[GRPOConfig, IterativeRMConfig]:
   """The door: (the GRPO run, the reward model's retraining), checked against each other."""
   grpo_run = GRPOConfig.from_config(config, ignore=("rm",))
   rm = IterativeRMConfig.from_config(config.rm)
+  if grpo_run.benchmark_eval.every_steps:
+    raise ValueError("config.benchmark_eval.every_steps: benchmark evaluation during training is wired into "
+                     "plain GRPO, SFT and pretraining, not yet into iterative RL; set it to 0")
   rl = grpo_run.rl
   if rl.iterations < 1 or rl.steps_per_iteration < 1:
     raise ValueError(f"iterative RL needs config.rl.iterations >= 1 and config.rl.steps_per_iteration >= 1 "

@@ -13,6 +13,10 @@ import jax
 from absl import logging
 
 
+# What the console line of a pretrain/SFT step shows (all of it is in metrics.jsonl).
+CONSOLE_KEYS = ("loss", "grad_norm", "learning_rate", "tokens_per_s", "mfu", "eval_loss")
+
+
 class MetricsWriter:
   """Appends scalar metrics; `.write(step, metrics)` then `.close()`.
 
@@ -22,8 +26,7 @@ class MetricsWriter:
   by `.step(step)` at the top of each step.
   """
 
-  def __init__(self, workdir: str, *, console_keys=("loss", "grad_norm", "learning_rate",
-                                                    "tokens_per_s", "mfu", "eval_loss"),
+  def __init__(self, workdir: str, *, console_keys=CONSOLE_KEYS,
                wandb_project: str = "", run_config: dict | None = None,
                profile_steps: tuple[int, int] = (0, 0)):
     self.enabled = jax.process_index() == 0

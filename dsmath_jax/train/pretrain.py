@@ -2,5 +2,6 @@
 from dsmath_jax.train import trainer
 
 
-def run(config, workdir: str) -> dict:
-  return trainer.train(config, workdir, kind="text")
+def run(config, workdir: str, benchmark_evaluator=None) -> dict:
+  """benchmark_evaluator: see trainer.train (config.benchmark_eval)."""
+  return trainer.train(config, workdir, kind="text", benchmark_evaluator=benchmark_evaluator)

@@ -20,6 +20,7 @@ from absl import logging
 from dsmath_jax import config_types, runtime, sharding
 from dsmath_jax.data import pipeline, sources
 from dsmath_jax.model import llama, loading
+from dsmath_jax.train import benchmark_eval as bench_lib
 from dsmath_jax.train import checkpointing, optim
 from dsmath_jax.train import loss as loss_lib
 from dsmath_jax.train import metrics as metrics_lib
@@ -27,7 +28,8 @@ from dsmath_jax.train import state as state_lib
 from dsmath_jax.train import step as step_lib
 
 # Sections of a pretrain/SFT config, each typed by its own dataclass (LlamaConfig, DataConfig, ...).
-SECTIONS = ("task", "model", "mesh", "distributed", "logical_axis_rules", "data", "optim", "train", "eval")
+SECTIONS = ("task", "model", "mesh", "distributed", "logical_axis_rules", "data", "optim", "train", "eval",
+            "benchmark_eval")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +103,7 @@ class TaskConfig(NamedTuple):
   optim: optim.OptimConfig
   train: TrainConfig
   eval: EvalConfig
+  benchmark_eval: bench_lib.BenchmarkEvalConfig
 
 
 def typed_config(config) -> TaskConfig:
@@ -109,35 +112,46 @@ def typed_config(config) -> TaskConfig:
       run=RunConfig.from_config(config), model=llama.LlamaConfig.from_config(config.model),
       mesh=runtime.MeshConfig.from_config(config.mesh), data=pipeline.DataConfig.from_config(config.data),
       optim=optim.OptimConfig.from_config(config.optim), train=TrainConfig.from_config(config.train),
-      eval=EvalConfig.from_config(config.eval))
+      eval=EvalConfig.from_config(config.eval),
+      benchmark_eval=bench_lib.BenchmarkEvalConfig.from_config(config.get("benchmark_eval")))
 
 
 def input_paths(c: TaskConfig) -> list[tuple[str, str]]:
   """(config key, path) of every file a pretrain/SFT run reads: checked before any model is built."""
   return ([("config.checkpoint", c.run.checkpoint)] + c.data.input_paths()
-          + sources.source_paths(c.eval.sources, "config.eval.sources"))
+          + sources.source_paths(c.eval.sources, "config.eval.sources") + c.benchmark_eval.input_paths())
 
 
-def train(config, workdir: str, *, kind: str) -> dict:
+def train(config, workdir: str, *, kind: str,
+          benchmark_evaluator: bench_lib.EvaluatorFactory | None = None) -> dict:
   """Tasks `pretrain` and `sft`: the config becomes typed values (typed_config), then `fit`.
 
-  kind: 'text' | 'sft'. Returns the last logged metrics.
+  kind: 'text' | 'sft'. benchmark_evaluator: what builds the `config.benchmark_eval` callback (the
+  entry point passes eval/during_training.make_evaluator). Returns the last logged metrics.
   """
   c = typed_config(config)
+  bench_lib.check_factory(c.benchmark_eval, benchmark_evaluator)
   config_types.check_paths(input_paths(c))
   config_types.write_config(config, workdir)
   mesh, rules = runtime.setup(config)
   _check_batch(c.data.global_batch, c.train.num_microbatches, mesh, rules)
   pretrained = loading.load_or_init(c.run.checkpoint, c.model, tokenizer=c.data.tokenizer, mesh=mesh,
                                     rules=rules)
+  benchmark = bench_lib.make_evaluator(c.benchmark_eval, benchmark_evaluator, pretrained.config,
+                                       pretrained.tokenizer, mesh, rules, workdir)
   return fit(pretrained, workdir, kind=kind, seed=c.run.seed, data=c.data, optim_config=c.optim,
-             train_config=c.train, evaluation=c.eval, mesh=mesh, rules=rules)
+             train_config=c.train, evaluation=c.eval, mesh=mesh, rules=rules, benchmark=benchmark,
+             benchmark_config=c.benchmark_eval)
 
 
 def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
         data: pipeline.DataConfig, optim_config: optim.OptimConfig, train_config: TrainConfig,
-        evaluation: EvalConfig, mesh, rules) -> dict:
-  """Runs (or resumes) training from `pretrained` (params None: random init from `seed`)."""
+        evaluation: EvalConfig, mesh, rules, benchmark: bench_lib.Evaluator | None = None,
+        benchmark_config: bench_lib.BenchmarkEvalConfig = bench_lib.BenchmarkEvalConfig()) -> dict:
+  """Runs (or resumes) training from `pretrained` (params None: random init from `seed`).
+
+  benchmark: called with (params, step) at step 0 of a fresh run, every `benchmark_config.every_steps`
+  and at the last step; its `bench/...` metrics join that step's record."""
   model_config, params, tokenizer = pretrained
   state, shardings = state_lib.create_train_state(optim_config, model_config, mesh, rules, params,
                                                   seed=seed)
@@ -166,15 +180,21 @@ def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
             for b in eval_batches]
     return float(sum(s[0] for s in sums) / max(sum(s[1] for s in sums), 1.0))
 
-  writer = metrics_lib.MetricsWriter(workdir)
+  bench_keys = benchmark_config.metric_keys() if benchmark is not None else ()
+  writer = metrics_lib.MetricsWriter(workdir, console_keys=metrics_lib.CONSOLE_KEYS + bench_keys)
   steps, log_every = optim_config.steps, train_config.log_every
   eval_every = evaluation.every_steps if eval_batches else 0
   tokens_per_step = data.global_batch * data.seq_len
   flops_per_token = model_config.flops_per_token(data.seq_len)
   peak_flops = metrics_lib.peak_flops_per_device(
       train_config.peak_flops_per_device, jax.devices()[0].device_kind) * jax.device_count()
+  first = {}
   if eval_every and start == 0:
-    writer.write(0, {"eval_loss": evaluate(state.params)})
+    first["eval_loss"] = evaluate(state.params)
+  if benchmark is not None and start == 0:
+    first.update(benchmark(state.params, 0))
+  if first:
+    writer.write(0, first)
   logging.info("training %s (%.1fM params) from step %d to %d on mesh %s", kind,
                model_config.num_params / 1e6, start, steps, dict(mesh.shape))
   last, last_time, last_step, stopped, saved, done = {}, time.time(), start, False, True, start
@@ -182,6 +202,7 @@ def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
     batch = sharding.put_global(next(iterator), batch_sharding)
     state, metrics = train_step(state, batch)
     done = step + 1
+    record = {}
     if done % log_every == 0 or done == steps:
       last = {k: float(v) for k, v in jax.device_get(metrics).items()}
       now = time.time()
@@ -190,9 +211,16 @@ def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
       last_time, last_step = now, done
       if eval_every and (done % eval_every == 0 or done == steps):
         last["eval_loss"] = evaluate(state.params)
-      writer.write(done, last)
       if not np.isfinite(last["loss"]):
+        writer.write(done, last)
         raise FloatingPointError(f"loss is {last['loss']} at step {done}")
+      record = last
+    if benchmark is not None and benchmark_config.due(done, steps):
+      started = time.time()
+      record = {**record, **benchmark(state.params, done)}
+      last_time += time.time() - started           # tokens_per_s counts training time only
+    if record:
+      writer.write(done, record)
     saved = checkpointer.save(done, state, iterator)
     if checkpointer.should_stop(done):
       stopped = True
@@ -205,6 +233,6 @@ def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
   if not stopped:
     loading.save_pretrained(os.path.join(workdir, "model"), model_config, state.params, tokenizer)
     if jax.process_index() == 0:
-      metrics_lib.plot_curves(writer.path, ("loss", "eval_loss", "learning_rate", "grad_norm"),
+      metrics_lib.plot_curves(writer.path, ("loss", "eval_loss", "learning_rate", "grad_norm") + bench_keys,
                               os.path.join(workdir, "loss.png"))
   return last
