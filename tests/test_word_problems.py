@@ -61,3 +61,16 @@ def test_overlap_counts_a_shared_problem():
 def test_too_many_test_problems_is_an_error():
   with pytest.raises(ValueError, match="distinct held-out problems"):
     word_problems.generate(10, 100000, family="one_step")
+
+
+def test_no_held_out_numbers_splits_by_template_only():
+  """test_number_fraction=0: held-out problems reuse training numbers, never a training template."""
+  train, test = word_problems.generate(4000, 200, seed=0, teacher_error=0.5, family="one_step", max_start=9,
+                                       test_number_fraction=0.0)
+  read = {name: [_read(r["question"]) for r in records] for name, records in (("train", train), ("test", test))}
+  assert not {t for t, _, _ in read["test"]} & {t for t, _, _ in read["train"]}
+  assert {n for _, n, _ in read["test"]} <= {n for _, n, _ in read["train"]}
+  assert all(int(r["answer"]) == answer for r, (_, _, answer) in zip(test, read["test"]))
+  counts = word_problems.overlap(test, train)
+  assert counts["same_template_and_numbers"] == counts["same_template"] == 0
+  assert counts["same_numbers"] == counts["distinct_test_problems"] == 200

@@ -11,7 +11,9 @@ recall of the training distribution):
     held out with one adding and one removing change, so every phrase is still seen in
     training, only never in that combination);
   - numbers: a seeded `test_number_fraction` of all numbers tuples are test-only, whatever
-    the template.
+    the template; with `test_number_fraction=0` no numbers are held out (the split is then
+    disjoint by template only: every held-out problem pairs a seen opener and change in a way no
+    training problem does, with numbers that training problems also use).
 `overlap(test, train)` counts what is shared; both overlaps are 0 by construction and the
 experiments print and record them.
 
@@ -133,8 +135,12 @@ def generate(num_train: int, num_test: int, *, seed: int = 0, teacher_error: flo
   pairs = [(o, c) for o in range(len(FAMILIES[family])) for c in range(len(CHANGES))]
   test_templates = [t for t in pairs if is_test_template(*t)]
   train_templates = [t for t in pairs if not is_test_template(*t)]
-  held_numbers = test_numbers(family, bounds, test_number_fraction, seed)
-  train_numbers = frozenset(number_tuples(family, bounds)) - held_numbers
+  every_tuple = frozenset(number_tuples(family, bounds))
+  if test_number_fraction > 0:
+    held_numbers = test_numbers(family, bounds, test_number_fraction, seed)
+    train_numbers = every_tuple - held_numbers
+  else:                                    # held out by template only: numbers are shared
+    held_numbers = train_numbers = every_tuple
   available = sum(_valid(FAMILIES[family][o], c, n, bounds) for o, c in test_templates for n in held_numbers)
   if num_test > available:
     raise ValueError(f"num_test={num_test}: only {available} distinct held-out problems exist")
