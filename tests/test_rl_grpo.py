@@ -333,3 +333,27 @@ def test_attention_and_logits_chunk_reach_a_loaded_policy_and_its_logprob_pass(t
     full_logits = f"tensor<{rows}x{k * n}x{model_config.vocab_size}xf32>"
     assert (full_logits in logprob_text) == (chunk == 0), full_logits
   assert texts[0][0] != texts[4][0] and texts[0][1] != texts[4][1]
+
+
+def test_grpo_raises_a_dense_reward_the_random_policy_rarely_earns(tmp_path, monkeypatch):
+  """The whole loop learns: with reward = share of letters in the output (a random tiny policy
+  over bytes earns ~0.23), 40 GRPO steps at lr 3e-3 take the mean reward of the last 5 steps
+  well above the first 5. Measured: 0.23 -> 0.61; with lr 1e-9 (no learning, same batches and
+  keys) 0.23 -> 0.27, so the margin 0.2 is learning, not the question mix. A sign error in the
+  advantages or the ratio drives the reward down instead."""
+  monkeypatch.setattr(rewards_lib, "rule_reward", _letter_reward)
+  path = tmp_path / "questions.jsonl"
+  path.write_text("".join(json.dumps({"question": f"{i}+{i}?", "answer": str(2 * i)}) + "\n" for i in range(16)))
+  config = grpo_config.get_config("tiny")
+  config.data.questions = f"jsonl:{path}"
+  config.rl.update(max_prompt_len=96, max_new_tokens=8)
+  config.optim.update(lr=3e-3, steps=40)
+  run = GRPOConfig.from_config(config)
+  machinery, state, ref_params, _ = grpo.setup(run, *runtime.setup(config))
+  batches = questions_lib.question_batches(questions_lib.load_questions(run.data.questions),
+                                           run.data.questions_per_step, 0)
+  rewards = []
+  for step in range(40):
+    state, metrics, _ = grpo_step.rl_step(run.rl, machinery, state, ref_params, next(batches), jax.random.key(step))
+    rewards.append(metrics["reward_mean"])
+  assert np.mean(rewards[-5:]) > np.mean(rewards[:5]) + 0.2, rewards
