@@ -139,3 +139,36 @@ def test_sandbox_worker_and_its_running_program_die_with_the_caller(tmp_path):
   time.sleep(600)
   """
   _kill_parent_and_check(script, tmp_path, min_workers=2)
+
+
+def test_a_worker_whose_parent_died_before_its_lifeline_dies_at_once():
+  """The race: the parent is gone before the child calls exit_with_parent (here: pid 1 is named
+  as the parent of a process whose parent is this test), so the child must not run on."""
+  done = subprocess.run([sys.executable, "-c", "from dsmath_jax import lifeline\n"
+                         "lifeline.exit_with_parent(1)\nprint('survived')"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
+  assert done.returncode == -signal.SIGKILL and "survived" not in done.stdout, (done.returncode, done.stderr)
+
+
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "polling"])
+def test_lifeline_kills_a_child_of_a_sigkilled_parent(tmp_path, pidfd):
+  """exit_with_parent alone, with pidfd_open and with the getppid polling of older kernels."""
+  script = f"""
+  import multiprocessing, os, time
+  from dsmath_jax import lifeline
+  def child():
+    if not {pidfd}:
+      del os.pidfd_open
+    lifeline.exit_with_parent()
+    time.sleep(600)
+  if __name__ == "__main__":
+    worker = multiprocessing.get_context("spawn").Process(target=child)
+    worker.start()
+    time.sleep(2)
+    print("busy", flush=True)
+    time.sleep(600)
+  """
+  path = tmp_path / "parent.py"
+  path.write_text(textwrap.dedent(script))
+  _kill_parent_and_check(f"import runpy, sys; runpy.run_path({str(path)!r}, run_name='__main__')", tmp_path,
+                         min_workers=1)
