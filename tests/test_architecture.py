@@ -16,6 +16,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "dsmath_jax"
 RANKS = {
     # ground floor: no dsmath_jax imports
     "sharding": 0, "jsonl": 0, "gguf_file": 0, "templates": 0, "config_types": 0, "console": 0,
+    "lifeline": 0, "atomic": 0,
     # the model and its vocabulary; the task prologue (mesh, rules, jit under the mesh), which the
     # model's own `convert` task uses too
     "tokenizer": 1, "runtime": 1, "model": 2,

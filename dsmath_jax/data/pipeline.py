@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import grain
 import jax
 
-from dsmath_jax import config_types, templates
+from dsmath_jax import config_types, lifeline, templates
 from dsmath_jax.data import packing, sources
 
 
@@ -108,8 +108,14 @@ def batches(data: DataConfig, tokenizer, kind: str, *, process_index: int | None
                       seed=data.seed, shuffle_bins=shuffle)
   batched = rows.batch(host_rows(data.global_batch, process_count), drop_remainder=True)
   if data.worker_count > 0:    # tokenize + pack in child processes; the state stays checkpointable
-    batched = batched.mp_prefetch(grain.MultiprocessingOptions(num_workers=data.worker_count))
+    batched = batched.mp_prefetch(grain.MultiprocessingOptions(num_workers=data.worker_count),
+                                  worker_init_fn=_exit_with_parent)
   return batched
+
+
+def _exit_with_parent(worker_index: int, worker_count: int) -> None:
+  """grain's worker_init_fn: a worker dies with the training process (issue 16), even SIGKILLed."""
+  lifeline.exit_with_parent()
 
 
 def batch_spec(data: DataConfig) -> dict:

@@ -14,11 +14,12 @@ import dataclasses
 import json
 import os
 import pathlib
+import shutil
 from collections.abc import Mapping
 
 from absl import logging
 
-from dsmath_jax import config_types
+from dsmath_jax import atomic, config_types
 from dsmath_jax.benchmarks import load as benchmarks_load
 from dsmath_jax.datasets import builders, decontamination, generic, gsm8k, hendrycks_math, mathcoder, pot, tora
 
@@ -133,9 +134,39 @@ def run(config, workdir: str) -> list[dict]:
 
 
 def build(config: DatasetConfig, workdir: str) -> list[dict]:
-  """Builds every configured source; returns the count rows it printed."""
+  """Builds every configured source; returns the count rows it printed.
+
+  Nothing half-built looks finished (issue 16): every source is built under a staging folder
+  beside data_dir; only when all are complete does the old dataset_counts.json go, each
+  source's folder replace its previous version, and the new counts get written, last. A run
+  that fails leaves the previous datasets and their counts as they were; one killed during
+  the final moves leaves no dataset_counts.json.
+  """
   data_dir = resolve(config.data_dir) if config.data_dir else os.path.join(workdir, "tfds")
+  staging = os.path.join(os.path.dirname(data_dir), f".{os.path.basename(data_dir)}.tmp-{os.getpid()}")
+  counts = os.path.join(workdir, "dataset_counts.json")
+  shutil.rmtree(staging, ignore_errors=True)
+  try:
+    rows, built, paper_sets = _build_into(config, staging)
+    if os.path.exists(counts):
+      os.remove(counts)
+    for folder in built:                           # dsmath_*/<source>/<version>, complete
+      final = os.path.join(data_dir, os.path.relpath(folder, staging))
+      os.makedirs(os.path.dirname(final), exist_ok=True)
+      atomic.replace_dir(folder, final)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  with atomic.write_file(counts) as f:
+    json.dump(dict(data_dir=data_dir, rows=rows, decontamination_sets=paper_sets), f, indent=1)
+  print(format_table(rows))
+  logging.info("datasets written under %s", data_dir)
+  return rows
+
+
+def _build_into(config: DatasetConfig, data_dir: str) -> tuple[list[dict], list[str], list]:
+  """Builds every source under `data_dir`: (count rows, the folders written, the paper's sets)."""
   skip = config.skip_bad_records
+  built = []
   rows = []
 
   questions = {}                                   # source -> {split: [record]}
@@ -167,27 +198,22 @@ def build(config: DatasetConfig, workdir: str) -> list[dict]:
       row["removed"] = removed
     row["written"] = len(questions[source][split])
   for source, splits in questions.items():
-    builders.write(builders.DsmathQuestions, source, splits, data_dir,
-                   description=f"{source}: {dict(config.questions[source].files)}")
+    built.append(builders.write(builders.DsmathQuestions, source, splits, data_dir,
+                                description=f"{source}: {dict(config.questions[source].files)}"))
 
   for source, spec in config.sft.items():
     report = {}
     records, dropped = _sft_records(spec, resolve(spec.file), source, config.execution, skip, report)
     dropped.update(report.get("dropped", {}))
     kept, removed = decontamination.decontaminate(records, sft_index)
-    builders.write(builders.DsmathSft, source, {"train": kept}, data_dir,
-                   description=f"{source}: {spec.file} ({spec.reader})")
+    built.append(builders.write(builders.DsmathSft, source, {"train": kept}, data_dir,
+                                description=f"{source}: {spec.file} ({spec.reader})"))
     formats = collections.Counter(record["format"] for record in kept)
     rows.append(dict(dataset=f"dsmath_sft/{source}", split="train", format="/".join(sorted(formats)) or "-",
                      file=resolve(spec.file), read=report["read"], bad=report["bad"],
                      bad_examples=report["bad_examples"], dropped=dict(dropped), removed=removed,
                      written=len(kept)))
-
-  with open(os.path.join(workdir, "dataset_counts.json"), "w") as f:
-    json.dump(dict(data_dir=data_dir, rows=rows, decontamination_sets=paper_sets), f, indent=1)
-  print(format_table(rows))
-  logging.info("datasets written under %s", data_dir)
-  return rows
+  return rows, built, paper_sets
 
 
 def _benchmark_split(questions, name):

@@ -3,6 +3,8 @@ extracted answer, verdict), summary.json, report.md, accuracy_vs_k.png."""
 import json
 import os
 
+from dsmath_jax import atomic
+
 
 def _pct(value) -> str:
   return "-" if value is None else f"{value:.1f}"
@@ -89,16 +91,17 @@ def plot_accuracy_vs_k(summary: dict, png_path: str) -> None:
 
 
 def write(out_dir: str, rows: list[dict], summary: dict) -> dict:
-  """Writes the four files; returns their paths."""
-  os.makedirs(out_dir, exist_ok=True)
-  paths = {name: os.path.join(out_dir, name)
-           for name in ("samples.jsonl", "summary.json", "report.md", "accuracy_vs_k.png")}
-  with open(paths["samples.jsonl"], "w", encoding="utf-8") as f:
-    for row in rows:
-      f.write(json.dumps(row, ensure_ascii=False) + "\n")
-  with open(paths["summary.json"], "w", encoding="utf-8") as f:
-    json.dump(summary, f, indent=1, ensure_ascii=False)
-  with open(paths["report.md"], "w", encoding="utf-8") as f:
-    f.write(markdown(summary))
-  plot_accuracy_vs_k(summary, paths["accuracy_vs_k.png"])
-  return paths
+  """Writes the four files; returns their paths. They are written into a staging folder that
+  replaces out_dir only when all four are complete (atomic.directory): a run that fails while
+  writing leaves the previous results whole, never new samples beside an old summary."""
+  names = ("samples.jsonl", "summary.json", "report.md", "accuracy_vs_k.png")
+  with atomic.directory(out_dir) as staging:
+    with open(os.path.join(staging, "samples.jsonl"), "w", encoding="utf-8") as f:
+      for row in rows:
+        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    with open(os.path.join(staging, "summary.json"), "w", encoding="utf-8") as f:
+      json.dump(summary, f, indent=1, ensure_ascii=False)
+    with open(os.path.join(staging, "report.md"), "w", encoding="utf-8") as f:
+      f.write(markdown(summary))
+    plot_accuracy_vs_k(summary, os.path.join(staging, "accuracy_vs_k.png"))
+  return {name: os.path.join(out_dir, name) for name in names}

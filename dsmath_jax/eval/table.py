@@ -8,6 +8,8 @@ with their standard errors.
 import json
 import os
 
+from dsmath_jax import atomic
+
 
 def published(reported: dict, prompt_style: str) -> dict:
   """The published numbers that used this prompt style: few-shot -> the base model's,
@@ -74,10 +76,12 @@ def write(out_dir: str, summaries: dict[str, dict], header: dict) -> dict:
   os.makedirs(out_dir, exist_ok=True)
   rows = rows_of(summaries)
   paths = {ext: os.path.join(out_dir, f"summary.{ext}") for ext in ("json", "md", "png")}
-  with open(paths["json"], "w", encoding="utf-8") as f:
-    json.dump(dict(header, benchmarks=rows), f, indent=1, ensure_ascii=False)
-  with open(paths["md"], "w", encoding="utf-8") as f:
-    f.write(markdown(rows, header))
+  # each file appears whole or not at all (atomic); the figure first, summary.json (what tools read) last
   source = os.path.basename(os.path.normpath(header.get("checkpoint") or header.get("predictions") or "")) or "random init"
-  plot(rows, paths["png"], f"{source} ({header.get('prompt') or 'predictions'}, {header.get('rules', '')} grading)")
+  with atomic.file_path(paths["png"]) as png:
+    plot(rows, png, f"{source} ({header.get('prompt') or 'predictions'}, {header.get('rules', '')} grading)")
+  with atomic.write_file(paths["md"], encoding="utf-8") as f:
+    f.write(markdown(rows, header))
+  with atomic.write_file(paths["json"], encoding="utf-8") as f:
+    json.dump(dict(header, benchmarks=rows), f, indent=1, ensure_ascii=False)
   return paths

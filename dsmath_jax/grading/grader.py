@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Callable, NamedTuple
 
+from dsmath_jax import lifeline
 from dsmath_jax.grading import answer as answer_lib
 from dsmath_jax.grading import kinds
 from dsmath_jax.grading.equivalence import math_equal, math_verify_equal, quick_compare
@@ -50,7 +51,9 @@ def _second_opinion(prediction, gold, kind: str, timeout_s: float) -> bool | Non
 
 
 def _worker_main(conn, memory_mb: int, second_opinion: bool, timeout_s: float, paper_compat: bool = False):
-  """Worker process: imports sympy once, then grades (index, prediction, gold) jobs forever."""
+  """Worker process: imports sympy once, then grades (index, prediction, gold) jobs forever.
+  It dies with the grading process (a SIGKILLed run leaves no worker busy in sympy)."""
+  lifeline.exit_with_parent()
   if memory_mb:
     import resource
     limit = memory_mb * 2**20

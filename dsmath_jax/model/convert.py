@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 from absl import logging
 
-from dsmath_jax import config_types, runtime
+from dsmath_jax import atomic, config_types, runtime
 from dsmath_jax import tokenizer as tokenizers
 from dsmath_jax.model import hf, llama, loading
 
@@ -105,10 +105,11 @@ def convert(c: ConvertConfig, model: llama.LlamaConfig, workdir: str, *, mesh, r
   else:
     special = {} if tokenizer is None else dict(
         bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
-    hf.save_hf(output, model_config, params, max_shard_bytes=int(c.max_shard_gb * 2**30),
-               special_ids=special)
-    if tokenizer is not None:
-      tokenizer.save(output)
+    with atomic.directory(output) as staging:   # the old export stays whole until the new one is
+      hf.save_hf(staging, model_config, params, max_shard_bytes=int(c.max_shard_gb * 2**30),
+                 special_ids=special)
+      if tokenizer is not None:
+        tokenizer.save(staging)
   summary = dict(source=c.source, output=os.path.abspath(output), format=c.format,
                  num_params=model_config.num_params, param_dtype=model_config.param_dtype,
                  tokenizer=type(tokenizer).__name__ if tokenizer else None,
@@ -118,6 +119,6 @@ def convert(c: ConvertConfig, model: llama.LlamaConfig, workdir: str, *, mesh, r
   logging.info("convert: wrote %s (%s) in %.1f s", output, c.format, summary["save_seconds"])
   if jax.process_index() == 0:
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "convert.json"), "w") as f:
+    with atomic.write_file(os.path.join(workdir, "convert.json")) as f:
       json.dump(summary, f, indent=1)
   return summary

@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import json
 import os
+import shutil
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -23,6 +24,7 @@ import numpy as np
 from flax import traverse_util
 from jax.sharding import NamedSharding, PartitionSpec
 
+from dsmath_jax import atomic
 from dsmath_jax import tokenizer as tokenizers
 from dsmath_jax.model import hf, llama
 
@@ -237,21 +239,41 @@ def save_pretrained(directory: str, config: llama.LlamaConfig, params,
 
   Multi-host safe: every process calls it; orbax writes the shards, process 0 the JSON.
   Returns the directory, which `load_pretrained` takes.
+
+  Everything is written into DIRECTORY.partial, which replaces `directory` only once complete
+  (atomic.replace_dir, process 0, after every host's shards are down): a save that fails or is
+  killed leaves the previous model whole, never new params beside an old model.json.
   """
   import orbax.checkpoint as ocp
   directory = os.path.abspath(directory)
-  os.makedirs(directory, exist_ok=True)
-  with ocp.StandardCheckpointer() as checkpointer:
-    checkpointer.save(os.path.join(directory, PARAMS_DIR), params, force=True)
-  if jax.process_index() != 0:
-    return directory
-  tokenizer_ref = None
-  if tokenizer is not None:
-    saved = tokenizer.save(os.path.join(directory, "tokenizer"))
-    tokenizer_ref = os.path.relpath(saved, directory)
-  meta = {"format": "dsmath_jax", "config": dataclasses.asdict(config), "tokenizer": tokenizer_ref,
-          "special_ids": None if tokenizer is None else dict(
-              bos=tokenizer.bos_id, eos=tokenizer.eos_id, pad=tokenizer.pad_id)}
-  with open(os.path.join(directory, MODEL_JSON), "w") as f:
-    json.dump(meta, f, indent=1)
+  staging = directory + ".partial"              # a name every host agrees on
+  multihost = jax.process_count() > 1
+  if jax.process_index() == 0:
+    shutil.rmtree(staging, ignore_errors=True)   # left by a save that was killed
+    os.makedirs(staging)
+  if multihost:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices("save_pretrained: staging folder ready")
+  try:
+    with ocp.StandardCheckpointer() as checkpointer:
+      checkpointer.save(os.path.join(staging, PARAMS_DIR), params, force=True)
+    if multihost:
+      multihost_utils.sync_global_devices("save_pretrained: params written")
+    if jax.process_index() == 0:
+      tokenizer_ref = None
+      if tokenizer is not None:
+        saved = tokenizer.save(os.path.join(staging, "tokenizer"))
+        tokenizer_ref = os.path.relpath(saved, staging)
+      meta = {"format": "dsmath_jax", "config": dataclasses.asdict(config), "tokenizer": tokenizer_ref,
+              "special_ids": None if tokenizer is None else dict(
+                  bos=tokenizer.bos_id, eos=tokenizer.eos_id, pad=tokenizer.pad_id)}
+      with open(os.path.join(staging, MODEL_JSON), "w") as f:
+        json.dump(meta, f, indent=1)
+      atomic.replace_dir(staging, directory)
+  except BaseException:
+    if jax.process_index() == 0:
+      shutil.rmtree(staging, ignore_errors=True)
+    raise
+  if multihost:
+    multihost_utils.sync_global_devices("save_pretrained: in place")
   return directory

@@ -8,7 +8,10 @@ that already has it costs ~10 ms, which is why tool-integrated sampling (§3.1, 
 a fresh process per program. Per program it makes the directory, forks, isolates the child
 (`isolation`), runs the code in it (`program`), reads its output with bounded
 buffers until it exits or the wall-clock deadline passes, SIGKILLs everything it left behind,
-and removes the directory.
+and removes the directory. When the caller dies (even by SIGKILL) its end of the protocol pipe
+closes: an idle worker reads end of file and exits; a busy one sees the hang-up in the same
+poll that reads its program's output, kills the program and exits (no orphans, issue 16); each
+program's processes die with the worker (PR_SET_PDEATHSIG, PID namespace).
 """
 import json
 import os
@@ -225,6 +228,9 @@ def run_one(request, config, layers) -> dict:
   poller = select.poll()
   for fd in (out_r, err_r, pidfd):
     poller.register(fd, select.POLLIN)
+  caller_fd = config.get("caller_fd")   # the caller sends nothing while a program runs: any
+  if caller_fd is not None:             # event on it is its hang-up, i.e. the caller died
+    poller.register(caller_fd, select.POLLIN)
   stdout, stderr_tail = bytearray(), bytearray()
   err_total, status, wait_status = 0, None, None
   deadline = start + request["timeout_s"]
@@ -240,6 +246,10 @@ def run_one(request, config, layers) -> dict:
         break
       remaining = min(remaining, 0.05)
     for fd, _ in poller.poll(remaining * 1000):
+      if fd == caller_fd:  # nobody will read the result: the program and this worker end now
+        os.kill(pid, signal.SIGKILL)
+        kill_everything(pid)
+        os._exit(0)
       if fd == pidfd:
         wait_status = os.waitpid(pid, 0)[1]
         status = "exited"
@@ -313,6 +323,7 @@ def main() -> None:
   os.environ.clear()
   os.environ.update(config["env"])
   config["worker_pid"] = os.getpid()
+  config["caller_fd"] = protocol_in    # its end of file is how the worker learns the caller died
   layers = isolation.isolate(config)
   sys.path[:] = config["sys_path"]
   imported = warm_imports(config["warm_imports"])
