@@ -167,7 +167,8 @@ def step_metrics(completions, scored: scoring.Scored, update_metrics: list, time
          for name, part in scored.reward_parts.items()},
       **{name: float(first[name]) for name in ("kl", "clip_fraction", "entropy", "abs_log_ratio",
                                                "pair_accuracy", "pair_margin", "value_loss",
-                                               "value_clip_fraction", "value_mean") if name in first},
+                                               "value_clip_fraction", "value_mean", "value_grad_norm")
+         if name in first},
       "loss": float(np.mean([m["loss"] for m in update_metrics])),
       "grad_norm": float(np.mean([m["grad_norm"] for m in update_metrics])),
       "learning_rate": float(first.get("learning_rate", np.nan)),
