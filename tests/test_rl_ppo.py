@@ -177,3 +177,13 @@ def test_ppo_tiny_config_runs_end_to_end_and_saves_policy_and_value_model(tmp_pa
   assert value_config.hidden_size == policy.config.hidden_size
   assert value_params["score_head"]["kernel"].shape == (policy.config.hidden_size, 1)
   assert "lm_head" not in value_params["base"]
+
+
+@pytest.mark.parametrize("override,message", [
+    (dict(reward="process_rm"), "outcome reward"), (dict(iterations=2, steps_per_iteration=1), "iterative"),
+    (dict(gae_lambda=1.5), "gae_lambda=1.5"), (dict(value_clip=-0.1), "value_clip")])
+def test_ppo_config_refuses_what_it_cannot_train(override, message):
+  config = ppo_config.get_config("tiny")
+  config.rl.update(override)
+  with pytest.raises(ValueError, match=message):
+    GRPOConfig.from_config(config)
