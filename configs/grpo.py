@@ -12,7 +12,7 @@ rl.aggregation (how per-token losses are averaged; see dsmath_jax/rl/loss.py):
   "token_mean"     DAPO: one mean over every response token of the batch;
   "constant"       Dr. GRPO: each output's token sum / rl.loss_normalizer (0 = max_new_tokens);
                    with rl.scale_advantages=False (no division by the group's std) it is Dr. GRPO.
-Methods of the same trainer: configs/online_rft.py, configs/rft.py, configs/dpo.py.
+Methods of the same trainer: configs/online_rft.py, configs/rft.py, configs/dpo.py, configs/ppo.py.
 """
 
 import ml_collections
@@ -71,7 +71,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       dynamic_sampling="off",                             # "drop": zero-signal groups carry no loss
       gradient_coefficient="group",                       # "correct_only": RFT / Online RFT
       data_source="online",                               # "offline_samples": samples of the initial policy
-      objective="clipped", dpo_beta=0.1,                  # "dpo": configs/dpo.py
+      objective="clipped", dpo_beta=0.1,                  # "dpo": configs/dpo.py; "ppo": configs/ppo.py
+      gae_gamma=1.0, gae_lambda=1.0,                      # PPO: GAE over the value model
+      value_clip=0.2, value_lr=0.0,                       # PPO: value-loss clip, value lr (0 = optim.lr)
       iterations=0, steps_per_iteration=0)                # iterative RL (§4.1.4): configs/grpo_iterative.py
   # Tool-integrated RL (data.template "tool" only): programs per sample, sandbox processes.
   c.tool = dict(max_rounds=4, sandbox_workers=4)

@@ -82,6 +82,7 @@ RL_DOORS = {
     "grpo": (_grpo_door, _GRPO_TYPOS),
     "grpo_deepseekmath_rl": (_grpo_door, _GRPO_TYPOS),
     "grpo_process": (_grpo_door, _GRPO_TYPOS),
+    "ppo": (_grpo_door, _GRPO_TYPOS + ((("rl",), "gae_lamda", "gae_lambda"), (("rl",), "value_clp", "value_clip"))),
     "grpo_arithmetic": (_arithmetic_door, _GRPO_TYPOS),
     "grpo_iterative": (_iterative_door, _GRPO_TYPOS + (
         (("rm",), "replay_fractoin", "replay_fraction"), (("rm", "label"), "num_question", "num_questions"),

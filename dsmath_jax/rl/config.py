@@ -22,7 +22,7 @@ RATIO_LEVELS = ("token", "sequence")
 DYNAMIC_SAMPLING = ("off", "drop")
 GRADIENT_COEFFICIENTS = ("group", "correct_only")
 DATA_SOURCES = ("online", "offline_samples")
-OBJECTIVES = ("clipped", "dpo")
+OBJECTIVES = ("clipped", "dpo", "ppo")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +64,13 @@ class RLConfig:
   data_source: str = "online"            # online (policy samples) | offline_samples (of the fixed initial
                                          # policy: RFT, §5.2.1)
   objective: str = "clipped"             # clipped (eq. 3: GRPO, RFT) | dpo (pairs of graded samples, rl/dpo.py)
+                                         # | ppo (value model + GAE, rl/ppo.py)
   dpo_beta: float = 0.1                  # DPO's beta (objective "dpo")
+  # PPO (objective "ppo", rl/ppo.py): kl_coef is eq. 1's beta, in the per-token reward, not the loss.
+  gae_gamma: float = 1.0                 # GAE discount (paper §5.2.1 / InstructGPT: 1)
+  gae_lambda: float = 1.0                # GAE lambda (1: A_t = return - V_t)
+  value_clip: float = 0.2                # clip range of the value loss around the rollout's values
+  value_lr: float = 0.0                  # the value model's AdamW learning rate; 0 = optim.lr
   iterations: int = 0                    # iterative RL (§4.1.4, Algorithm 1): I iterations; 0 = plain GRPO
   steps_per_iteration: int = 0           # M GRPO steps per iteration (iterative RL only)
 
@@ -91,6 +97,12 @@ class RLConfig:
     if self.objective == "dpo" and (self.outputs_per_row != 2 or self.group_size % 2):
       raise ValueError(f"config.rl.objective='dpo' trains on (chosen, rejected) rows: config.rl.outputs_per_row "
                        f"must be 2 (is {self.outputs_per_row}) and config.rl.group_size even (is {self.group_size})")
+    if self.objective == "ppo" and (self.reward == "process_rm" or self.iterations):
+      raise ValueError("config.rl.objective='ppo' takes an outcome reward (rl.reward 'rule' or 'outcome_rm') "
+                       "and no iterative RL (rl.iterations=0)")
+    if not (0.0 <= self.gae_gamma <= 1.0 and 0.0 <= self.gae_lambda <= 1.0):
+      raise ValueError(f"config.rl.gae_gamma={self.gae_gamma} and config.rl.gae_lambda={self.gae_lambda} "
+                       "must be in [0, 1]")
     if self.outputs_per_row < 1 or self.group_size % self.outputs_per_row:
       raise ValueError(f"config.rl.outputs_per_row={self.outputs_per_row} must divide "
                        f"config.rl.group_size={self.group_size}")
@@ -101,7 +113,7 @@ class RLConfig:
     config_types.require(rl, where, positive=("group_size", "max_prompt_len", "max_new_tokens", "num_updates",
                                               "num_minibatches", "temperature", "top_p"),
                          non_negative=("clip_eps", "kl_coef", "iterations", "steps_per_iteration", "tis_cap",
-                                       "overlong_buffer", "logprob_gap_every"))
+                                       "overlong_buffer", "logprob_gap_every", "value_clip", "value_lr"))
     return rl
 
   @property

@@ -23,11 +23,19 @@ from dsmath_jax.train import benchmark_eval as bench_lib
 
 def setup(run: GRPOConfig, mesh, rules):
   """(machinery, state, ref_params, rm_params): the policy from `run.checkpoint` (the run-time
-  fields of `run.model` applied) or a fresh init, the reference copy, the reward model."""
+  fields of `run.model` applied) or a fresh init, the reference copy, the reward model. PPO's
+  state is a ppo.PPOState: the policy's and a value model's (decoder copied from the policy)."""
   from dsmath_jax.train import state as state_lib
   policy = loading.load_or_init(run.checkpoint, run.model, tokenizer=run.tokenizer, mesh=mesh, rules=rules)
   state, shardings = state_lib.create_train_state(run.optim, policy.config, mesh, rules, params=policy.params,
                                                   seed=run.seed)
+  if run.rl.objective == "ppo":
+    from dsmath_jax.rl import machinery as machinery_lib
+    from dsmath_jax.rl import ppo
+    from dsmath_jax.rl import rm_task
+    value_state, value_shardings = rm_task.create_rm_state(machinery_lib.value_optim(run), run.seed + 1,
+                                                           policy.config, mesh, rules, base_params=state.params)
+    state, shardings = ppo.PPOState(state, value_state), ppo.PPOState(shardings, value_shardings)
   rm_config = rm_params = rm_shardings = None
   if run.rl.reward != "rule":
     if not run.rl.reward_model:
@@ -93,7 +101,8 @@ def train(run: GRPOConfig, workdir: str, machinery, state, ref_params, rm_params
 
 
 def run(config, workdir: str, benchmark_evaluator=None):
-  """Task `grpo`: train, plot the curves, save WORKDIR/model (load_pretrained reads it) and the
+  """Task `grpo`: train, plot the curves, save WORKDIR/model (load_pretrained reads it; PPO also
+  WORKDIR/value_model) and the
   resolved config (WORKDIR/config.json). Re-running the command resumes from WORKDIR/checkpoints
   (the reference is the policy of `config.checkpoint` again). Iterative RL (rl.iterations > 0)
   is `iterative.run`; main routes it. benchmark_evaluator: what builds the `config.benchmark_eval`
@@ -126,4 +135,7 @@ def run(config, workdir: str, benchmark_evaluator=None):
               os.path.join(workdir, "curves.png"))
   loading.save_pretrained(os.path.join(workdir, "model"), machinery.model_config, state.params,
                           machinery.tokenizer)
+  if grpo_run.rl.objective == "ppo":        # rm_lib.load_reward_model reads it back
+    rm_lib.save_reward_model(os.path.join(workdir, "value_model"), machinery.model_config, state.value.params,
+                             machinery.tokenizer)
   return state

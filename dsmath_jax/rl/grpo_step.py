@@ -4,9 +4,11 @@
      per-step scores, into per-token advantages (scoring.py);
   3. the trainer's log-probs: pi_ref (skipped when beta = 0), and pi_old itself where the
      sampler's cannot stand for it (truncated IS correction, temperature-consistent log-probs,
-     offline samples);
+     offline samples); PPO (ppo.py): the value model's V_t and GAE advantages over the
+     KL-shaped token rewards;
   4. mu = `rl.num_updates` passes of policy updates over `rl.num_minibatches` mini-batches
-     with the GRPO objective (loss.py) through the shared train step.
+     with the method's objective (loss.py, dpo.py; PPO: also a value update) through the shared
+     train step.
 Training rows hold one copy of a prompt and `rl.outputs_per_row` of its G responses
 (packing.py): the prompt is computed once per row, and only response positions go through
 the vocabulary projection, in the update and in the reference pass alike.
@@ -23,9 +25,10 @@ from dsmath_jax import sharding
 from dsmath_jax.rl import advantages as advantages_lib
 from dsmath_jax.rl import dpo
 from dsmath_jax.rl import packing
+from dsmath_jax.rl import ppo
 from dsmath_jax.rl import scoring
 from dsmath_jax.rl.config import RLConfig
-from dsmath_jax.rl.machinery import BATCH_FIELDS, Machinery
+from dsmath_jax.rl.machinery import Machinery
 from dsmath_jax.rl.questions import encode_prompt
 
 
@@ -44,6 +47,10 @@ def rl_step(rl: RLConfig, machinery: Machinery, state, ref_params, questions: Se
     rows = BATCH_BUILDERS[rl.objective](rl, machinery, completions, scored)
   with _timed(times, "time_reference"):
     gap = trainer_logprobs(rl, machinery, state, ref_params, rows)
+    if rl.objective == "ppo":              # GAE over the value model's V_t (ppo.py)
+      values = machinery.values(state.value.params, machinery.put({k: rows[k] for k in VALUE_INPUTS}))
+      ppo.fill_advantages(rl, np.asarray(sharding.to_host(values)), rows,
+                          np.where(scored.trained, scored.rewards.values, 0.0))
   with _timed(times, "time_training"):
     state, update_metrics = policy_updates(rl, machinery, state, rows, jax.random.fold_in(rng, 1))
   metrics = step_metrics(completions, scored, update_metrics, times)
@@ -68,8 +75,10 @@ def pair_rows(rl: RLConfig, machinery: Machinery, completions, scored: scoring.S
                               pad_id=machinery.tokenizer.pad_id, row_multiple=machinery.row_multiple)
 
 
-# The method-specific batch builder, beside its loss (machinery.build_machinery).
-BATCH_BUILDERS = {"clipped": group_rows, "dpo": pair_rows}
+# The method-specific batch builder, beside its loss (machinery.build_machinery). PPO's rows are
+# GRPO's; their advantages come from GAE once pi_old and pi_ref are known (rl_step).
+BATCH_BUILDERS = {"clipped": group_rows, "dpo": pair_rows, "ppo": group_rows}
+VALUE_INPUTS = packing.ROW_FIELDS + ("target_slots", "target_tokens")
 
 
 @contextlib.contextmanager
@@ -133,7 +142,7 @@ def policy_updates(rl: RLConfig, machinery: Machinery, state, rows: dict, rng):
   for _ in range(rl.num_updates):
     order = order_rng.permutation(num_rows) if minibatches > 1 else np.arange(num_rows)
     for part in np.array_split(order, minibatches):
-      state, metrics = machinery.train_step(state, machinery.put({k: rows[k][part] for k in BATCH_FIELDS}))
+      state, metrics = machinery.train_step(state, machinery.put({k: rows[k][part] for k in machinery.batch_spec}))
       update_metrics.append(metrics)
   return state, sharding.to_host(update_metrics)
 
@@ -157,7 +166,9 @@ def step_metrics(completions, scored: scoring.Scored, update_metrics: list, time
       **{f"reward_{name}": float(part.values[part.valid].mean()) if part.valid.any() else float("nan")
          for name, part in scored.reward_parts.items()},
       **{name: float(first[name]) for name in ("kl", "clip_fraction", "entropy", "abs_log_ratio",
-                                               "pair_accuracy", "pair_margin") if name in first},
+                                               "pair_accuracy", "pair_margin", "value_loss",
+                                               "value_clip_fraction", "value_mean", "value_grad_norm")
+         if name in first},
       "loss": float(np.mean([m["loss"] for m in update_metrics])),
       "grad_norm": float(np.mean([m["grad_norm"] for m in update_metrics])),
       "learning_rate": float(first.get("learning_rate", np.nan)),

@@ -16,6 +16,7 @@ from dsmath_jax.model import llama
 from dsmath_jax.rl import dpo
 from dsmath_jax.rl import loss as loss_lib
 from dsmath_jax.rl import packing
+from dsmath_jax.rl import ppo
 from dsmath_jax.rl import reward_model as rm_lib
 from dsmath_jax.rl.config import GRPOConfig
 from dsmath_jax.sample import sampler
@@ -35,14 +36,15 @@ class Machinery:
   sampling: sampler.SamplingParams   # G samples per question (RLConfig.sampling)
   max_tool_rounds: int         # tool-integrated runs: programs per sample at most
   seq_len: int                 # max_prompt_len + max_new_tokens: a reward model's rows
-  batch_spec: dict             # {field: shape} of one policy update's mini-batch (BATCH_FIELDS)
-  train_step: object           # (state, batch) -> (state, metrics) on one mini-batch
+  batch_spec: dict             # {field: shape} of one update's mini-batch (BATCH_FIELDS; PPO: + ppo.VALUE_FIELDS)
+  train_step: object           # (state, batch) -> (state, metrics) on one mini-batch (PPO: ppo.PPOState)
   logprobs: object             # (params, packed rows) -> response log-probs [rows, k, n] (policy or reference),
                                # of logits / rl.logprob_temperature
   rm_scores: object | None     # (rm_params, rows) -> scores [rows, seq]
   row_multiple: int            # packed rows are padded to a multiple of this (batch ways x mini-batches)
   copy_params: object          # params -> a fresh copy in the same shardings (the reference)
   sandbox: object | None = None  # tool-integrated RL (data.template "tool"): runs the programs
+  values: object | None = None   # PPO: (value params, packed rows) -> V_t [rows, k, n] (ppo.response_values)
 
   def put(self, rows: dict) -> dict:
     """Host arrays -> global arrays split over the batch axes on their leading axis.
@@ -61,7 +63,8 @@ class Machinery:
 
 def build_machinery(run: GRPOConfig, model_config: llama.LlamaConfig, tokenizer, state_shardings, mesh, rules,
                     rm_config=None, rm_shardings=None) -> Machinery:
-  """Compiles the policy update, the log-prob pass and (with a reward model) its scoring."""
+  """Compiles the policy update, the log-prob pass, (with a reward model) its scoring and, for PPO
+  (`state_shardings` a ppo.PPOState of the policy's and the value model's), the value pass and update."""
   from dsmath_jax.train import optim
   from dsmath_jax.train import step as step_lib
   rl = run.rl
@@ -80,14 +83,23 @@ def build_machinery(run: GRPOConfig, model_config: llama.LlamaConfig, tokenizer,
           logits_chunk=model_config.logits_chunk),
       "dpo": lambda: dpo.make_loss_fn(beta=rl.dpo_beta, temperature=rl.logprob_temperature,
                                       logits_chunk=model_config.logits_chunk),
+      # PPO (eq. 1): the clipped surrogate on GAE advantages; the KL is in the reward (ppo.token_rewards).
+      "ppo": lambda: loss_lib.make_loss_fn(
+          clip_eps=rl.clip_eps, clip_eps_high=rl.clip_eps_high or None, kl_coef=0.0,
+          aggregation=rl.aggregation, normalizer=float(rl.loss_normalizer or rl.max_new_tokens),
+          temperature=rl.logprob_temperature, dual_clip=rl.dual_clip, ratio_level=rl.ratio_level,
+          logits_chunk=model_config.logits_chunk),
   }
   loss_fn = losses[rl.objective]()
   batch_spec = {name: (rows_per_update, seq_len) for name in packing.ROW_FIELDS}    # ranks fix shardings
-  batch_spec.update({name: (rows_per_update, per_row, rl.max_new_tokens)
-                     for name in packing.TARGET_FIELDS + ("ref_logprobs", "is_weights")})
+  target_fields = packing.TARGET_FIELDS + ("ref_logprobs", "is_weights")
+  target_fields += ppo.VALUE_FIELDS if rl.objective == "ppo" else ()
+  batch_spec.update({name: (rows_per_update, per_row, rl.max_new_tokens) for name in target_fields})
+  is_ppo = rl.objective == "ppo"
   train_step = step_lib.compile_train_step(
-      state_shardings, mesh, rules, batch_spec, loss_fn=loss_fn, apply_fn=apply_fn,
-      num_microbatches=run.train.num_microbatches, learning_rate_fn=optim.make_schedule(run.optim))
+      state_shardings.policy if is_ppo else state_shardings, mesh, rules, batch_spec, loss_fn=loss_fn,
+      apply_fn=apply_fn, num_microbatches=run.train.num_microbatches,
+      learning_rate_fn=optim.make_schedule(run.optim))
   row_sharding = sharding.batch_sharding(mesh, rules, 2)
   rows_sharding = {k: row_sharding for k in ("tokens", "segment_ids", "positions")}
   packed_sharding = {k: sharding.batch_sharding(mesh, rules, len(batch_spec[k]))
@@ -97,6 +109,18 @@ def build_machinery(run: GRPOConfig, model_config: llama.LlamaConfig, tokenizer,
     return loss_lib.response_logprobs(apply_fn, params, rows, temperature=rl.logprob_temperature,
                                       logits_chunk=model_config.logits_chunk)
 
+  values = None
+  if is_ppo:                   # the value model: a RewardModel-shaped decoder + scalar head (ppo.py)
+    value_model = rm_lib.RewardModel(model_config)
+    value_apply = lambda params, tokens, **kw: value_model.apply({"params": params}, tokens, **kw)
+    value_step = step_lib.compile_train_step(
+        state_shardings.value, mesh, rules, batch_spec, loss_fn=ppo.make_value_loss_fn(value_clip=rl.value_clip),
+        apply_fn=value_apply, num_microbatches=run.train.num_microbatches,
+        learning_rate_fn=optim.make_schedule(value_optim(run)))
+    train_step = ppo.make_train_step(train_step, value_step)
+    values = runtime.jit_under_mesh(lambda p, rows: ppo.response_values(value_apply, p, rows), mesh, rules,
+                                    in_shardings=(state_shardings.value.params, packed_sharding),
+                                    out_shardings=sharding.batch_sharding(mesh, rules, 3))
   rm_scores = None
   if rm_config is not None:
     rm_model = rm_lib.RewardModel(rm_config)
@@ -111,10 +135,15 @@ def build_machinery(run: GRPOConfig, model_config: llama.LlamaConfig, tokenizer,
       logprobs=runtime.jit_under_mesh(logprobs, mesh, rules,
                                       in_shardings=(state_shardings.params, packed_sharding),
                                       out_shardings=sharding.batch_sharding(mesh, rules, 3)),
-      rm_scores=rm_scores, row_multiple=row_multiple, sandbox=_sandbox(run),
+      rm_scores=rm_scores, row_multiple=row_multiple, sandbox=_sandbox(run), values=values,
       copy_params=runtime.jit_under_mesh(lambda p: jax.tree.map(jnp.copy, p), mesh, rules,
                                          in_shardings=(state_shardings.params,),
                                          out_shardings=state_shardings.params))
+
+
+def value_optim(run: GRPOConfig):
+  """The value model's optimizer: config.optim with rl.value_lr (0 = the policy's lr)."""
+  return dataclasses.replace(run.optim, lr=run.rl.value_lr or run.optim.lr)
 
 
 def _sandbox(run: GRPOConfig):

@@ -22,12 +22,17 @@ from dsmath_jax.rl import steps as steps_lib
 
 
 class RewardModel(nn.Module):
-  """Transformer(return_hidden=True) + Dense(1): one score per position.  -> [batch, seq]."""
+  """Transformer(return_hidden=True) + Dense(1): one score per position.  -> [batch, seq].
+
+  PPO's value model is this module too (rl/ppo.py): on shared-prompt rows it passes
+  `prefix_segment_ids` and reads only `output_positions` ([batch, n] -> scores [batch, n])."""
   config: LlamaConfig
 
   @nn.compact
-  def __call__(self, tokens, positions=None, segment_ids=None):
-    hidden = Transformer(self.config, name="base")(tokens, positions, segment_ids, return_hidden=True)
+  def __call__(self, tokens, positions=None, segment_ids=None, prefix_segment_ids=None, output_positions=None):
+    hidden = Transformer(self.config, name="base")(tokens, positions, segment_ids, return_hidden=True,
+                                                   prefix_segment_ids=prefix_segment_ids,
+                                                   output_positions=output_positions)
     head = nn.Dense(1, dtype=jnp.float32, param_dtype=jnp.float32,
                     kernel_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed", None)),
                     bias_init=nn.with_logical_partitioning(nn.initializers.zeros, (None,)),
