@@ -141,6 +141,26 @@ def put_global(host_batch, sharding: NamedSharding):
       lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), host_batch)
 
 
+def process_rows(sharding: NamedSharding, global_batch: int) -> slice:
+  """The rows of a [global_batch, ...] array that this process's devices hold under `sharding`.
+
+  make_array_from_process_local_data takes this process's rows as one block: they must be
+  contiguous (true of meshes whose batch axes list each host's devices together).
+  """
+  indices = sharding.addressable_devices_indices_map((global_batch,))
+  starts_stops = {(index[0].start or 0, global_batch if index[0].stop is None else index[0].stop)
+                  for index in indices.values()}
+  held = sorted(starts_stops)
+  start, stop = held[0][0], held[-1][1]
+  covered = set()
+  for first, last in held:
+    covered.update(range(first, last))
+  if covered != set(range(start, stop)):
+    raise ValueError(f"process {jax.process_index()} holds rows {held} of the batch, not one "
+                     f"contiguous block: order the mesh's batch axes by host")
+  return slice(start, stop)
+
+
 def to_host(tree):
   """jax.device_get that also fetches arrays spanning other processes' devices (all-gathered)."""
   from jax.experimental import multihost_utils
@@ -153,5 +173,5 @@ def to_host(tree):
 
 
 __all__ = ["MESH_AXES", "P", "make_mesh", "mesh_shape", "logical_sharding", "tree_shardings",
-           "batch_sharding", "check_batch_divides", "put_global", "maybe_initialize_distributed",
+           "batch_sharding", "check_batch_divides", "put_global", "process_rows", "maybe_initialize_distributed",
            "DistributedConfig", "to_host"]
