@@ -148,16 +148,11 @@ def process_rows(sharding: NamedSharding, global_batch: int) -> slice:
   contiguous (true of meshes whose batch axes list each host's devices together).
   """
   indices = sharding.addressable_devices_indices_map((global_batch,))
-  starts_stops = {(index[0].start or 0, global_batch if index[0].stop is None else index[0].stop)
-                  for index in indices.values()}
-  held = sorted(starts_stops)
-  start, stop = held[0][0], held[-1][1]
-  covered = set()
-  for first, last in held:
-    covered.update(range(first, last))
-  if covered != set(range(start, stop)):
-    raise ValueError(f"process {jax.process_index()} holds rows {held} of the batch, not one "
+  blocks = sorted({index[0].indices(global_batch)[:2] for index in indices.values()})   # (start, stop)
+  if any(previous[1] != block[0] for previous, block in zip(blocks, blocks[1:])):
+    raise ValueError(f"process {jax.process_index()} holds rows {blocks} of the batch, not one "
                      f"contiguous block: order the mesh's batch axes by host")
+  start, stop = blocks[0][0], blocks[-1][1]
   return slice(start, stop)
 
 

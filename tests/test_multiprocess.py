@@ -83,6 +83,19 @@ def test_two_processes_without_coordinator_fail_clearly():
     sharding.maybe_initialize_distributed(Config(distributed={"num_processes": 2}), environ={})
 
 
+def test_process_rows_are_one_block_or_refused():
+  """A host feeds one contiguous block of rows; devices holding scattered rows are refused."""
+  class Sharding:                      # what jax reports for 4 rows of 8 held in two pieces
+    def __init__(self, *blocks):
+      self.blocks = blocks
+    def addressable_devices_indices_map(self, shape):
+      return {device: (slice(*block),) for device, block in enumerate(self.blocks)}
+  assert sharding.process_rows(Sharding((4, 6), (6, 8), (4, 6)), 8) == slice(4, 8)
+  assert sharding.process_rows(Sharding((None, None)), 8) == slice(0, 8)      # replicated
+  with pytest.raises(ValueError, match=r"rows \[\(0, 2\), \(4, 6\)\].*contiguous"):
+    sharding.process_rows(Sharding((0, 2), (4, 6)), 8)
+
+
 @pytest.mark.slow
 def test_grpo_tiny_two_processes_match_one(tmp_path):
   """GRPO :tiny, one update: 2 processes x 2 devices give one process x 4 devices' metrics.
