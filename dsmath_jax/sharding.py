@@ -141,6 +141,21 @@ def put_global(host_batch, sharding: NamedSharding):
       lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), host_batch)
 
 
+def process_rows(sharding: NamedSharding, global_batch: int) -> slice:
+  """The rows of a [global_batch, ...] array that this process's devices hold under `sharding`.
+
+  make_array_from_process_local_data takes this process's rows as one block: they must be
+  contiguous (true of meshes whose batch axes list each host's devices together).
+  """
+  indices = sharding.addressable_devices_indices_map((global_batch,))
+  blocks = sorted({index[0].indices(global_batch)[:2] for index in indices.values()})   # (start, stop)
+  if any(previous[1] != block[0] for previous, block in zip(blocks, blocks[1:])):
+    raise ValueError(f"process {jax.process_index()} holds rows {blocks} of the batch, not one "
+                     f"contiguous block: order the mesh's batch axes by host")
+  start, stop = blocks[0][0], blocks[-1][1]
+  return slice(start, stop)
+
+
 def to_host(tree):
   """jax.device_get that also fetches arrays spanning other processes' devices (all-gathered)."""
   from jax.experimental import multihost_utils
@@ -153,5 +168,5 @@ def to_host(tree):
 
 
 __all__ = ["MESH_AXES", "P", "make_mesh", "mesh_shape", "logical_sharding", "tree_shardings",
-           "batch_sharding", "check_batch_divides", "put_global", "maybe_initialize_distributed",
+           "batch_sharding", "check_batch_divides", "put_global", "process_rows", "maybe_initialize_distributed",
            "DistributedConfig", "to_host"]

@@ -76,18 +76,26 @@ def test_iterator_state_restores_the_position(tmp_path, mode):
       np.testing.assert_array_equal(got[name], want[name])
 
 
-def test_hosts_read_disjoint_records(tmp_path):
+@pytest.mark.parametrize("kind", ["text", "sft"])
+def test_hosts_feed_their_rows_of_the_one_host_batches(tmp_path, kind):
+  """2 hosts' batches, stacked host 0 then host 1, are the 1-host run's batches, step by step."""
   config = _config(tmp_path, global_batch=4)
-  config.sources.b.weight = 0.0
-  seen = []
-  for host in range(2):
-    batch = next(iter(pipeline.batches(_data(config), TOKENIZER, "text", process_index=host,
-                                       process_count=2, shuffle=False, repeat=False)))
-    assert batch["tokens"].shape == (2, 64)                 # 4 global rows over 2 hosts
-    text = TOKENIZER.decode(batch["tokens"].ravel())
-    seen.append({text[i + 1:i + 4] for i in range(len(text)) if text[i] == "a" and text[i + 1:i + 4].isdigit()})
-  assert seen[0] and seen[1] and not seen[0] & seen[1]
-  assert all(int(n) % 2 == 0 for n in seen[0]) and all(int(n) % 2 == 1 for n in seen[1])
+  if kind == "sft":             # whole examples first-fit into 4 bins of 64 tokens
+    path = tmp_path / "sft.jsonl"
+    path.write_text("".join(json.dumps({"question": f"{i} + {i}?" + " x" * (i % 7),
+                                        "response": f" {2 * i}" + "." * (i % 5)}) + "\n"
+                            for i in range(60)))
+    config.packing, config.sources = "first_fit", dict(qa=dict(jsonl=str(path)))
+  one = iter(pipeline.batches(_data(config), TOKENIZER, kind, process_index=0, process_count=1))
+  hosts = [iter(pipeline.batches(_data(config), TOKENIZER, kind, process_index=host, process_count=2))
+           for host in range(2)]
+  for _ in range(3):
+    want = next(one)
+    got = [next(host) for host in hosts]
+    assert got[0]["tokens"].shape == (2, config.seq_len)          # 4 global rows over 2 hosts
+    for name in want:
+      np.testing.assert_array_equal(np.concatenate([g[name] for g in got]), want[name], err_msg=name)
+    assert not np.array_equal(got[0]["tokens"], got[1]["tokens"])
 
 
 def test_first_fit_never_splits_an_example():

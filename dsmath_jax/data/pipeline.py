@@ -1,13 +1,20 @@
 """Training batches: a weighted mixture of sources, tokenized and packed, read with grain.
 
-  sources (TFDS / JSONL / generated)  -> this host's shard -> shuffle(seed) -> repeat
-  -> tokenize -> IterDataset.mix(weights) -> pack to seq_len -> batch(host rows)
+  sources (TFDS / JSONL / generated) -> shuffle(seed) -> repeat -> tokenize
+  -> IterDataset.mix(weights) -> pack to seq_len -> batch(global rows) -> this host's rows
 
 Pretraining mixes the paper's corpus sources by weight (§2.3: 56% DeepSeekMath Corpus,
 4% AlgebraicStack, 10% arXiv, 20% GitHub code, 10% Common Crawl) and packs documents
 concat-then-split; SFT (§3.1) renders each question with the CoT/tool template, masks the
 prompt and packs whole examples first-fit. Everything is a function of `data.seed`, and
 the iterator's get_state/set_state goes into the checkpoint (train/checkpointing.py).
+
+Every host builds the same global batches and keeps its own rows, so a run on P hosts trains on
+exactly the batches of a 1-host run (same losses; tests/test_multiprocess.py). Packing is
+sequential (concat-then-split carries a document across rows; first-fit fills bins in
+order), so hosts that sharded the records and packed their shards alone would build other rows.
+The price is that each host tokenizes and packs the whole global batch; `worker_count` spreads
+that over processes.
 A source without `weight` is sampled in proportion to its number of records (SFT: the
 union of all instruction data, as in §3.1); weight 0 drops it.
 """
@@ -49,12 +56,13 @@ class DataConfig:
     return [(f"{where}.tokenizer", self.tokenizer)] + sources.source_paths(self.sources, f"{where}.sources")
 
 
-def host_rows(global_batch: int, process_count: int) -> int:
-  """Rows of the global batch this host feeds (make_array_from_process_local_data)."""
+def host_rows(global_batch: int, process_count: int, process_index: int) -> slice:
+  """Rows [p*B/P, (p+1)*B/P) of the global batch that host p feeds (make_array_from_process_local_data)."""
   if global_batch % process_count:
     raise ValueError(f"data.global_batch={global_batch} does not divide over "
                      f"{process_count} hosts")
-  return global_batch // process_count
+  rows = global_batch // process_count
+  return slice(process_index * rows, (process_index + 1) * rows)
 
 
 def _example(record: dict, *, kind: str, tokenizer, seq_len: int, template: str) -> dict:
@@ -68,9 +76,9 @@ def _example(record: dict, *, kind: str, tokenizer, seq_len: int, template: str)
                              tokenizer.bos_id, tokenizer.eos_id, seq_len)
 
 
-def examples(data: DataConfig, tokenizer, kind: str, *, process_index: int, process_count: int,
-             shuffle: bool = True, repeat: bool = True) -> grain.IterDataset:
-  """The weighted mixture of `data.sources` as an IterDataset of tokenized examples."""
+def examples(data: DataConfig, tokenizer, kind: str, *, shuffle: bool = True,
+             repeat: bool = True) -> grain.IterDataset:
+  """The weighted mixture of `data.sources` as an IterDataset of tokenized examples (every host's)."""
   make_example = functools.partial(_example, kind=kind, tokenizer=tokenizer, seq_len=data.seq_len,
                                    template=data.template)
   datasets, weights = [], []
@@ -80,9 +88,8 @@ def examples(data: DataConfig, tokenizer, kind: str, *, process_index: int, proc
       continue
     dataset = sources.open_source(spec)
     weight = len(dataset) if weight is None else float(weight)   # no weight: by size
-    dataset = dataset[process_index::process_count]
     if len(dataset) == 0:
-      raise ValueError(f"data.sources.{name}: no records for host {process_index}")
+      raise ValueError(f"data.sources.{name}: no records")
     if shuffle:
       dataset = dataset.shuffle(seed=data.seed + index)
     if repeat:
@@ -96,17 +103,24 @@ def examples(data: DataConfig, tokenizer, kind: str, *, process_index: int, proc
   return grain.IterDataset.mix(datasets, weights)
 
 
-def batches(data: DataConfig, tokenizer, kind: str, *, process_index: int | None = None,
-            process_count: int | None = None, shuffle: bool = True,
-            repeat: bool = True) -> grain.IterDataset:
-  """IterDataset of this host's batches: dicts of numpy [host_rows, seq_len] arrays."""
-  process_index = jax.process_index() if process_index is None else process_index
-  process_count = jax.process_count() if process_count is None else process_count
-  mixture = examples(data, tokenizer, kind, process_index=process_index,
-                     process_count=process_count, shuffle=shuffle, repeat=repeat)
-  rows = packing.pack(mixture, data.seq_len, data.packing, num_packing_bins=data.packing_bins,
-                      seed=data.seed, shuffle_bins=shuffle)
-  batched = rows.batch(host_rows(data.global_batch, process_count), drop_remainder=True)
+def batches(data: DataConfig, tokenizer, kind: str, *, rows: slice | None = None,
+            process_index: int | None = None, process_count: int | None = None,
+            shuffle: bool = True, repeat: bool = True) -> grain.IterDataset:
+  """IterDataset of this host's batches: dicts of numpy [host_rows, seq_len] arrays.
+
+  rows: the rows of each global batch this host feeds (sharding.process_rows of the batch
+  sharding); None: host_rows(global_batch, process_count, process_index).
+  """
+  if rows is None:
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+    rows = host_rows(data.global_batch, process_count, process_index)
+  mixture = examples(data, tokenizer, kind, shuffle=shuffle, repeat=repeat)
+  packed = packing.pack(mixture, data.seq_len, data.packing, num_packing_bins=data.packing_bins,
+                        seed=data.seed, shuffle_bins=shuffle)
+  batched = packed.batch(data.global_batch, drop_remainder=True)   # [global_batch, seq_len]
+  if rows != slice(0, data.global_batch):
+    batched = batched.map(functools.partial(_take_rows, rows=rows))   # [host_rows, seq_len]
   if data.worker_count > 0:    # tokenize + pack in child processes; the state stays checkpointable
     batched = batched.mp_prefetch(grain.MultiprocessingOptions(num_workers=data.worker_count),
                                   worker_init_fn=_exit_with_parent)
@@ -116,6 +130,10 @@ def batches(data: DataConfig, tokenizer, kind: str, *, process_index: int | None
 def _exit_with_parent(worker_index: int, worker_count: int) -> None:
   """grain's worker_init_fn: a worker dies with the training process (issue 16), even SIGKILLed."""
   lifeline.exit_with_parent()
+
+
+def _take_rows(batch: dict, *, rows: slice) -> dict:
+  return {name: value[rows] for name, value in batch.items()}
 
 
 def batch_spec(data: DataConfig) -> dict:

@@ -85,12 +85,12 @@ def _check_batch(global_batch: int, num_microbatches: int, mesh, rules):
                                what="data.global_batch / train.num_microbatches")
 
 
-def _eval_batches(data: pipeline.DataConfig, evaluation: EvalConfig, tokenizer, kind):
+def _eval_batches(data: pipeline.DataConfig, evaluation: EvalConfig, tokenizer, kind, rows: slice):
   """A fixed list of held-out host batches (evaluation.sources), or [] when none."""
   if not evaluation.sources:
     return []
   held_out = dataclasses.replace(data, sources=evaluation.sources)
-  iterator = iter(pipeline.batches(held_out, tokenizer, kind, shuffle=False, repeat=False))
+  iterator = iter(pipeline.batches(held_out, tokenizer, kind, rows=rows, shuffle=False, repeat=False))
   return [batch for _, batch in zip(range(evaluation.num_batches), iterator)]
 
 
@@ -156,7 +156,9 @@ def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
   state, shardings = state_lib.create_train_state(optim_config, model_config, mesh, rules, params,
                                                   seed=seed)
   del params, pretrained
-  iterator = iter(pipeline.batches(data, tokenizer, kind))
+  batch_sharding = sharding.batch_sharding(mesh, rules, 2)
+  rows = sharding.process_rows(batch_sharding, data.global_batch)   # this host's rows of each batch
+  iterator = iter(pipeline.batches(data, tokenizer, kind, rows=rows))
   checkpointer = checkpointing.Checkpointer(
       os.path.join(os.path.abspath(workdir), "checkpoints"),
       every_steps=train_config.checkpoint_every, keep=train_config.keep_checkpoints)
@@ -170,8 +172,7 @@ def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
       shardings, mesh, rules, spec, loss_fn=loss_fn, apply_fn=apply_fn,
       num_microbatches=train_config.num_microbatches,
       learning_rate_fn=optim.make_schedule(optim_config))
-  batch_sharding = sharding.batch_sharding(mesh, rules, 2)
-  eval_batches = _eval_batches(data, evaluation, tokenizer, kind)
+  eval_batches = _eval_batches(data, evaluation, tokenizer, kind, rows)
   eval_step = step_lib.compile_eval_step(shardings.params, mesh, rules, spec, loss_fn=loss_fn,
                                          apply_fn=apply_fn)
 
