@@ -302,25 +302,33 @@ ready_r, ready_w = os.pipe()
 for _ in range(5):
   if os.fork() == 0:
     block = b"x" * (300 << 20)
-    os.write(ready_w, b"!")
+    os.write(ready_w, b"%8d" % os.getpid())
     time.sleep(3)
     os._exit(0)
 os.close(ready_w)
-deadline, held = time.time() + 4, 0
+import select
+deadline, holders, most = time.time() + 4, set(), 0
 while time.time() < deadline:
-  import select
-  if select.select([ready_r], [], [], 0.1)[0]:
-    chunk = os.read(ready_r, 10)
+  if select.select([ready_r], [], [], 0.05)[0]:
+    chunk = os.read(ready_r, 80)
     if not chunk:
       break
-    held += len(chunk)
-print(held)
+    holders |= {int(chunk[i:i + 8]) for i in range(0, len(chunk), 8)}
+    time.sleep(0.1)  # an OOM victim frees its memory before it can be reaped: let it finish dying
+  for pid in list(holders):
+    if os.waitpid(pid, os.WNOHANG)[0]:
+      holders.discard(pid)
+  most = max(most, len(holders))
+print(most)
 """
 
 
 def test_memory_cap_covers_the_whole_tree(box, caller):
   """Five children each touch 300 MB under a 512 MB cap: at most one holds it at a time (the
-  cgroup's OOM kill, or the worker's per-tree accounting where there is no cgroup)."""
+  cgroup's OOM kill, or the worker's per-tree accounting where there is no cgroup). The program
+  prints the most holders alive at once: the OOM killer may pick the child that already holds
+  its 300 MB and let the next one finish, so counting holders over the whole call is not the
+  measure (2 sequential holders were seen on a loaded machine)."""
   result = box.run(_FIVE_CHILDREN, memory_mb=512, timeout_s=15.0, python_guards=False)
   held = int(result.stdout) if result.status == "ok" else 0
   # A loaded CI machine may hit the wall-clock limit first: contained too (nothing printed "5").
