@@ -1,6 +1,5 @@
 """experiments/grpo_arithmetic: the task files, the report's arithmetic, and the :tiny run of
 every script (run.py, section5.py, maj_pass.py, report.py) end to end."""
-import importlib.util
 import json
 import os
 import re
@@ -9,24 +8,16 @@ import sys
 
 import numpy as np
 
+import experiment_module
 from configs import grpo_arithmetic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENT = os.path.join(ROOT, "experiments", "grpo_arithmetic")
 
 
-def _load(name: str, path: str):
-  """The experiment's module by file path, under its own name: grpo_smollm2 has a task.py too,
-  and two tests importing `task` in one worker would share whichever came first."""
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-task = _load("grpo_arithmetic_task", os.path.join(EXPERIMENT, "task.py"))
-report = _load("grpo_arithmetic_report", os.path.join(EXPERIMENT, "report.py"))
-experiment_config = _load("grpo_arithmetic_experiment_config", os.path.join(EXPERIMENT, "experiment_config.py"))
+task = experiment_module.load("grpo_arithmetic", "task")
+report = experiment_module.load("grpo_arithmetic", "report")
+experiment_config = experiment_module.load("grpo_arithmetic", "experiment_config")
 
 
 def test_task_files_keep_held_out_content_out_of_training(tmp_path):

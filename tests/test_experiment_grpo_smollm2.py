@@ -1,7 +1,6 @@
 """experiments/grpo_smollm2: content-disjoint splits, GRPO from the real SmolLM2 GGUF with its chat
 template, and the :tiny run of every stage."""
 import ast
-import importlib.util
 import json
 import operator
 import os
@@ -11,19 +10,10 @@ import sys
 
 import pytest
 
+import experiment_module
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _load(name: str, path: str):
-  """The experiment's module by file path, under its own name: grpo_arithmetic has a task.py too,
-  and two tests importing `task` in one worker would share whichever came first."""
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-task = _load("grpo_smollm2_task", os.path.join(ROOT, "experiments", "grpo_smollm2", "task.py"))
+task = experiment_module.load("grpo_smollm2", "task")
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 
