@@ -12,7 +12,6 @@ import experiment_module
 from configs import grpo_arithmetic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPERIMENT = os.path.join(ROOT, "experiments", "grpo_arithmetic")
 
 
 task = experiment_module.load("grpo_arithmetic", "task")
