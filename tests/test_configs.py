@@ -68,7 +68,7 @@ def _experiment_door(config):                  # experiments/grpo_smollm2/run.py
 
 # Configs run by an experiment's scripts rather than a task: their door (by config file name).
 EXPERIMENT_DOORS = {"grpo_arithmetic": _arithmetic_door, "grpo_arithmetic_section5": _arithmetic_door,
-                    "grpo_smollm2": _experiment_door}
+                    "grpo_arithmetic_figure5": _arithmetic_door, "grpo_smollm2": _experiment_door}
 
 
 # RL configs: the typed door their task's run() passes first (before any model is built), and
@@ -84,6 +84,9 @@ RL_DOORS = {
     "grpo_process": (_grpo_door, _GRPO_TYPOS),
     "ppo": (_grpo_door, _GRPO_TYPOS + ((("rl",), "gae_lamda", "gae_lambda"), (("rl",), "value_clp", "value_clip"))),
     "grpo_arithmetic": (_arithmetic_door, _GRPO_TYPOS),
+    "grpo_arithmetic_figure5": (_arithmetic_door, _GRPO_TYPOS + (
+        (("experiment", "arms", "ppo", "rl"), "objectiv", "objective"),
+        (("experiment", "arms", "rft", "optim"), "lrr", "lr"))),
     "grpo_iterative": (_iterative_door, _GRPO_TYPOS + (
         (("rm",), "replay_fractoin", "replay_fraction"), (("rm", "label"), "num_question", "num_questions"),
         (("rm", "optim"), "lr_", "lr"))),
@@ -161,7 +164,9 @@ def test_unknown_variant_and_argument_fail_naming_them(path):
 # Sections whose keys are names the user picks: a new key adds a source, it is not a misspelling.
 OPEN_MAPS = {"dataset": ("config.questions", "config.sft", ".files"),   # suffixes of `where`
              # an experiment's own section is read (and checked) by its run.py, not by the task
-             "grpo": ("config.experiment",)}
+             "grpo": ("config.experiment",),
+             # figure5.py's arms are named by the user (each arm's own keys are checked)
+             "grpo_arithmetic": ("config.experiment.arms",)}
 # Quickstart stages whose tasks' doors land with the rl/eval changes (checked when the stage starts).
 PENDING = ("config.grpo", "config.eval_")
 

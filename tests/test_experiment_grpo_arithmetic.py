@@ -93,3 +93,77 @@ def test_tiny_runs_of_every_script_then_the_report(tmp_path):
     assert heading in text
   for png in ("grpo.png", "supervision.png", "iterative.png", "maj_pass.png"):
     assert (results / png).exists(), png
+
+
+_CONTEXT = {"eval_questions": 10, "cpu_count": 2, "load_average_after": [2.0, 2.0, 2.0],
+            "overlap": {"test_problems": 10, "same_template_and_numbers": 0, "same_template": 0, "same_numbers": 0,
+                        "distinct_train_problems": 99}}
+
+
+def _figure5_file(directory, seed, curves, steps=4):
+  record = {"seed": seed, "rl_steps": steps, "eval_every": 2, "curves": curves,
+            "rl_seconds": {arm: 120.0 for arm in curves}, **_CONTEXT}
+  (directory / f"figure5_seed_{seed}.json").write_text(json.dumps(record))
+
+
+def _section5_file(directory, seed, outcome, process, steps=4):
+  (directory / f"section5_seed_{seed}.json").write_text(json.dumps(
+      {"seed": seed, "rl_steps": steps, "round2_start": steps // 2, **_CONTEXT,
+       "curves": {"outcome": outcome, "process": process, "two_rounds": process},
+       "reward_model_round2": {"new_examples": 1, "replayed_examples": 1, "last_train_metrics": {}}}))
+
+
+def test_report_figure5_table_matches_numpy_and_takes_grpo_from_section5(tmp_path):
+  finals = {"rft": [31.0, 33.0, 38.0], "online_rft": [40.0, 44.0, 45.0], "dpo": [30.0, 30.0, 36.0],
+            "ppo": [35.0, 39.0, 41.0]}
+  for seed in range(3):
+    _figure5_file(tmp_path, seed, {arm: [[0, 30.0], [2, 30.0 + seed], [4, values[seed]]]
+                                   for arm, values in finals.items()})
+  text = report.main(str(tmp_path))                         # no section5 results: said, not invented
+  assert "| step | RFT | Online RFT | DPO | PPO |" in text and "left out: no section5_seed_S.json" in text
+  row = "| 4 | " + " | ".join(f"{np.mean(v):.1f} ± {np.std(v, ddof=1):.1f}" for v in finals.values()) + " |"
+  assert row in text
+  assert "| 2 | 31.0 ± 1.0 | 31.0 ± 1.0 | 31.0 ± 1.0 | 31.0 ± 1.0 |" in text
+  outcome, process = [50.0, 52.0, 60.0], [55.0, 57.0, 62.0]
+  for seed in range(3):
+    _section5_file(tmp_path, seed, [[0, 30.0], [2, 40.0], [4, outcome[seed]]],
+                   [[0, 30.0], [2, 41.0], [4, process[seed]]])
+  text = report.main(str(tmp_path))
+  assert "| step | RFT | Online RFT | DPO | PPO | GRPO+OS | GRPO+PS |" in text
+  assert row + f" {np.mean(outcome):.1f} ± {np.std(outcome, ddof=1):.1f} | " \
+      f"{np.mean(process):.1f} ± {np.std(process, ddof=1):.1f} |" in text
+  assert (tmp_path / "figure5.png").stat().st_size > 1000
+  _section5_file(tmp_path, 1, [[0, 30.0], [4, 50.0]], [[0, 30.0], [4, 55.0]])    # evaluated at other steps
+  text = report.main(str(tmp_path))
+  assert "| step | RFT | Online RFT | DPO | PPO |" in text and "section5_seed_1.json has 4 steps evaluated at" in text
+
+
+def test_tiny_figure5_runs_every_method_resumes_per_arm_then_the_report(tmp_path):
+  _run("figure5.py", "configs/grpo_arithmetic_figure5.py:tiny", tmp_path)
+  results = tmp_path / "results"
+  record = json.loads((results / "figure5_seed_0.json").read_text())
+  arms = {"rft", "online_rft", "dpo", "ppo"}
+  assert set(record["curves"]) == arms and (record["rl_steps"], record["eval_every"]) == (2, 1)
+  for arm, curve in record["curves"].items():
+    assert [p[0] for p in curve] == [0, 1, 2] and all(0 <= p[1] <= 100 for p in curve), arm
+  assert len({curve[0][1] for curve in record["curves"].values()}) == 1     # one SFT model
+  methods = record["methods"]
+  assert (methods["rft"]["rl"]["data_source"], methods["rft"]["rl"]["gradient_coefficient"]) == \
+      ("offline_samples", "correct_only")
+  assert (methods["dpo"]["rl"]["objective"], methods["ppo"]["rl"]["objective"]) == ("dpo", "ppo")
+  metrics = lambda arm: [json.loads(l) for l in open(tmp_path / "figure5" / "seed_0" / arm / "metrics.jsonl")]
+  assert "pair_accuracy" in metrics("dpo")[0] and "value_loss" in metrics("ppo")[0]
+  first = [m for m in metrics("online_rft") if "loss" in m]
+  # An unfinished seed resumes per arm: the finished arms are read back, the missing one reruns
+  # from the SFT model and sees the same questions and sampling keys.
+  (results / "figure5_seed_0.json").unlink()
+  (tmp_path / "figure5" / "seed_0" / "online_rft" / "result.json").unlink()
+  stdout = _run("figure5.py", "configs/grpo_arithmetic_figure5.py:tiny", tmp_path)
+  assert all(f"arm {arm}: done before" in stdout for arm in arms - {"online_rft"})
+  assert "arm online_rft: done before" not in stdout
+  again = [m for m in metrics("online_rft") if "loss" in m]
+  assert [(m["step"], m["reward_mean"], m["loss"]) for m in again] == \
+      [(m["step"], m["reward_mean"], m["loss"]) for m in first]
+  assert json.loads((results / "figure5_seed_0.json").read_text())["curves"] == record["curves"]
+  text = report.main(str(results))
+  assert "RL methods compared (paper Figure 5" in text and (results / "figure5.png").exists()

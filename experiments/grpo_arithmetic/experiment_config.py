@@ -5,7 +5,8 @@ import dataclasses
 
 from dsmath_jax import config_types
 from dsmath_jax.rl import iterative
-from dsmath_jax.rl.config import GRPOConfig
+from dsmath_jax.rl.config import GRPOConfig, RLConfig
+from dsmath_jax.train.optim import OptimConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +40,19 @@ class MajPassConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ArmConfig:
+  """One method of figure5.py (config.experiment.arms.<name>): the keys of config.rl and
+  config.optim it changes, applied on top of the experiment's GRPO run (`arm_run`)."""
+  rl: dict                       # e.g. {"objective": "dpo", "dpo_beta": 0.1, "kl_coef": 0.0}
+  optim: dict                    # e.g. {"lr": 5e-5}
+
+  @classmethod
+  def from_config(cls, section, where: str) -> "ArmConfig":
+    """Its keys are checked against RLConfig and OptimConfig by `arm_run` (`typed` runs it for every arm)."""
+    return config_types.from_section(cls, section, where=where)
+
+
+@dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
   task: TaskConfig
   sft: SFTConfig
@@ -49,15 +63,19 @@ class ExperimentConfig:
   eval_k: int                    # maj@j / pass@j for j = 1, 2, 4, ..., eval_k before and after
   eval_questions: int            # held-out problems evaluated
   rm: iterative.IterativeRMConfig | None = None   # section5.py: the reward models' training
+  arms: dict[str, ArmConfig] | None = None         # figure5.py: {method name: its rl / optim changes}
 
   @classmethod
   def from_config(cls, section, where: str = "config.experiment") -> "ExperimentConfig":
     nested = {"task": TaskConfig, "sft": SFTConfig, "maj_pass": MajPassConfig}
-    top = config_types.strict_fields(cls, section, where=where, ignore=tuple(nested) + ("rm",))
+    top = config_types.strict_fields(cls, section, where=where, ignore=tuple(nested) + ("rm", "arms"))
     parts = {name: config_types.from_section(kind, section[name], where=f"{where}.{name}")
              for name, kind in nested.items() if name in section}
     if "rm" in section:
       parts["rm"] = iterative.IterativeRMConfig.from_config(section.rm, where=f"{where}.rm")
+    if "arms" in section:                            # arm names are the user's: an open map
+      parts["arms"] = {name: ArmConfig.from_config(arm, where=f"{where}.arms.{name}")
+                       for name, arm in section.arms.items()}
     missing = sorted(set(nested) - set(parts))
     if missing:
       raise ValueError(f"missing config section(s) {', '.join(f'{where}.{m}' for m in missing)}")
@@ -65,8 +83,21 @@ class ExperimentConfig:
 
 
 def typed(config) -> tuple[GRPOConfig, ExperimentConfig]:
-  """The door of run.py, section5.py and maj_pass.py: (the GRPO run, the experiment)."""
-  return GRPOConfig.from_config(config, ignore=("experiment",)), ExperimentConfig.from_config(config.experiment)
+  """The door of run.py, section5.py, figure5.py and maj_pass.py: (the GRPO run, the experiment).
+  Every arm of experiment.arms is resolved once here, so a misspelt or bad key fails at the door."""
+  run = GRPOConfig.from_config(config, ignore=("experiment",))
+  experiment = ExperimentConfig.from_config(config.experiment)
+  for name, arm in (experiment.arms or {}).items():
+    arm_run(run, arm, where=f"config.experiment.arms.{name}")
+  return run, experiment
+
+
+def arm_run(run: GRPOConfig, arm: ArmConfig, where: str) -> GRPOConfig:
+  """`run` with the arm's config.rl and config.optim keys replaced, through the sections' doors
+  (a bad value fails here, naming `where`, before any model is built)."""
+  rl = RLConfig.from_config({**dataclasses.asdict(run.rl), **arm.rl}, where=f"{where}.rl")
+  optim = OptimConfig.from_config({**dataclasses.asdict(run.optim), **arm.optim}, where=f"{where}.optim")
+  return dataclasses.replace(run, rl=rl, optim=optim)
 
 
 def pointed_at(run: GRPOConfig, experiment: ExperimentConfig, model_dir: str, questions_path: str) -> GRPOConfig:

@@ -2,10 +2,10 @@
 
   python experiments/grpo_arithmetic/report.py RESULTS_DIR
 
-RESULTS_DIR holds seed_S.json (run.py), section5_seed_S.json (section5.py) and maj_pass.json
-(maj_pass.py); whichever exist are reported. Writes RESULTS_DIR/results.md and
-RESULTS_DIR/{grpo,supervision,iterative,maj_pass}.png: each seed, and mean ± sample standard
-deviation over seeds. No number in these files is typed by hand.
+RESULTS_DIR holds seed_S.json (run.py), section5_seed_S.json (section5.py), figure5_seed_S.json
+(figure5.py) and maj_pass.json (maj_pass.py); whichever exist are reported. Writes
+RESULTS_DIR/results.md and RESULTS_DIR/{grpo,supervision,iterative,figure5,maj_pass}.png: each seed,
+and mean ± sample standard deviation over seeds. No number in these files is typed by hand.
 """
 import glob
 import json
@@ -143,6 +143,77 @@ def section5_sections(records: list[dict], main_records: list[dict], out_dir: st
   return lines + ["", "![iterative](iterative.png)", ""]
 
 
+# Figure 5's methods in the paper's order, as it names them: figure5.py's arms, then section5.py's
+# GRPO arms (outcome / process reward model). An arm the config adds is shown under its own name.
+FIGURE5_LABELS = {"rft": "RFT", "online_rft": "Online RFT", "dpo": "DPO", "ppo": "PPO",
+                  "outcome": "GRPO+OS", "process": "GRPO+PS"}
+
+
+def _section5_curves(records: list[dict], section5: list[dict]) -> tuple[dict, str]:
+  """({arm: [curve per seed]} of section5.py's outcome and process arms, a sentence saying where the
+  curves come from): used only when section5.py ran every seed of figure5.py with the same step
+  budget and the same evaluation steps (eval_every), else left out saying why."""
+  by_seed = {r["seed"]: r for r in section5}
+  seeds = [r["seed"] for r in records]
+  missing = [s for s in seeds if s not in by_seed]
+  if missing:
+    return {}, (f"GRPO+OS and GRPO+PS (section5.py's outcome / process arms) are left out: no "
+                f"section5_seed_S.json for seed(s) {missing}; run section5.py with the same config values.")
+  steps = [p[0] for p in records[0]["curves"][next(iter(records[0]["curves"]))]]
+  for seed in seeds:
+    other = by_seed[seed]
+    other_steps = [p[0] for p in other["curves"]["outcome"]]
+    if other["rl_steps"] != records[0]["rl_steps"] or other_steps != steps:
+      return {}, (f"GRPO+OS and GRPO+PS are left out: section5_seed_{seed}.json has {other['rl_steps']} steps "
+                  f"evaluated at {other_steps}, figure5.py {records[0]['rl_steps']} steps at {steps}.")
+  return ({arm: [by_seed[s]["curves"][arm] for s in seeds] for arm in ("outcome", "process")},
+          "GRPO+OS and GRPO+PS are section5.py's outcome / process arms (GRPO with an outcome / process "
+          "reward model; section5_seed_S.json), same seeds, steps and evaluation steps.")
+
+
+def figure5_section(records: list[dict], section5: list[dict], out_dir: str) -> list[str]:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  arms = [a for a in FIGURE5_LABELS if a in records[0]["curves"]] + \
+      sorted(a for a in records[0]["curves"] if a not in FIGURE5_LABELS)
+  named = {arm: [r["curves"][arm] for r in records] for arm in arms}
+  grpo_curves, grpo_note = _section5_curves(records, section5)
+  named.update(grpo_curves)
+  seeds = [r["seed"] for r in records]
+  start = records[0]["curves"][arms[0]][0][1]
+  lines = [f"## RL methods compared (paper Figure 5; {records[0]['rl_steps']} steps per method and seed, "
+           f"seeds {seeds})", "",
+           _context(records) + f" Held-out greedy accuracy of the SFT model every method starts from: {start:.1f}%.",
+           "", "Methods (configs/grpo_arithmetic_figure5.py; figure5_seed_S.json records each one's resolved rl and "
+           "optim settings): RFT (offline samples of the SFT model, GC 1 on correct outputs), Online RFT (the same "
+           "on the policy's samples), DPO (best/worst pairs of the policy's graded samples), PPO (GAE over a value "
+           "model), all with the rule-based grader's reward. " + grpo_note, "",
+           "Held-out greedy accuracy (%), mean ± std over seeds:", "",
+           "| step | " + " | ".join(FIGURE5_LABELS.get(a, a) for a in named) + " |", "|---" * (1 + len(named)) + "|"]
+  arrays = {arm: _curve_array(curves) for arm, curves in named.items()}
+  steps = arrays[arms[0]][0]
+  for i, step in enumerate(steps):
+    lines.append(f"| {step} | " + " | ".join(mean_std(values[:, i]) for _, values in arrays.values()) + " |")
+  minutes = {arm: [r["rl_seconds"][arm] / 60 for r in records] for arm in arms}
+  lines += ["", "Minutes per seed (with the greedy evaluations, on this shared machine): "
+            + "; ".join(f"{FIGURE5_LABELS.get(a, a)} " + ", ".join(f"{m:.1f}" for m in minutes[a]) for a in arms) + "."]
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  for i, (arm, (steps, values)) in enumerate(arrays.items()):
+    mean, spread = values.mean(0), values.std(0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
+    ax.plot(steps, mean, color=f"C{i}", lw=2, marker="o", ms=3, label=FIGURE5_LABELS.get(arm, arm))
+    ax.fill_between(steps, mean - spread, mean + spread, color=f"C{i}", alpha=0.15, lw=0)
+  ax.set_xlabel("RL step")
+  ax.set_ylabel("held-out greedy accuracy (%)")
+  ax.set_title(f"RL methods from one SFT model (mean ± std over {len(records)} seeds)", fontsize=10)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(os.path.join(out_dir, "figure5.png"), dpi=110)
+  plt.close(fig)
+  return lines + ["", "![figure 5](figure5.png)", ""]
+
+
 def maj_pass_section(record: dict, out_dir: str) -> list[str]:
   import matplotlib
   matplotlib.use("Agg")
@@ -181,6 +252,7 @@ def maj_pass_section(record: dict, out_dir: str) -> list[str]:
 def main(out_dir: str) -> str:
   main_records = _load(os.path.join(out_dir, "seed_*.json"))
   section5 = _load(os.path.join(out_dir, "section5_seed_*.json"))
+  figure5 = _load(os.path.join(out_dir, "figure5_seed_*.json"))
   lines = ["# GRPO on arithmetic word problems: results", "",
            "Written by experiments/grpo_arithmetic/report.py from the JSON files beside it; "
            "± is the sample standard deviation over RL seeds.", ""]
@@ -188,6 +260,8 @@ def main(out_dir: str) -> str:
     lines += main_section(main_records, out_dir)
   if section5:
     lines += section5_sections(section5, main_records, out_dir)
+  if figure5:
+    lines += figure5_section(figure5, section5, out_dir)
   if os.path.isfile(os.path.join(out_dir, "maj_pass.json")):
     lines += maj_pass_section(json.load(open(os.path.join(out_dir, "maj_pass.json"))), out_dir)
   text = "\n".join(lines)
