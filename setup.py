@@ -40,6 +40,8 @@ setuptools.setup(
     extras_require={
         # Common Crawl scale: read inputs from gs:// and s3:// through fsspec.
         "corpus": ["gcsfs", "s3fs"],
+        # --workdir=gs://... (README, "Workdirs anywhere"); orbax writes the arrays through tensorstore.
+        "gcs": ["gcsfs"],
         "beam": ["apache-beam"],
         "notebooks": ["jupyter", "nbclient", "nbformat", "ipykernel"],
         "test": [
@@ -52,6 +54,9 @@ setuptools.setup(
             "nbformat",
             "ipykernel",
             "apache-beam",
+            # tests/test_workdir_paths.py: a gs:// workdir against a local GCS emulator
+            "gcsfs",
+            "gcp-storage-emulator",
         ],
     },
 )

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
+from dsmath_jax import atomic, paths
+
 T = TypeVar("T")
 
 
@@ -121,22 +123,23 @@ def _config_text(config) -> str:
 
 
 def is_resumed(workdir: str) -> bool:
-  """True when WORKDIR/checkpoints holds a checkpoint step (a directory named by its number)."""
-  directory = os.path.join(workdir, CHECKPOINTS_DIR)
-  return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
+  """True when WORKDIR/checkpoints (local or a gs:// / s3:// URL) holds a checkpoint step (a
+  directory named by its number)."""
+  directory = paths.path(workdir) / CHECKPOINTS_DIR
+  return directory.is_dir() and any(child.name.isdigit() for child in directory.iterdir())
 
 
 def check_resume(config, workdir: str) -> None:
   """A resumed run (is_resumed) whose config differs from WORKDIR/config.json stops, naming the
   differing keys, unless `config.allow_config_change` is set: a run continued with another lr,
   data or model would silently be neither the old run nor the new one. RESUME_EXEMPT keys may differ."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not is_resumed(workdir) or not os.path.isfile(path):
+  path = paths.join(workdir, CONFIG_FILE)
+  if not is_resumed(workdir) or not paths.path(path).is_file():
     return
   if hasattr(config, "get") and config.get(ALLOW_CHANGE_KEY, False):
     return
   try:
-    with open(path) as f:
+    with paths.path(path).open() as f:
       saved = json.load(f)
   except (OSError, ValueError) as error:
     raise ValueError(f"{path}: the saved config of this resumed run cannot be read ({error}); "
@@ -152,18 +155,14 @@ def write_config(config, workdir: str) -> str:
   """Writes the run's resolved config to WORKDIR/config.json (process 0 only); returns the path.
 
   Every task calls it at its door, so a workdir always says how it was made. A resumed run is
-  checked against the saved config first (check_resume). Written to a temporary name and renamed,
-  so a half-written file never looks finished.
+  checked against the saved config first (check_resume). Written whole or not at all
+  (atomic.write_file), so a half-written file never looks finished; WORKDIR may be a gs:// URL.
   """
   check_resume(config, workdir)
-  path = os.path.join(workdir, CONFIG_FILE)
+  path = paths.join(workdir, CONFIG_FILE)
   jax = sys.modules.get("jax")                 # the corpus task runs without jax
   if jax is not None and jax.process_index() != 0:
     return path
-  os.makedirs(workdir, exist_ok=True)
-  text = _config_text(config)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(text + "\n")
-  os.replace(tmp, path)
+  with atomic.write_file(path) as f:
+    f.write(_config_text(config) + "\n")
   return path

@@ -4,13 +4,13 @@
 the config is locked). Every task is a function `run(config, workdir)` that a notebook
 or a test can call directly.
 """
-import os
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for everything the run writes.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for everything the run writes: a local path or a "
+                                "gs:// URL (README, 'Workdirs anywhere').")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -72,6 +72,12 @@ def tasks():
   return {"convert": convert, "corpus": corpus, "dataset": dataset, "eval": eval_, "grpo": grpo, "reward_model": reward_model, "pretrain": pretrain, "sft": sft, "tokenizer": tokenizer, "sample": sample, "quickstart": quickstart}
 
 
+# Tasks whose every read and write goes through dsmath_jax.paths, so that --workdir may be a URL.
+# The others still use local file APIs; a URL workdir is refused for them rather than written to a
+# local folder named after it.
+REMOTE_WORKDIR_TASKS = ("pretrain", "sft")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -85,7 +91,12 @@ def main(argv):
   if "distributed" in config:               # jax tasks: join the other processes before any jax call
     from dsmath_jax import sharding
     sharding.maybe_initialize_distributed(config)
-  os.makedirs(workdir, exist_ok=True)
+  from dsmath_jax import paths             # a local folder or a gs:// / s3:// URL (unknown schemes refused)
+  if paths.is_remote(workdir) and config.task not in REMOTE_WORKDIR_TASKS:
+    raise app.UsageError(f"--workdir={workdir}: task {config.task!r} writes local files only; a URL "
+                         f"workdir works for {', '.join(REMOTE_WORKDIR_TASKS)} (README, 'Workdirs anywhere'); "
+                         f"use a local path or a mounted bucket")
+  paths.path(workdir).mkdir(parents=True, exist_ok=True)
   logging.info("task %s, workdir %s", config.task, workdir)
   known[config.task](config, workdir)
 

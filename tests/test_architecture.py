@@ -15,20 +15,21 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "dsmath_jax"
 # pipeline runs (a later stage may use an earlier one, never the reverse).
 RANKS = {
     # ground floor: no dsmath_jax imports
-    "sharding": 0, "jsonl": 0, "gguf_file": 0, "templates": 0, "config_types": 0, "console": 0,
-    "lifeline": 0, "atomic": 0,
+    "paths": 0, "sharding": 0, "jsonl": 0, "gguf_file": 0, "templates": 0, "console": 0, "lifeline": 0,
+    # whole-or-nothing outputs and the resolved config, local or in an object store (paths)
+    "atomic": 1, "config_types": 2,
     # the model and its vocabulary; the task prologue (mesh, rules, jit under the mesh), which the
     # model's own `convert` task uses too
-    "tokenizer": 1, "runtime": 1, "model": 2,
+    "tokenizer": 3, "runtime": 3, "model": 4,
     # libraries several stages share
-    "grading": 3, "sandbox": 3, "decontaminate": 3,
+    "grading": 5, "sandbox": 5, "decontaminate": 5,
     # the benchmark definitions: read by decontamination (corpus, datasets) and by eval
-    "benchmarks": 4,
+    "benchmarks": 6,
     # stages, in pipeline order
-    "corpus": 5, "datasets": 6, "data": 7, "tokenizer_train": 8, "tokenizer_task": 9,
-    "train": 10, "sample": 11, "rl": 12, "eval": 13,
+    "corpus": 7, "datasets": 8, "data": 9, "tokenizer_train": 10, "tokenizer_task": 11,
+    "train": 12, "sample": 13, "rl": 14, "eval": 15,
     # the entry points
-    "quickstart": 14, "main": 15,
+    "quickstart": 16, "main": 17,
 }
 
 

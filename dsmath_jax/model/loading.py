@@ -9,12 +9,18 @@ Loading streams: parameters are built one at a time on the host (a scan-stacked 
 gathers its L layers, so the host peak is the largest stacked parameter, e.g. 2.7 GB of the
 7B's 13.8 GB in bfloat16) and go straight to their NamedSharding with `jax.device_put`; orbax
 restores straight into the shardings. No full host copy of the model is ever made.
+
+A save_pretrained directory may be a gs:// URL (dsmath_jax.paths): orbax writes and reads the
+params there through tensorstore, model.json and the tokenizer go through epath (the tokenizer is
+downloaded to a local folder to load, as its libraries read local files). Hugging Face directories
+and GGUF files are read from local paths only (memory-mapped safetensors / GGUF tensors).
 """
 import dataclasses
 import functools
 import json
 import os
 import shutil
+import tempfile
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -24,7 +30,7 @@ import numpy as np
 from flax import traverse_util
 from jax.sharding import NamedSharding, PartitionSpec
 
-from dsmath_jax import atomic
+from dsmath_jax import atomic, paths
 from dsmath_jax import tokenizer as tokenizers
 from dsmath_jax.model import hf, llama
 
@@ -77,6 +83,13 @@ def load_or_init(checkpoint: str, model: llama.LlamaConfig, *, tokenizer: str = 
 
 def checkpoint_kind(path: str) -> str:
   """"gguf" | "hf" | "ours", or a FileNotFoundError that says what was expected."""
+  if paths.is_remote(path):
+    if (paths.path(path) / MODEL_JSON).is_file():
+      return "ours"
+    raise FileNotFoundError(
+        f"checkpoint {path!r}: expected a save_pretrained directory ({MODEL_JSON} + {PARAMS_DIR}/) at this "
+        f"URL (its {MODEL_JSON}, written last, is missing: not one, or a save cut short); Hugging Face "
+        f"directories and GGUF files are read from local paths only: copy them to a local disk")
   if os.path.isfile(path) and path.endswith(".gguf"):
     return "gguf"
   if os.path.isdir(path):
@@ -93,8 +106,7 @@ def read_config(path: str, **overrides) -> llama.LlamaConfig:
   """The checkpoint's LlamaConfig (reads metadata only), with field overrides."""
   kind = checkpoint_kind(path)
   if kind == "ours":
-    with open(os.path.join(path, MODEL_JSON)) as f:
-      fields = json.load(f)["config"]
+    fields = _model_json(path)["config"]
   elif kind == "hf":
     fields = hf.read_config(path)
   else:
@@ -102,6 +114,11 @@ def read_config(path: str, **overrides) -> llama.LlamaConfig:
     fields = gguf.GGUFCheckpoint(path).config_fields()
   fields.update({k: v for k, v in overrides.items() if v is not None})
   return llama.LlamaConfig.from_config(fields)
+
+
+def _model_json(path: str) -> dict:
+  with (paths.path(path) / MODEL_JSON).open() as f:
+    return json.load(f)
 
 
 def abstract_params(config: llama.LlamaConfig):
@@ -171,7 +188,7 @@ def stream_params(config: llama.LlamaConfig, source, shardings, where: str):
 def _restore_ours(path: str, config: llama.LlamaConfig, mesh, rules):
   """Orbax restore into the shardings; leaves not in the Transformer (heads) are replicated."""
   import orbax.checkpoint as ocp
-  params_path = os.path.abspath(os.path.join(path, PARAMS_DIR))
+  params_path = paths.check_orbax_dir(paths.join(path, PARAMS_DIR), "params")
   with ocp.StandardCheckpointer() as checkpointer:
     stored = checkpointer.metadata(params_path).item_metadata.tree
     flat_stored = traverse_util.flatten_dict(stored, sep="/")
@@ -213,11 +230,15 @@ def load_pretrained(path: str, *, dtype=None, param_dtype=None, mesh=None, rules
   config = dataclasses.replace(config, param_dtype=jnp.dtype(config.param_dtype).name)
   if kind == "ours":
     params = _restore_ours(path, config, mesh, rules)
-    with open(os.path.join(path, MODEL_JSON)) as f:
-      saved_tokenizer = json.load(f).get("tokenizer")
-    tokenizer = (tokenizers.load_tokenizer(
-        saved_tokenizer if saved_tokenizer == "byte" else os.path.join(path, saved_tokenizer))
-                 if saved_tokenizer else None)
+    saved_tokenizer = _model_json(path).get("tokenizer")
+    if not saved_tokenizer or saved_tokenizer == "byte":
+      tokenizer = tokenizers.load_tokenizer(saved_tokenizer) if saved_tokenizer else None
+    elif paths.is_remote(path):
+      # Kept (not a temporary folder): a SentencePiece tokenizer re-reads its file to save itself.
+      local = tempfile.mkdtemp(prefix="dsmath_jax_tokenizer_")
+      tokenizer = tokenizers.load_tokenizer(paths.download_tree(paths.join(path, saved_tokenizer), local))
+    else:
+      tokenizer = tokenizers.load_tokenizer(os.path.join(path, saved_tokenizer))
     return Pretrained(config, params, tokenizer)
   shardings = param_shardings(config, mesh, rules)
   if kind == "hf":
@@ -243,35 +264,46 @@ def save_pretrained(directory: str, config: llama.LlamaConfig, params,
   Everything is written into DIRECTORY.partial, which replaces `directory` only once complete
   (atomic.replace_dir, process 0, after every host's shards are down): a save that fails or is
   killed leaves the previous model whole, never new params beside an old model.json.
+
+  In an object store (a gs:// URL), where a folder cannot be renamed, the old model's model.json is
+  deleted first, then the folder, and the new one is written in place with model.json last (one
+  object write): a save cut short leaves a folder without model.json, which load_pretrained refuses
+  by name, never new params beside an old model.json; the previous model is not kept.
   """
   import orbax.checkpoint as ocp
-  directory = os.path.abspath(directory)
-  staging = directory + ".partial"              # a name every host agrees on
+  remote = paths.is_remote(directory)
+  directory = os.fspath(paths.check_orbax_dir(directory, "save_pretrained directory"))
+  staging = directory if remote else directory + ".partial"   # a name every host agrees on
   multihost = jax.process_count() > 1
   if jax.process_index() == 0:
-    shutil.rmtree(staging, ignore_errors=True)   # left by a save that was killed
-    os.makedirs(staging)
+    if remote:
+      (paths.path(directory) / MODEL_JSON).unlink(missing_ok=True)
+    paths.path(staging).rmtree(missing_ok=True)   # left by a save that was killed
+    paths.path(staging).mkdir(parents=True)
   if multihost:
     from jax.experimental import multihost_utils
     multihost_utils.sync_global_devices("save_pretrained: staging folder ready")
   try:
     with ocp.StandardCheckpointer() as checkpointer:
-      checkpointer.save(os.path.join(staging, PARAMS_DIR), params, force=True)
+      checkpointer.save(paths.path(staging) / PARAMS_DIR, params, force=True)
     if multihost:
       multihost_utils.sync_global_devices("save_pretrained: params written")
     if jax.process_index() == 0:
       tokenizer_ref = None
       if tokenizer is not None:
-        saved = tokenizer.save(os.path.join(staging, "tokenizer"))
-        tokenizer_ref = os.path.relpath(saved, staging)
+        with tempfile.TemporaryDirectory(prefix="dsmath_jax_tokenizer_") as local:
+          saved = tokenizer.save(os.path.join(local, "tokenizer"))
+          tokenizer_ref = os.path.relpath(saved, local)
+          paths.upload_tree(local, staging)
       meta = {"format": "dsmath_jax", "config": dataclasses.asdict(config), "tokenizer": tokenizer_ref,
               "special_ids": None if tokenizer is None else dict(
                   bos=tokenizer.bos_id, eos=tokenizer.eos_id, pad=tokenizer.pad_id)}
-      with open(os.path.join(staging, MODEL_JSON), "w") as f:
+      with atomic.write_file(paths.join(staging, MODEL_JSON)) as f:
         json.dump(meta, f, indent=1)
-      atomic.replace_dir(staging, directory)
+      if not remote:
+        atomic.replace_dir(staging, directory)
   except BaseException:
-    if jax.process_index() == 0:
+    if jax.process_index() == 0 and not remote:
       shutil.rmtree(staging, ignore_errors=True)
     raise
   if multihost:

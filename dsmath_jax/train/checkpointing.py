@@ -8,10 +8,14 @@ Saves are asynchronous (training continues while orbax writes), every `every_ste
 keeping the last `keep`; SIGTERM (how TPU VMs are preempted) sets a flag on which the
 loop saves at once and stops, as does orbax's multi-host preemption sync. A damaged latest
 step does not stop a resume: `restore` falls back to the newest readable one, with a warning.
+
+The directory may be a gs:// URL (paths.check_orbax_dir): orbax writes the arrays through
+tensorstore's gcs kvstore and its metadata through epath, and on GCS marks a finished step with a
+commit file instead of a rename, so a step cut short is never listed. s3:// is refused at start-up,
+naming the reason: orbax-checkpoint writes arrays to local paths and gs:// only.
 """
 import json
 import os
-import shutil
 import signal
 
 import jax
@@ -19,19 +23,19 @@ import orbax.checkpoint as ocp
 from absl import logging
 from grain import checkpoint as grain_checkpoint
 
+from dsmath_jax import paths
+
 
 def _unparsable_json(directory: str) -> str | None:
   """The first metadata file under `directory` that is not valid JSON (orbax's own errors seldom
   name it), else None: then the damage is in the array data, which only tensorstore can read."""
-  for root, _, names in sorted(os.walk(directory)):
-    for name in sorted(names):
-      if name.startswith("_") or name.endswith(".json") or os.path.basename(root) == "array_metadatas":
-        path = os.path.join(root, name)
-        try:
-          with open(path) as f:
-            json.load(f)
-        except (OSError, ValueError):
-          return path
+  for path in paths.files(directory):
+    if path.name.startswith("_") or path.name.endswith(".json") or path.parent.name == "array_metadatas":
+      try:
+        with path.open() as f:
+          json.load(f)
+      except (OSError, ValueError):
+        return os.fspath(path)
   return None
 
 
@@ -48,6 +52,7 @@ class Checkpointer:
   """CheckpointManager for (state, data iterator)."""
 
   def __init__(self, directory: str, *, every_steps: int, keep: int = 3, async_save: bool = True):
+    directory = paths.check_orbax_dir(directory, "checkpoint directory")
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, save_interval_steps=max(int(every_steps), 1),
         enable_async_checkpointing=async_save, create=True)
@@ -103,19 +108,19 @@ class Checkpointer:
 
   @property
   def directory(self) -> str:
-    return str(self.manager.directory)
+    return os.fspath(self.manager.directory)
 
   def _restore_step(self, step: int, target, data_iterator):
     """One step's items, each read on its own so that an error names the part and file that failed."""
-    step_dir = os.path.join(self.directory, str(step))
+    step_dir = paths.join(self.directory, str(step))
     try:
       state = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))).state
     except Exception as error:      # orbax/tensorstore raise many types for a damaged file
-      where = _unparsable_json(os.path.join(step_dir, "state")) or os.path.join(step_dir, "state")
+      where = _unparsable_json(paths.join(step_dir, "state")) or paths.join(step_dir, "state")
       raise UnreadableCheckpoint(f"{where}: the train state: {type(error).__name__}: "
                                  f"{_shorten(str(error))}") from error
     if data_iterator is not None:
-      path = os.path.join(step_dir, "data", f"process_{jax.process_index()}-of-{jax.process_count()}.json")
+      path = paths.join(step_dir, "data", f"process_{jax.process_index()}-of-{jax.process_count()}.json")
       try:
         self.manager.restore(step, args=ocp.args.Composite(data=grain_checkpoint.CheckpointRestore(data_iterator)))
       except Exception as error:
@@ -124,14 +129,14 @@ class Checkpointer:
     return state
 
   def _set_aside(self, steps) -> None:
-    """Renames unreadable steps to STEP.unreadable (process 0) and re-lists the directory."""
+    """Renames unreadable steps to STEP.unreadable (process 0) and re-lists the directory (in an
+    object store the rename copies the step's objects, then deletes them)."""
     if jax.process_index() == 0:
       for step in steps:
-        path = os.path.join(self.directory, str(step))
-        aside = f"{path}.unreadable"
-        if os.path.exists(aside):
-          shutil.rmtree(aside)
-        os.replace(path, aside)
+        path = paths.path(self.directory) / str(step)
+        aside = path.parent / f"{step}.unreadable"
+        aside.rmtree(missing_ok=True)
+        path.rename(aside)
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils
       multihost_utils.sync_global_devices("dsmath_jax checkpoint set aside")

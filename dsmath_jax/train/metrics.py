@@ -3,14 +3,25 @@
 One JSON object per logged step (`{"step": s, "loss": ..., ...}`) is the record every
 plot and comparison reads; TensorBoard and the console line are views of the same dict.
 Only process 0 writes (all hosts compute the same global scalars).
+
+WORKDIR may be a gs:// or s3:// URL. An object store cannot append, and TensorBoard and the
+profiler write local files, so then everything is written into a local mirror (paths.LocalMirror:
+the remote metrics.jsonl is downloaded first, so a resumed run appends to it) and uploaded after
+every record and at close; a run killed between records loses at most that record's TensorBoard
+and profile files, never metrics.jsonl lines already written.
 """
 import json
 import math
 import os
+import tempfile
 import time
 
 import jax
 from absl import logging
+
+from dsmath_jax import atomic, paths
+
+METRICS_FILE = "metrics.jsonl"
 
 
 # What the console line of a pretrain/SFT step shows (all of it is in metrics.jsonl).
@@ -32,16 +43,19 @@ class MetricsWriter:
     self.enabled = jax.process_index() == 0
     self.console_keys = console_keys
     self.workdir = workdir
-    self.path = os.path.join(workdir, "metrics.jsonl")
+    self.path = paths.join(workdir, METRICS_FILE)      # where metrics.jsonl ends up (maybe a URL)
     self._start = time.time()
-    self._file = self._tensorboard = self._wandb = None
+    self._file = self._tensorboard = self._wandb = self._mirror = None
     self._profile_first, self._profile_count = profile_steps
     self._profiling = False
     if self.enabled:
-      os.makedirs(workdir, exist_ok=True)
-      self._file = open(self.path, "a")
+      self._mirror = paths.LocalMirror(workdir, files=(METRICS_FILE,))
+      if self._mirror.remote:
+        logging.info("workdir %s: metrics, TensorBoard and profiles are written to %s and uploaded after "
+                     "every record", workdir, self._mirror.local)
+      self._file = open(os.path.join(self._mirror.local, METRICS_FILE), "a")
       from tensorboardX import SummaryWriter
-      self._tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard"))
+      self._tensorboard = SummaryWriter(os.path.join(self._mirror.local, "tensorboard"))
       if wandb_project:
         self._wandb = _start_wandb(wandb_project, workdir, run_config)
 
@@ -50,10 +64,22 @@ class MetricsWriter:
     if self._profile_count <= 0:
       return
     if step == self._profile_first and not self._profiling:
-      jax.profiler.start_trace(os.path.join(self.workdir, "profile"))
+      jax.profiler.start_trace(os.path.join(self._profile_root(), "profile"))
       self._profiling = True
     elif step >= self._profile_first + self._profile_count and self._profiling:
       self._stop_profile()
+
+  def _profile_root(self) -> str:
+    """Process 0 traces into its mirror of WORKDIR (uploaded with the metrics); the others into a
+    local WORKDIR, or into a temporary folder they name when WORKDIR is a URL."""
+    if self._mirror is not None:
+      return self._mirror.local
+    if not paths.is_remote(self.workdir):
+      return self.workdir
+    local = tempfile.mkdtemp(prefix="dsmath_jax_profile_")
+    logging.warning("process %d: its profile of the %s workdir stays in %s (process 0's is uploaded)",
+                    jax.process_index(), self.workdir, local)
+    return local
 
   def _stop_profile(self) -> None:
     jax.effects_barrier()
@@ -71,6 +97,9 @@ class MetricsWriter:
         self._tensorboard.add_scalar(name, value, int(step))
     if self._wandb is not None:
       self._wandb.log(scalars, step=int(step))
+    if self._mirror.remote:
+      self._tensorboard.flush()
+      self._mirror.sync()
     shown = " ".join(f"{k}={scalars[k]:.4g}" for k in self.console_keys if k in scalars)
     print(f"step {int(step)} [{time.time() - self._start:.0f}s] {shown}", flush=True)
 
@@ -82,6 +111,7 @@ class MetricsWriter:
       self._tensorboard.close()
       if self._wandb is not None:
         self._wandb.finish()
+      self._mirror.close()
 
 
 def _start_wandb(project: str, workdir: str, run_config: dict | None):
@@ -92,16 +122,17 @@ def _start_wandb(project: str, workdir: str, run_config: dict | None):
     logging.warning("wandb_project=%r but the wandb package is not installed: pip install wandb; "
                     "metrics still go to metrics.jsonl and TensorBoard", project)
     return None
-  id_path = os.path.join(workdir, "wandb_id")
-  if os.path.exists(id_path):
-    with open(id_path) as f:
-      run_id = f.read().strip()
+  id_path = paths.path(workdir) / "wandb_id"
+  if id_path.exists():
+    run_id = id_path.read_text().strip()
   else:
     run_id = wandb.util.generate_id()
-    with open(id_path, "w") as f:
+    with atomic.write_file(os.fspath(id_path)) as f:
       f.write(run_id)
-  return wandb.init(project=project, id=run_id, resume="allow", dir=workdir,
-                    name=os.path.basename(os.path.normpath(workdir)), config=run_config or {})
+  # wandb keeps its files in a local folder: WORKDIR itself, or a temporary one for a URL.
+  local = tempfile.mkdtemp(prefix="dsmath_jax_wandb_") if paths.is_remote(workdir) else workdir
+  return wandb.init(project=project, id=run_id, resume="allow", dir=local,
+                    name=id_path.parent.name, config=run_config or {})
 
 
 # Dense bf16 peak FLOP/s per chip from the vendors' data sheets (device_kind as jax reports it).
@@ -137,7 +168,7 @@ def read_metrics(metrics_jsonl: str) -> list[dict]:
   """One record per step, in step order: records of the same step are merged, later values
   winning (a resumed run logs again the steps after its last checkpoint)."""
   by_step = {}
-  with open(metrics_jsonl) as f:
+  with paths.path(metrics_jsonl).open() as f:
     for line in f:
       if line.strip():
         record = json.loads(line)
@@ -172,5 +203,6 @@ def plot_curves(metrics_jsonl: str, keys, png_path: str) -> None:
     ax.set_title(key)
     ax.grid(alpha=0.3)
   fig.tight_layout()
-  fig.savefig(png_path, dpi=100)
+  with atomic.file_path(png_path) as temporary:       # png_path may be a URL
+    fig.savefig(temporary, dpi=100)
   plt.close(fig)

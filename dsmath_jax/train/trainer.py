@@ -4,11 +4,11 @@ Re-running the same command resumes from the latest checkpoint in WORKDIR/checkp
 data position included. The run starts from `config.checkpoint` (load_or_init) when
 set, else from a random init, and ends with save_pretrained(WORKDIR/"model"), which the
 next stage's `config.checkpoint` points at. `train` is the door: it writes WORKDIR/config.json
-and turns the config into typed values; `fit` and everything below take those values.
+and turns the config into typed values; `fit` and everything below take those values. WORKDIR
+may be a gs:// URL: every path below goes through dsmath_jax.paths.
 """
 import dataclasses
 import functools
-import os
 import time
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from dsmath_jax import config_types, runtime, sharding
+from dsmath_jax import config_types, paths, runtime, sharding
 from dsmath_jax.data import pipeline, sources
 from dsmath_jax.model import llama, loading
 from dsmath_jax.train import benchmark_eval as bench_lib
@@ -130,6 +130,7 @@ def train(config, workdir: str, *, kind: str,
   entry point passes eval/during_training.make_evaluator). Returns the last logged metrics.
   """
   c = typed_config(config)
+  paths.check_orbax_dir(workdir, "--workdir")     # s3:// refused here, before any model is built
   bench_lib.check_factory(c.benchmark_eval, benchmark_evaluator)
   config_types.check_paths(input_paths(c))
   config_types.write_config(config, workdir)
@@ -160,7 +161,7 @@ def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
   rows = sharding.process_rows(batch_sharding, data.global_batch)   # this host's rows of each batch
   iterator = iter(pipeline.batches(data, tokenizer, kind, rows=rows))
   checkpointer = checkpointing.Checkpointer(
-      os.path.join(os.path.abspath(workdir), "checkpoints"),
+      paths.join(workdir, config_types.CHECKPOINTS_DIR),
       every_steps=train_config.checkpoint_every, keep=train_config.keep_checkpoints)
   state, start = checkpointer.restore(state, iterator)
 
@@ -232,8 +233,8 @@ def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
   checkpointer.close()
   writer.close()
   if not stopped:
-    loading.save_pretrained(os.path.join(workdir, "model"), model_config, state.params, tokenizer)
+    loading.save_pretrained(paths.join(workdir, "model"), model_config, state.params, tokenizer)
     if jax.process_index() == 0:
       metrics_lib.plot_curves(writer.path, ("loss", "eval_loss", "learning_rate", "grad_norm") + bench_keys,
-                              os.path.join(workdir, "loss.png"))
+                              paths.join(workdir, "loss.png"))
   return last

@@ -1,0 +1,196 @@
+"""Workdirs anywhere (dsmath_jax/paths.py): a gs:// workdir gets everything a local one gets.
+
+The object store is a real HTTP server speaking the GCS JSON API (gcp-storage-emulator, in memory,
+in this process): our files go to it through epath -> fsspec gcsfs (STORAGE_EMULATOR_HOST) and
+orbax's arrays through tensorstore's gcs kvstore (TENSORSTORE_GCS_HTTP_URL). Nothing strips the
+scheme: a byte written to the local disk instead would be missing from the bucket, and the runs'
+working directory is checked to stay empty.
+"""
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUCKET = "dsmath-test"
+# The tiny config's "deepseek" schedule steps down at 80% of optim.steps, so a 4-step run would not
+# be the first half of an 8-step one; a constant rate (after warmup) makes it so.
+CONSTANT_LR = ("--config.optim.schedule=constant",)
+
+
+def _send_generation_headers():
+  """GCS answers a media download with its object's generation in `x-goog-generation`; the emulator
+  omits it, and tensorstore, which reads it back to update an OCDBT manifest conditionally, then
+  fails with "Malformed StorageGeneration". Adds the header (objects.get looks `download` up by name)."""
+  from gcp_storage_emulator.handlers import objects
+  if getattr(objects.download, "sends_generation", False):
+    return
+  plain = objects.download
+
+  def download(request, response, storage, *args, **kwargs):
+    try:
+      found = storage.get_file_obj(request.params["bucket_name"], request.params["object_id"])
+      response["x-goog-generation"] = str(found["generation"])
+      response["x-goog-metageneration"] = str(found.get("metageneration", "1"))
+    except Exception:            # NotFound: the plain handler answers 404
+      pass
+    return plain(request, response, storage, *args, **kwargs)
+
+  download.sends_generation = True
+  objects.download = download
+
+
+@pytest.fixture(scope="module")
+def gcs():
+  """The emulator's URL; the environment points gcsfs and tensorstore at it (module-wide, since
+  epath caches its gcsfs filesystem, and with it the endpoint, per process)."""
+  from gcp_storage_emulator.server import create_server
+  logging.getLogger("gcp_storage_emulator").setLevel(logging.CRITICAL)   # its 404s are orbax's probes
+  _send_generation_headers()
+  with socket.socket() as probe:
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+  server = create_server("127.0.0.1", port, in_memory=True, default_bucket=BUCKET)
+  server.start()
+  url = f"http://127.0.0.1:{port}"
+  env = {"STORAGE_EMULATOR_HOST": url, "TENSORSTORE_GCS_HTTP_URL": url, "GOOGLE_AUTH_TOKEN_FOR_TESTING": "test"}
+  saved = {k: os.environ.get(k) for k in env}
+  os.environ.update(env)
+  yield env
+  for key, value in saved.items():
+    if value is None:
+      os.environ.pop(key, None)
+    else:
+      os.environ[key] = value
+  server.stop()
+
+
+def _fresh(p):
+  """epath.Path(p) with gcsfs's listing cache dropped (another process wrote the bucket)."""
+  from etils import epath
+  from etils.epath import backend
+  backend.fsspec_backend.fs("gs://x").invalidate_cache()
+  return epath.Path(p)
+
+
+def _main(workdir: str, cwd, *overrides: str) -> subprocess.CompletedProcess:
+  """`python -m dsmath_jax.main --config=configs/pretrain.py:tiny --workdir=WORKDIR` in `cwd`."""
+  os.makedirs(cwd, exist_ok=True)
+  command = [sys.executable, "-m", "dsmath_jax.main", f"--config={REPO}/configs/pretrain.py:tiny",
+             f"--workdir={workdir}", *overrides]
+  env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"}
+  done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-4000:]
+  return done
+
+
+def _losses(records) -> dict:
+  return {r["step"]: r["loss"] for r in records if "loss" in r}
+
+
+def test_pretrain_in_gcs_writes_everything_there_and_resumes_like_a_local_run(gcs, tmp_path):
+  from dsmath_jax.model import loading
+  from dsmath_jax.train import metrics as metrics_lib
+  workdir = f"gs://{BUCKET}/runs/pretrain_tiny"
+  cwd = tmp_path / "cwd"
+  _main(workdir, cwd, "--config.optim.steps=4", *CONSTANT_LR)   # checkpoint_every=4: one at 4
+  steps = sorted(int(p.name) for p in _fresh(f"{workdir}/checkpoints").iterdir())
+  assert steps[-1] == 4, steps
+  _main(workdir, cwd, "--config.optim.steps=8", "--config.allow_config_change=True", *CONSTANT_LR)
+  _main(str(tmp_path / "local"), cwd, "--config.optim.steps=8", *CONSTANT_LR)   # uninterrupted reference
+  assert not os.listdir(cwd), f"written beside the run instead of the bucket: {os.listdir(cwd)}"
+
+  root = _fresh(workdir)
+  names = {p.name for p in root.iterdir()}
+  assert {"config.json", "metrics.jsonl", "checkpoints", "model", "tensorboard", "loss.png"} <= names, names
+  assert json.loads((root / "config.json").read_text())["optim"]["steps"] == 8
+  assert (sorted(p.name for p in (root / "checkpoints").iterdir())
+          == sorted(os.listdir(tmp_path / "local" / "checkpoints")))
+  assert any(p.name.startswith("events.out.tfevents") for p in (root / "tensorboard").iterdir())
+  assert (root / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+  # The resumed run appended to the remote metrics.jsonl: steps 1-4 from the first run, 5-8 from the
+  # second (which continued from checkpoint 4, not from scratch), equal to the local run's losses.
+  remote = metrics_lib.read_metrics(f"{workdir}/metrics.jsonl")
+  local = metrics_lib.read_metrics(str(tmp_path / "local" / "metrics.jsonl"))
+  assert sorted(_losses(remote)) == list(range(1, 9))
+  lines = (root / "metrics.jsonl").read_text().splitlines()
+  assert [json.loads(line)["step"] for line in lines if "loss" in json.loads(line)] == list(range(1, 9))
+  np.testing.assert_allclose([_losses(remote)[s] for s in range(1, 9)],
+                             [_losses(local)[s] for s in range(1, 9)], rtol=1e-6)
+
+  # The saved model loads back from the URL, equal to the local run's.
+  from_gcs = loading.load_pretrained(f"{workdir}/model")
+  from_disk = loading.load_pretrained(str(tmp_path / "local" / "model"))
+  assert from_gcs.config == from_disk.config
+  assert from_gcs.tokenizer.encode("12+7=19") == from_disk.tokenizer.encode("12+7=19")
+  import jax
+  for a, b in zip(jax.tree.leaves(from_gcs.params), jax.tree.leaves(from_disk.params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+
+
+def test_unknown_schemes_are_refused_not_written_locally(tmp_path, monkeypatch):
+  from dsmath_jax import config_types, paths
+  monkeypatch.chdir(tmp_path)
+  for url in ("memory://runs/x", "file:///tmp/x", "hdfs://namenode/x"):
+    with pytest.raises(ValueError, match="unsupported URL scheme"):
+      paths.path(url)
+    with pytest.raises(ValueError, match="unsupported URL scheme"):
+      config_types.write_config({"task": "pretrain"}, url)
+  with pytest.raises(ValueError, match="orbax-checkpoint writes arrays to local paths and gs://"):
+    paths.check_orbax_dir("s3://bucket/run/checkpoints", "checkpoint directory")
+  assert not os.listdir(tmp_path)
+
+
+def test_atomic_outputs_in_gcs(gcs):
+  """One object is written whole or not at all; a folder is replaced with its marker last."""
+  from dsmath_jax import atomic
+  target = f"gs://{BUCKET}/atomic/summary.json"
+  with atomic.write_file(target) as f:
+    f.write("old")
+  with pytest.raises(RuntimeError):
+    with atomic.write_file(target) as f:
+      f.write("half of the new")
+      raise RuntimeError("killed")
+  assert _fresh(target).read_text() == "old"
+
+  folder = f"gs://{BUCKET}/atomic/report"
+  with atomic.directory(folder, marker="done.json") as staging:
+    for name in ("a.txt", "done.json"):
+      with open(os.path.join(staging, name), "w") as f:
+        f.write("v1")
+  with pytest.raises(RuntimeError):
+    with atomic.directory(folder, marker="done.json") as staging:
+      with open(os.path.join(staging, "a.txt"), "w") as f:
+        f.write("v2")
+      raise RuntimeError("killed")
+  assert {p.name: p.read_text() for p in _fresh(folder).iterdir()} == {"a.txt": "v1", "done.json": "v1"}
+  with atomic.directory(folder, marker="done.json") as staging:
+    with open(os.path.join(staging, "b.txt"), "w") as f:
+      f.write("v3")
+  assert sorted(p.name for p in _fresh(folder).iterdir()) == ["b.txt"]      # the old folder is gone
+
+
+def test_checkpointer_sets_aside_an_unreadable_gcs_step(gcs):
+  """The fallback to the previous step works in the bucket too: a cut metadata file is named."""
+  import jax.numpy as jnp
+  from dsmath_jax.train import checkpointing
+  directory = f"gs://{BUCKET}/ckpt_damaged"
+  state = {"w": jnp.arange(6.0)}
+  checkpointer = checkpointing.Checkpointer(directory, every_steps=1, keep=3, async_save=False)
+  for step in (1, 2):
+    checkpointer.save(step, {"w": state["w"] * step})
+  checkpointer.close()
+  damaged = _fresh(f"{directory}/2/state/_METADATA")
+  damaged.write_text(damaged.read_text()[:20])
+  checkpointer = checkpointing.Checkpointer(directory, every_steps=1, keep=3, async_save=False)
+  restored, step = checkpointer.restore(state)
+  checkpointer.close()
+  assert step == 1
+  np.testing.assert_array_equal(np.asarray(restored["w"]), np.arange(6.0))
+  assert sorted(p.name for p in _fresh(directory).iterdir()) == ["1", "2.unreadable"]
