@@ -120,3 +120,39 @@ def test_mistyped_config_key_fails_with_its_name(tmp_path):
       env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT))
   assert result.returncode != 0
   assert "lrr" in result.stderr and 'Did you mean "lr"' in result.stderr
+
+
+class _FakeWandb:
+  """A stand-in for the `wandb` package: records init's arguments and every logged row."""
+
+  def __init__(self):
+    self.inits, self.rows, self.finished = [], [], 0
+    self.util = type("util", (), {"generate_id": staticmethod(lambda: "run0")})
+
+  def init(self, **kwargs):
+    self.inits.append(kwargs)
+    return self
+
+  def log(self, scalars, step):
+    self.rows.append({"step": step, **scalars})
+
+  def finish(self):
+    self.finished += 1
+
+
+def test_sft_profiles_its_steps_and_logs_every_record_to_wandb(tmp_path, monkeypatch):
+  """train.profile_steps and train.wandb_project mean in SFT what they mean in GRPO (train/metrics.py)."""
+  wandb = _FakeWandb()
+  monkeypatch.setitem(sys.modules, "wandb", wandb)
+  config = sft_config.get_config("tiny")
+  config.optim.steps = 4
+  config.train.update(profile_steps=2, wandb_project="dsmath-sft")
+  config.benchmark_eval.every_steps = 0
+  sft.run(config, str(tmp_path))
+  traces = list((tmp_path / "profile").rglob("*.xplane.pb"))
+  assert len(traces) == 1 and traces[0].stat().st_size > 0
+  rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+  assert [r["step"] for r in rows] == [0, 1, 2, 3, 4]         # step 0: the first held-out loss
+  assert wandb.rows == rows and wandb.finished == 1
+  assert wandb.inits[0]["project"] == "dsmath-sft" and wandb.inits[0]["id"] == "run0"
+  assert wandb.inits[0]["config"]["optim"]["steps"] == 4
