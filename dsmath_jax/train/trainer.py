@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from dsmath_jax import config_types, paths, runtime, sharding
+from dsmath_jax import config_types, console, paths, runtime, sharding
 from dsmath_jax.data import pipeline, sources
 from dsmath_jax.model import llama, loading
 from dsmath_jax.train import benchmark_eval as bench_lib
@@ -209,6 +209,8 @@ def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
   logging.info("training %s (%.1fM params) from step %d to %d on mesh %s", kind,
                model_config.num_params / 1e6, start, steps, dict(mesh.shape))
   last, last_time, last_step, stopped, saved, done = {}, time.time(), start, False, True, start
+  bar = console.progress("pretrain" if kind == "text" else kind, steps, initial=start,
+                         enabled=jax.process_index() == 0)
   for step in range(start, steps):
     writer.step(step)
     batch = sharding.put_global(next(iterator), batch_sharding)
@@ -233,6 +235,7 @@ def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
       last_time += time.time() - started           # tokens_per_s counts training time only
     if record:
       writer.write(done, record)
+    bar.update(1)
     saved = checkpointer.save(done, state, iterator)
     if checkpointer.should_stop(done):
       stopped = True
@@ -240,6 +243,7 @@ def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
       break
   if not saved:                 # the last step (or the preempted one) is always saved
     checkpointer.save(done, state, iterator, force=True)
+  bar.close()
   checkpointer.close()
   writer.close()
   if not stopped:
