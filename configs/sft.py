@@ -43,7 +43,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data = dict(
       tokenizer="", seq_len=4096, global_batch=256, seed=0, packing="first_fit", packing_bins=16,
       worker_count=8,            # grain processes that tokenize and pack (0: in the loop)
-      template="cot",
+      template="cot",            # records without a prompt; "chat": the checkpoint's chat template (as in grpo)
       # The `dataset` task's SFT records (configs/dataset.py), mixed in proportion to size.
       sources={name: dict(tfds=f"dsmath_sft/{name}", split="train", data_dir="runs/dataset/tfds",
                           weight=None)
