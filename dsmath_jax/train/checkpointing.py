@@ -58,14 +58,12 @@ class _PositionsDiffer(ValueError):
 def _global_position(data_dir: str) -> str:
   """The data position saved by another number of processes: their files (`process_I-of-N.json`,
   grain's names) must all hold the same position, since every host reads the same global batches."""
-  names = sorted(n for n in os.listdir(data_dir) if n.startswith("process_") and n.endswith(".json"))
-  if not names:
+  files = sorted(paths.path(data_dir).glob("process_*-of-*.json"), key=lambda f: f.name)
+  if not files:
     raise FileNotFoundError(f"{data_dir} holds no process_*-of-*.json")
+  names = [f.name for f in files]
   saved_by = names[0].rsplit("-of-", 1)[1][:-len(".json")]
-  texts = {}
-  for name in names:
-    with open(os.path.join(data_dir, name)) as f:
-      texts[name] = json.dumps(json.loads(f.read()), sort_keys=True)
+  texts = {f.name: json.dumps(json.loads(f.read_text()), sort_keys=True) for f in files}
   if len(set(texts.values())) > 1:
     raise _PositionsDiffer(
         f"{data_dir}: saved by {saved_by} processes whose data positions differ ({', '.join(names)}), so "
@@ -148,10 +146,10 @@ class Checkpointer:
     if data_iterator is not None:
       path = paths.join(step_dir, "data", f"process_{jax.process_index()}-of-{jax.process_count()}.json")
       try:
-        if os.path.exists(path):
+        if paths.path(path).exists():
           self.manager.restore(step, args=ocp.args.Composite(data=grain_checkpoint.CheckpointRestore(data_iterator)))
         else:
-          data_iterator.set_state(json.loads(_global_position(os.path.join(step_dir, "data"))))
+          data_iterator.set_state(json.loads(_global_position(paths.join(step_dir, "data"))))
           data_iterator.start_prefetch()               # as grain's own restore does
       except _PositionsDiffer:
         raise
