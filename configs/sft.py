@@ -43,7 +43,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data = dict(
       tokenizer="", seq_len=4096, global_batch=256, seed=0, packing="first_fit", packing_bins=16,
       worker_count=8,            # grain processes that tokenize and pack (0: in the loop)
-      template="cot",
+      template="cot",            # records without a prompt; "chat": the checkpoint's chat template (as in grpo)
       # The `dataset` task's SFT records (configs/dataset.py), mixed in proportion to size.
       sources={name: dict(tfds=f"dsmath_sft/{name}", split="train", data_dir="runs/dataset/tfds",
                           weight=None)
@@ -51,7 +51,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optim = dict(lr=5e-5, schedule="constant", steps=500, warmup_steps=0, b1=0.9, b2=0.95,
                  eps=1e-8, weight_decay=0.1, clip_norm=1.0, end_lr_ratio=0.1, z_loss=0.0)
   c.train = dict(num_microbatches=1, log_every=10, checkpoint_every=100, keep_checkpoints=3,
-                 peak_flops_per_device=0.0)   # 0: the chip's data-sheet peak (metrics.PEAK_FLOPS); no MFU on CPU
+                 peak_flops_per_device=0.0,   # 0: the chip's data-sheet peak (metrics.PEAK_FLOPS); no MFU on CPU
+                 wandb_project="",            # Weights & Biases project (pip install wandb); "" = off
+                 profile_steps=0)             # > 0: WORKDIR/profile holds a jax.profiler trace of that many steps
   c.eval = dict(every_steps=0, num_batches=0, sources=ml_collections.ConfigDict())
   c.benchmark_eval = common.benchmark_eval()      # greedy GSM8K accuracy every N steps; 0 = off
   if args.variant == "tiny":

@@ -97,7 +97,8 @@ def main(argv):
                          f"workdir works for {', '.join(REMOTE_WORKDIR_TASKS)} (README, 'Workdirs anywhere'); "
                          f"use a local path or a mounted bucket")
   paths.path(workdir).mkdir(parents=True, exist_ok=True)
-  logging.info("task %s, workdir %s", config.task, workdir)
+  if config.task != "quickstart":           # its console is its own stage lines, bars and table
+    logging.info("task %s, workdir %s", config.task, workdir)
   known[config.task](config, workdir)
 
 

@@ -18,7 +18,7 @@ import time
 
 from absl import logging
 
-from dsmath_jax import config_types, templates
+from dsmath_jax import config_types, console, templates
 
 WORKDIR_TOKEN = "{workdir}"
 STAGE_RECORD = "quickstart_stage.json"     # WORKDIR/<stage>/: the resolved config, wall and CPU seconds
@@ -330,10 +330,28 @@ def table(summary: dict) -> str:
 # ---- Task --------------------------------------------------------------------------------------
 
 def run(config, workdir: str) -> dict:
-  """Task `quickstart`: run the stages not done yet, then write and print the table."""
+  """Task `quickstart`: run the stages not done yet, then write and print the table.
+
+  The console shows a line per stage, each long stage's progress bar with its ETA (the stage's own,
+  console.progress), the stages' metrics lines and warnings, and the table; INFO lines, ours and
+  the libraries', stay off unless asked for (`--verbosity=1`): the stages' files hold it all."""
   workdir = os.path.abspath(workdir)
   config_types.write_config(config, workdir)
   typed_config(config)
+  with console.warnings_only():
+    _run_stages(config, workdir)
+  summary = summarize(config, workdir)
+  text = table(summary)
+  with open(os.path.join(workdir, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=1)
+  with open(os.path.join(workdir, "summary.md"), "w") as f:
+    f.write(text)
+  print(text, flush=True)
+  return summary
+
+
+def _run_stages(config, workdir: str) -> None:
+  """Runs, in order, each stage whose outputs do not exist yet; records its wall and CPU seconds."""
   for index, stage in enumerate(config.stages, start=1):
     stage_dir = os.path.join(workdir, stage)
     stage_config = resolve(config[stage], workdir)
@@ -353,11 +371,3 @@ def run(config, workdir: str) -> dict:
       json.dump({"seconds": seconds, "cpu_seconds": cpu_seconds, "config": json.loads(stage_config.to_json())},
                 f, indent=1)
     print(f"[quickstart {index}/{len(config.stages)}] {stage} done in {seconds:.0f} s", flush=True)
-  summary = summarize(config, workdir)
-  text = table(summary)
-  with open(os.path.join(workdir, "summary.json"), "w") as f:
-    json.dump(summary, f, indent=1)
-  with open(os.path.join(workdir, "summary.md"), "w") as f:
-    f.write(text)
-  print(text, flush=True)
-  return summary

@@ -355,9 +355,30 @@ def render_chat(tokenizer: Tokenizer, messages: Sequence[dict], *,
   def raise_exception(message):
     raise ValueError(f"chat template: {message}")
 
-  env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+  env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                                     extensions=[_generation_tag()])
   env.globals["raise_exception"] = raise_exception
   bos = None if tokenizer.bos_id is None else tokenizer.token_text(tokenizer.bos_id)
   return env.from_string(template).render(
       messages=list(messages), add_generation_prompt=add_generation_prompt,
       bos_token=bos or "", eos_token=tokenizer.token_text(tokenizer.eos_id))
+
+
+def _generation_tag():
+  """The jinja extension for `{% generation %}...{% endgeneration %}`, with which templates mark the
+  assistant's text (transformers' return_assistant_tokens_mask reads it): rendered as its body."""
+  import jinja2.ext
+  import jinja2.nodes
+
+  class GenerationTag(jinja2.ext.Extension):
+    tags = {"generation"}
+
+    def parse(self, parser):
+      lineno = next(parser.stream).lineno
+      body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+      return jinja2.nodes.CallBlock(self.call_method("_body"), [], [], body).set_lineno(lineno)
+
+    def _body(self, caller):
+      return caller()
+
+  return GenerationTag

@@ -24,3 +24,34 @@ def test_quiet_libraries_installs_and_removes_the_filter():
   assert console._FILTER in handler.filters
   console.quiet_libraries(False)
   assert console._FILTER not in handler.filters
+
+
+def test_progress_bar_shows_done_total_and_eta_and_a_counter_without_total(capsys):
+  bar = console.progress("sft", 4, initial=1)                    # a resumed run: 1 of 4 done before
+  for _ in range(3):
+    console.write("step line")                                   # the bar stays whole below it
+    bar.update(1)
+  bar.close()
+  for _ in console.progress("read pool", iterable=iter(range(3)), unit="page"):
+    pass
+  out, err = capsys.readouterr()
+  drawings = [d.strip() for d in err.replace("\r", "\n").split("\n") if d.strip()]
+  assert drawings[0].startswith("sft:  25%|") and "1/4 [" in drawings[0]
+  assert [d for d in drawings if d.startswith("sft: 100%|") and "4/4 [" in d and ", ETA 00:00, " in d]
+  assert drawings[-1].startswith("read pool: 3 page [") and "ETA" not in drawings[-1]
+  assert out == "step line\n" * 3
+
+
+def test_warnings_only_silences_info_and_restores_the_verbosity():
+  from absl import logging as absl_logging
+  before = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.INFO)
+  try:
+    with console.warnings_only():
+      assert absl_logging.get_verbosity() == absl_logging.WARNING
+    assert absl_logging.get_verbosity() == absl_logging.INFO
+    absl_logging.set_verbosity(absl_logging.DEBUG)                 # --verbosity=1: the user asked for more
+    with console.warnings_only():
+      assert absl_logging.get_verbosity() == absl_logging.DEBUG
+  finally:
+    absl_logging.set_verbosity(before)

@@ -39,16 +39,17 @@ def _read_jsonl(path):
     return [json.loads(line) for line in f if line.strip()]
 
 
-def _main(workdir, *overrides):
+def _main(workdir, *overrides, config="configs/quickstart.py:tiny", stderr=False):
+  """The README's command; its stdout (and stderr, where asked)."""
   env = dict(os.environ)
   # One CPU device, as on a laptop (conftest forces 8 simulated ones; sharding is tested elsewhere).
   env["XLA_FLAGS"] = " ".join(flag for flag in env.get("XLA_FLAGS", "").split()
                               if not flag.startswith("--xla_force_host_platform_device_count"))
   result = subprocess.run(
-      [sys.executable, "-m", "dsmath_jax.main", "--config=configs/quickstart.py:tiny", f"--workdir={workdir}",
+      [sys.executable, "-m", "dsmath_jax.main", f"--config={config}", f"--workdir={workdir}",
        *overrides], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-  return result.stdout
+  return (result.stdout, result.stderr) if stderr else result.stdout
 
 
 def test_problems_are_disjoint_and_answers_are_right(tmp_path):
@@ -82,6 +83,37 @@ def test_workdir_is_substituted_everywhere(tmp_path):
   assert config.data.sources.math.data_dir == f"{tmp_path}/corpus/tfds"
   assert config.data.tokenizer == f"{tmp_path}/tokenizer/tokenizer.model"
   assert "{workdir}" not in config.to_json()
+
+
+# problems + a 3-step pretrain on their text (byte tokenizer): the stage-running path in seconds.
+_SHORT_QUICKSTART = """
+from configs import common, quickstart
+
+def get_config():
+  c = quickstart.get_config("tiny")
+  c.stages = ("problems", "pretrain")
+  c.pretrain.model = common.model("tiny")
+  c.pretrain.data.tokenizer = "byte"
+  c.pretrain.data.sources = dict(text=dict(jsonl="{workdir}/problems/sft.jsonl"))
+  c.pretrain.optim.steps = 3
+  c.pretrain.eval.every_steps = 0
+  return c
+"""
+
+
+def test_console_shows_a_bar_with_eta_per_long_stage_and_no_info_lines(tmp_path):
+  (tmp_path / "short_quickstart.py").write_text(_SHORT_QUICKSTART)
+  stdout, stderr = _main(tmp_path / "qs", config=str(tmp_path / "short_quickstart.py"), stderr=True)
+  # A bar redraws itself with \r: each drawing is one piece.
+  pieces = [p.strip() for p in re.split(r"[\r\n]", stdout + "\n" + stderr) if p.strip()]
+  bars = [p for p in pieces if p.startswith("pretrain:")]
+  assert bars and re.fullmatch(r"pretrain: 100%\|█+\| 3/3 \[[0-9:]+, ETA 00:00, +[0-9.]+(step/s|s/step)\]", bars[-1]), bars
+  assert not any(p.startswith("problems:") for p in pieces)           # a short stage draws none
+  # absl's INFO lines look like "I1207 18:54:47.760920 1397... main.py:89] ..." (orbax's on every save).
+  info = [p for p in pieces if re.match(r"I\d{4} \d\d:\d\d:\d\d", p)]
+  assert not info, info[:5]
+  assert "step 3 [" in stdout and "[quickstart 2/2] pretrain done" in stdout
+  assert (tmp_path / "qs" / "pretrain" / "checkpoints").is_dir()     # orbax saved (and said nothing)
 
 
 def test_tiny_end_to_end_then_resume(tmp_path):

@@ -106,3 +106,60 @@ def test_no_readable_checkpoint_fails_naming_every_damaged_file(tmp_path):
   checkpointer.close()
   for step in (1, 2):
     assert f"{tmp_path}/{step}/state/_METADATA: the train state: JSONDecodeError" in str(error.value)
+
+
+def _tiny_pretrain_data():
+  from configs import pretrain as pretrain_config
+  from dsmath_jax import tokenizer as tokenizers
+  from dsmath_jax.data import pipeline
+  data = pipeline.DataConfig.from_config(pretrain_config.get_config("tiny").data)   # global_batch 8
+  return lambda rows: iter(pipeline.batches(data, tokenizers.ByteTokenizer(), "text", rows=rows))
+
+
+def test_data_position_resumes_on_another_process_count(tmp_path):
+  """Every host packs the same global batches, so the saved position is one position: a checkpoint
+  of 2 processes (grain's files process_0-of-2.json, process_1-of-2.json) resumes on 1 process and
+  a 1-process one feeds the rows of process 1 of 2, each continuing with the uninterrupted batches.
+  Positions that differ between the saved files are refused, naming the process counts."""
+  batches = _tiny_pretrain_data()
+  uninterrupted = batches(slice(0, 8))
+  expected = [next(uninterrupted) for _ in range(3)][2]                 # the global batch of step 3
+  hosts = [batches(slice(0, 4)), batches(slice(4, 8))]
+  for host in hosts:
+    next(host), next(host)
+  state = {"w": jnp.arange(4.0)}
+  checkpointer = checkpointing.Checkpointer(str(tmp_path), every_steps=2)
+  assert checkpointer.save(2, state, hosts[0])
+  checkpointer.close()
+  data_dir = tmp_path / "2" / "data"
+  (data_dir / "process_0-of-1.json").rename(data_dir / "process_0-of-2.json")      # as 2 hosts write it
+  (data_dir / "process_1-of-2.json").write_text(json.dumps(hosts[1].get_state(), indent=4))
+
+  one = batches(slice(0, 8))                                            # resumed on 1 process
+  checkpointer = checkpointing.Checkpointer(str(tmp_path), every_steps=2)
+  _, step = checkpointer.restore({"w": jnp.zeros(4)}, one)
+  checkpointer.close()
+  assert step == 2
+  got = next(one)
+  for name in expected:
+    np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+  # A 1-process position feeds process 1 of 2 its rows of the same global batch.
+  single = tmp_path / "single"
+  checkpointer = checkpointing.Checkpointer(str(single), every_steps=2)
+  full = batches(slice(0, 8))
+  next(full), next(full)
+  checkpointer.save(2, state, full)
+  checkpointer.close()
+  second_host = batches(slice(4, 8))
+  checkpointer = checkpointing.Checkpointer(str(single), every_steps=2)
+  checkpointer.restore({"w": jnp.zeros(4)}, second_host)
+  checkpointer.close()
+  np.testing.assert_array_equal(next(second_host)["tokens"], expected["tokens"][4:8])
+
+  next(hosts[1])                                                        # host 1 one batch further
+  (data_dir / "process_1-of-2.json").write_text(json.dumps(hosts[1].get_state(), indent=4))
+  checkpointer = checkpointing.Checkpointer(str(tmp_path), every_steps=2)
+  with pytest.raises(ValueError, match=r"saved by 2 processes whose data positions differ.*resume with 2 processes"):
+    checkpointer.restore({"w": jnp.zeros(4)}, batches(slice(0, 8)))
+  checkpointer.close()

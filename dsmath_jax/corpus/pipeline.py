@@ -17,9 +17,8 @@ import os
 from collections.abc import Mapping
 
 import numpy as np
-import tqdm
 
-from dsmath_jax import config_types, decontaminate
+from dsmath_jax import config_types, console, decontaminate
 from dsmath_jax.benchmarks import load as benchmarks_load
 from dsmath_jax.corpus import classify, dedup, domains, read, report, stages, store, write
 
@@ -126,7 +125,7 @@ class CorpusConfig:
 
 
 def _progress(iterable, desc, total=None):
-  return tqdm.tqdm(iterable, desc=desc, total=total, unit="page", mininterval=2.0, leave=False)
+  return console.progress(desc, total, iterable=iterable, unit="page", leave=False)
 
 
 def _cfg(section) -> dict:

@@ -22,10 +22,11 @@ def text_example(text_ids, bos_id, eos_id, seq_len: int | None = None) -> dict:
   return {"tokens": tokens, "loss_mask": np.ones(len(tokens), np.float32)}
 
 
-def sft_example(prompt_ids, response_ids, bos_id, eos_id, seq_len: int) -> dict:
-  """[BOS] prompt response [EOS], loss only on response + EOS; truncated to seq_len."""
+def sft_example(prompt_ids, response_ids, bos_id: int | None, eos_id: int | None, seq_len: int) -> dict:
+  """[BOS] prompt response [EOS], loss only on response + EOS; truncated to seq_len. bos_id/eos_id
+  None: none added (a chat template writes its own, data/pipeline.py)."""
   head = ([] if bos_id is None else [bos_id]) + list(prompt_ids)
-  tail = list(response_ids) + [eos_id]
+  tail = list(response_ids) + ([] if eos_id is None else [eos_id])
   tokens = np.asarray(head + tail, np.int32)[:seq_len]
   loss_mask = np.asarray([0.0] * len(head) + [1.0] * len(tail), np.float32)[:seq_len]
   return {"tokens": tokens, "loss_mask": loss_mask}

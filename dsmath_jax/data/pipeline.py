@@ -5,8 +5,9 @@
 
 Pretraining mixes the paper's corpus sources by weight (§2.3: 56% DeepSeekMath Corpus,
 4% AlgebraicStack, 10% arXiv, 20% GitHub code, 10% Common Crawl) and packs documents
-concat-then-split; SFT (§3.1) renders each question with the CoT/tool template, masks the
-prompt and packs whole examples first-fit. Everything is a function of `data.seed`, and
+concat-then-split; SFT (§3.1) renders each question with the CoT/tool template (or, with
+`template="chat"`, the checkpoint's chat template, as GRPO does), masks the prompt and packs
+whole examples first-fit. Everything is a function of `data.seed`, and
 the iterator's get_state/set_state goes into the checkpoint (train/checkpointing.py).
 
 Every host builds the same global batches and keeps its own rows, so a run on P hosts trains on
@@ -26,6 +27,7 @@ import grain
 import jax
 
 from dsmath_jax import config_types, lifeline, templates
+from dsmath_jax import tokenizer as tokenizers
 from dsmath_jax.data import packing, sources
 
 
@@ -40,7 +42,8 @@ class DataConfig:
   packing: str = "concat"                       # "concat" (pretraining) | "first_fit" (SFT)
   packing_bins: int = 16                        # first_fit: rows filled at once
   worker_count: int = 0                         # grain processes that tokenize and pack (0: in the loop)
-  template: str = "cot"                         # SFT: templates.py name for records without a prompt
+  template: str = "cot"                         # SFT: templates.py name for records without a prompt;
+                                                # "chat": the checkpoint's chat template (as in GRPO)
 
   @classmethod
   def from_config(cls, section, where: str = "config.data") -> "DataConfig":
@@ -49,6 +52,9 @@ class DataConfig:
     data = cls(**fields)
     config_types.require(data, where, positive=("seq_len", "global_batch", "packing_bins"),
                          non_negative=("worker_count",))
+    if data.template not in (*templates.TEMPLATES, templates.CHAT):
+      raise ValueError(f"{where}.template={data.template!r}: expected one of "
+                       f"{sorted(templates.TEMPLATES) + [templates.CHAT]}")
     return data
 
   def input_paths(self, where: str = "config.data") -> list[tuple[str, str]]:
@@ -70,10 +76,37 @@ def _example(record: dict, *, kind: str, tokenizer, seq_len: int, template: str)
   if kind == "text":
     return packing.text_example(tokenizer.encode(record["text"]), tokenizer.bos_id,
                                 tokenizer.eos_id)
+  if template == templates.CHAT:
+    return _chat_example(record, tokenizer, seq_len)
   prompt = record.get("prompt") or templates.render(record["question"],
                                                     record.get("format") or template)
   return packing.sft_example(tokenizer.encode(prompt), tokenizer.encode(record["response"]),
                              tokenizer.bos_id, tokenizer.eos_id, seq_len)
+
+
+def _chat_example(record: dict, tokenizer, seq_len: int) -> dict:
+  """The record as a user turn (its template's instruction, templates.user_message) and an
+  assistant turn, in the checkpoint's chat template: the prompt is the template's rendering with
+  the generation prompt, exactly what GRPO and the sampler feed (rl/questions.py); the loss covers
+  the assistant's text through the first EOS (the end of turn the sampler stops at) and nothing
+  after it. The template writes BOS itself where it wants one."""
+  if "question" not in record:
+    raise ValueError(f"data.template='chat' renders a record's `question`; this record has only "
+                     f"{sorted(record)}")
+  user = {"role": "user", "content": templates.user_message(record["question"], record.get("format") or "cot")}
+  # The paper's responses start with the space that follows "Assistant:"; a chat turn has none.
+  assistant = {"role": "assistant", "content": record["response"].lstrip()}
+  prompt = tokenizers.render_chat(tokenizer, [user], add_generation_prompt=True)
+  conversation = tokenizers.render_chat(tokenizer, [user, assistant], add_generation_prompt=False)
+  if not conversation.startswith(prompt):
+    raise ValueError(f"chat template: the conversation does not begin with the prompt it renders for "
+                     f"generation, so the response's tokens cannot be told apart: {prompt[-80:]!r}")
+  response_ids = tokenizer.encode(conversation[len(prompt):])
+  if tokenizer.eos_id in response_ids:
+    response_ids = response_ids[:response_ids.index(tokenizer.eos_id) + 1]
+  else:                               # an end of turn other than EOS: the sampler stops at EOS
+    response_ids.append(tokenizer.eos_id)
+  return packing.sft_example(tokenizer.encode(prompt), response_ids, None, None, seq_len)
 
 
 def examples(data: DataConfig, tokenizer, kind: str, *, shuffle: bool = True,

@@ -12,11 +12,10 @@ With `predictions` (a JSONL of {"id", "output"} lines, or a folder of <benchmark
 it regrades those outputs and needs no model.
 """
 import os
-import time
 
 from absl import logging
 
-from dsmath_jax import config_types
+from dsmath_jax import config_types, console
 from dsmath_jax.benchmarks import catalog, load
 from dsmath_jax.eval import evaluate, generate, predictions as predictions_lib, report, table
 from dsmath_jax.eval.settings import DataConfig, GraderConfig, PromptConfig, SamplingConfig
@@ -48,17 +47,6 @@ def _load_model(config, mesh, rules):
   if params is None:
     params = nn.unbox(llama.init_params(pretrained.config, jax.random.key(int(config.seed))))
   return pretrained.config, params, pretrained.tokenizer
-
-
-def _progress(what: str, total: int):
-  done, last = [0], [0.0]
-
-  def update(n):
-    done[0] += n
-    if time.time() - last[0] > 10 or done[0] >= total:
-      last[0] = time.time()
-      logging.info("%s %d / %d", what, done[0], total)
-  return update
 
 
 def typed_config(config) -> tuple:
@@ -108,13 +96,16 @@ def run(config, workdir: str) -> dict:
         model_config, params, tokenizer, mesh, rules = model
         texts = generate.prompt_texts(benchmark, questions, prompt, tokenizer)
         prompts = {q["id"]: text for q, text in zip(questions, texts)}
-        outputs, generation = generate.generate_outputs(
-            params, model_config, tokenizer, benchmark, questions, texts, prompt=prompt, sampling=sampling,
-            tool=tool, sandbox=sandbox, seed=seed, mesh=mesh, rules=rules,
-            progress=_progress(f"{name}: sampled", len(questions) * sampling.num_samples))
+        with console.progress(f"{name}: sample", len(questions) * sampling.num_samples, unit="sample",
+                              enabled=_process_index() == 0) as bar:
+          outputs, generation = generate.generate_outputs(
+              params, model_config, tokenizer, benchmark, questions, texts, prompt=prompt, sampling=sampling,
+              tool=tool, sandbox=sandbox, seed=seed, mesh=mesh, rules=rules, progress=bar.update)
       total = sum(len(v) for v in outputs.values())
-      rows, summary = evaluate.score_benchmark(benchmark, questions, outputs, grader, prompts=prompts,
-                                               tool_run=prompt.tool, progress=_progress(f"{name}: graded", total))
+      with console.progress(f"{name}: grade", total, unit="answer",
+                            enabled=model is None or _process_index() == 0) as bar:
+        rows, summary = evaluate.score_benchmark(benchmark, questions, outputs, grader, prompts=prompts,
+                                                 tool_run=prompt.tool, progress=bar.update)
       summary["run"] = dict(
           benchmark=name, title=benchmark.title, source=data.path(name), answer_kind=benchmark.answer,
           mode="predictions" if predictions else "model", prompt_style=style, reported=benchmark.reported,

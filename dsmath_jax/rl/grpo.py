@@ -11,7 +11,7 @@ import os
 import jax
 from absl import logging
 
-from dsmath_jax import config_types, runtime
+from dsmath_jax import config_types, console, runtime
 from dsmath_jax.model import loading
 from dsmath_jax.rl import grpo_step
 from dsmath_jax.rl import questions as questions_lib
@@ -79,6 +79,7 @@ def train(run: GRPOConfig, workdir: str, machinery, state, ref_params, rm_params
       next(batches)
   if benchmark is not None and done == 0:
     writer.write(step_offset, benchmark(state.params, step_offset))
+  bar = console.progress("grpo", steps, initial=done, enabled=jax.process_index() == 0)
   while done < steps:
     global_step = step_offset + done
     writer.step(global_step)
@@ -88,11 +89,13 @@ def train(run: GRPOConfig, workdir: str, machinery, state, ref_params, rm_params
     if benchmark is not None and run.benchmark_eval.due(done, steps):
       metrics = {**metrics, **benchmark(state.params, global_step + 1)}
     writer.write(global_step + 1, metrics)
+    bar.update(1)
     if checkpointer is not None:
       saved = checkpointer.save(done, state)
       if checkpointer.should_stop(done):
         logging.warning("stopping at step %d (preemption); re-run the command to resume", done)
         break
+  bar.close()
   if checkpointer is not None and not saved:    # the last step (or the preempted one) is always saved
     checkpointer.save(done, state, force=True)
   if own_writer:

@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 from absl import logging
 
-from dsmath_jax import config_types, jsonl, runtime, templates
+from dsmath_jax import config_types, console, jsonl, runtime, templates
 from dsmath_jax.model import llama, loading
 from dsmath_jax.sample import sampler, tool_loop
 
@@ -133,8 +133,6 @@ def sample_prompts(pretrained: loading.Pretrained, workdir: str, job: SampleConf
                    sampling: sampler.SamplingParams, tool: tool_loop.ToolConfig,
                    sandbox: tool_loop.SandboxConfig = tool_loop.SandboxConfig(), *, mesh, rules) -> dict:
   """Samples every prompt `sampling.num_samples` times; returns (and writes) the summary."""
-  import tqdm
-
   model_config, params, tokenizer = pretrained
   if job.prompts:
     records, where = read_prompts(job.prompts, job.limit), job.prompts
@@ -146,7 +144,8 @@ def sample_prompts(pretrained: loading.Pretrained, workdir: str, job: SampleConf
   prompts, texts = encode_prompts(records, tokenizer, template=job.template, add_bos=job.add_bos,
                                   vocab_size=model_config.vocab_size, where=where)
   rng = jax.random.key(job.seed)
-  bar = tqdm.tqdm(total=len(prompts) * sampling.num_samples, desc="samples", unit="sample")
+  bar = console.progress("samples", len(prompts) * sampling.num_samples, unit="sample",
+                         enabled=jax.process_index() == 0)
   start = time.time()
   tools = tool_loop.uses_tools(job.template)
   if tools:

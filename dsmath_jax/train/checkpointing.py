@@ -2,7 +2,10 @@
 
 Each checkpoint step holds two items: `state` (the sharded TrainState, restored straight
 into its shardings) and `data` (grain's iterator state, one file per host), so a
-restarted run continues with exactly the batches an uninterrupted run would see. A loop
+restarted run continues with exactly the batches an uninterrupted run would see. Every host
+packs the same global batches (data/pipeline.py), so every host's position is the same and a
+run resumes on another number of processes (a preempted job often returns on another slice):
+a host without a file of its own takes the saved one; saved positions that differ are refused. A loop
 whose batches are a pure function of the step (GRPO's questions) saves `state` alone.
 Saves are asynchronous (training continues while orbax writes), every `every_steps`,
 keeping the last `keep`; SIGTERM (how TPU VMs are preempted) sets a flag on which the
@@ -46,6 +49,27 @@ def _shorten(message: str, limit: int = 400) -> str:
 
 class UnreadableCheckpoint(RuntimeError):
   """A checkpoint step (or one part of it) that cannot be read; the message names the file."""
+
+
+class _PositionsDiffer(ValueError):
+  """Data positions saved by several processes that are not all the same (not a damaged file)."""
+
+
+def _global_position(data_dir: str) -> str:
+  """The data position saved by another number of processes: their files (`process_I-of-N.json`,
+  grain's names) must all hold the same position, since every host reads the same global batches."""
+  files = sorted(paths.path(data_dir).glob("process_*-of-*.json"), key=lambda f: f.name)
+  if not files:
+    raise FileNotFoundError(f"{data_dir} holds no process_*-of-*.json")
+  names = [f.name for f in files]
+  saved_by = names[0].rsplit("-of-", 1)[1][:-len(".json")]
+  texts = {f.name: json.dumps(json.loads(f.read_text()), sort_keys=True) for f in files}
+  if len(set(texts.values())) > 1:
+    raise _PositionsDiffer(
+        f"{data_dir}: saved by {saved_by} processes whose data positions differ ({', '.join(names)}), so "
+        f"{jax.process_count()} processes cannot share them out; resume with {saved_by} processes")
+  logging.info("data position saved by %s processes, restored on %d", saved_by, jax.process_count())
+  return next(iter(texts.values()))
 
 
 class Checkpointer:
@@ -122,7 +146,13 @@ class Checkpointer:
     if data_iterator is not None:
       path = paths.join(step_dir, "data", f"process_{jax.process_index()}-of-{jax.process_count()}.json")
       try:
-        self.manager.restore(step, args=ocp.args.Composite(data=grain_checkpoint.CheckpointRestore(data_iterator)))
+        if paths.path(path).exists():
+          self.manager.restore(step, args=ocp.args.Composite(data=grain_checkpoint.CheckpointRestore(data_iterator)))
+        else:
+          data_iterator.set_state(json.loads(_global_position(paths.join(step_dir, "data"))))
+          data_iterator.start_prefetch()               # as grain's own restore does
+      except _PositionsDiffer:
+        raise
       except Exception as error:
         raise UnreadableCheckpoint(f"{path}: the data iterator's position: {type(error).__name__}: "
                                    f"{_shorten(str(error))}") from error

@@ -19,7 +19,7 @@ import time
 import jax
 from absl import logging
 
-from dsmath_jax import atomic, paths
+from dsmath_jax import atomic, console, paths
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -101,7 +101,7 @@ class MetricsWriter:
       self._tensorboard.flush()
       self._mirror.sync()
     shown = " ".join(f"{k}={scalars[k]:.4g}" for k in self.console_keys if k in scalars)
-    print(f"step {int(step)} [{time.time() - self._start:.0f}s] {shown}", flush=True)
+    console.write(f"step {int(step)} [{time.time() - self._start:.0f}s] {shown}")
 
   def close(self) -> None:
     if self._profiling:

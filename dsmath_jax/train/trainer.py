@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from dsmath_jax import config_types, paths, runtime, sharding
+from dsmath_jax import config_types, console, paths, runtime, sharding
 from dsmath_jax.data import pipeline, sources
 from dsmath_jax.model import llama, loading
 from dsmath_jax.train import benchmark_eval as bench_lib
@@ -52,12 +52,15 @@ class TrainConfig:
   checkpoint_every: int          # steps between checkpoints of (state, data position)
   keep_checkpoints: int          # checkpoints kept in WORKDIR/checkpoints
   peak_flops_per_device: float   # for MFU; 0 = the chip's data-sheet peak (metrics.PEAK_FLOPS), none on CPU
+  wandb_project: str = ""        # Weights & Biases project beside TensorBoard; "" = off (as in GRPO)
+  profile_steps: int = 0         # jax.profiler trace of this many steps after the first (compiling) one
 
   @classmethod
   def from_config(cls, section, where: str = "config.train") -> "TrainConfig":
     train = config_types.from_section(cls, section, where=where)
     config_types.require(train, where, positive=("num_microbatches", "log_every", "checkpoint_every",
-                                                 "keep_checkpoints"), non_negative=("peak_flops_per_device",))
+                                                 "keep_checkpoints"),
+                         non_negative=("peak_flops_per_device", "profile_steps"))
     return train
 
 
@@ -142,17 +145,20 @@ def train(config, workdir: str, *, kind: str,
                                        pretrained.tokenizer, mesh, rules, workdir)
   return fit(pretrained, workdir, kind=kind, seed=c.run.seed, data=c.data, optim_config=c.optim,
              train_config=c.train, evaluation=c.eval, mesh=mesh, rules=rules, benchmark=benchmark,
-             benchmark_config=c.benchmark_eval)
+             benchmark_config=c.benchmark_eval,
+             run_config={section: dataclasses.asdict(values) for section, values in c._asdict().items()})
 
 
 def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
         data: pipeline.DataConfig, optim_config: optim.OptimConfig, train_config: TrainConfig,
         evaluation: EvalConfig, mesh, rules, benchmark: bench_lib.Evaluator | None = None,
-        benchmark_config: bench_lib.BenchmarkEvalConfig = bench_lib.BenchmarkEvalConfig()) -> dict:
+        benchmark_config: bench_lib.BenchmarkEvalConfig = bench_lib.BenchmarkEvalConfig(),
+        run_config: dict | None = None) -> dict:
   """Runs (or resumes) training from `pretrained` (params None: random init from `seed`).
 
   benchmark: called with (params, step) at step 0 of a fresh run, every `benchmark_config.every_steps`
-  and at the last step; its `bench/...` metrics join that step's record."""
+  and at the last step; its `bench/...` metrics join that step's record. run_config: the typed
+  config as a dict, the config of the W&B run (`train_config.wandb_project`)."""
   model_config, params, tokenizer = pretrained
   state, shardings = state_lib.create_train_state(optim_config, model_config, mesh, rules, params,
                                                   seed=seed)
@@ -183,7 +189,10 @@ def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
     return float(sum(s[0] for s in sums) / max(sum(s[1] for s in sums), 1.0))
 
   bench_keys = benchmark_config.metric_keys() if benchmark is not None else ()
-  writer = metrics_lib.MetricsWriter(workdir, console_keys=metrics_lib.CONSOLE_KEYS + bench_keys)
+  # The trace skips the run's first step, which compiles (as GRPO's, rl/grpo.py).
+  writer = metrics_lib.MetricsWriter(workdir, console_keys=metrics_lib.CONSOLE_KEYS + bench_keys,
+                                     wandb_project=train_config.wandb_project, run_config=run_config,
+                                     profile_steps=(start + 1, train_config.profile_steps))
   steps, log_every = optim_config.steps, train_config.log_every
   eval_every = evaluation.every_steps if eval_batches else 0
   tokens_per_step = data.global_batch * data.seq_len
@@ -200,7 +209,10 @@ def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
   logging.info("training %s (%.1fM params) from step %d to %d on mesh %s", kind,
                model_config.num_params / 1e6, start, steps, dict(mesh.shape))
   last, last_time, last_step, stopped, saved, done = {}, time.time(), start, False, True, start
+  bar = console.progress("pretrain" if kind == "text" else kind, steps, initial=start,
+                         enabled=jax.process_index() == 0)
   for step in range(start, steps):
+    writer.step(step)
     batch = sharding.put_global(next(iterator), batch_sharding)
     state, metrics = train_step(state, batch)
     done = step + 1
@@ -223,6 +235,7 @@ def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
       last_time += time.time() - started           # tokens_per_s counts training time only
     if record:
       writer.write(done, record)
+    bar.update(1)
     saved = checkpointer.save(done, state, iterator)
     if checkpointer.should_stop(done):
       stopped = True
@@ -230,6 +243,7 @@ def fit(pretrained: loading.Pretrained, workdir: str, *, kind: str, seed: int,
       break
   if not saved:                 # the last step (or the preempted one) is always saved
     checkpointer.save(done, state, iterator, force=True)
+  bar.close()
   checkpointer.close()
   writer.close()
   if not stopped:
