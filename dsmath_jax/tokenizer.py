@@ -94,6 +94,11 @@ class SentencePieceTokenizer(Tokenizer):
   def token_text(self, token_id: int) -> str:
     return self._sp.id_to_piece(int(token_id))
 
+  @property
+  def processor(self):
+    """The sentencepiece.SentencePieceProcessor (pieces, scores, types: the GGUF export reads them)."""
+    return self._sp
+
   def save(self, directory: str) -> str:
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "tokenizer.model")
@@ -158,6 +163,11 @@ class HFTokenizer(Tokenizer):
 
   def token_text(self, token_id: int) -> str:
     return self._tok.id_to_token(int(token_id))
+
+  @property
+  def backend(self):
+    """The `tokenizers.Tokenizer` (its JSON: model, merges, pre-tokenizer; the GGUF export reads it)."""
+    return self._tok
 
   def save(self, directory: str) -> str:
     os.makedirs(directory, exist_ok=True)
@@ -231,6 +241,7 @@ class GGUFTokenizer(HFTokenizer):
     if special["bos"] is not None and special["bos"] >= len(tokens):
       special["bos"] = None
     self.gguf_path = gguf_path
+    self.gguf_fields = fields      # the file's tokenizer.* metadata, which a GGUF export copies
     super().__init__(gguf_path, backend=backend, special_tokens=special,
                      chat_template=fields.get("tokenizer.chat_template"))
 
@@ -240,7 +251,7 @@ _LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1
                  r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 _QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
                 r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
-_SPLITS = {"llama3": _LLAMA3_SPLIT, "llama-v3": _LLAMA3_SPLIT, "llama-bpe": _LLAMA3_SPLIT,
+GGUF_PRE_SPLITS = {"llama3": _LLAMA3_SPLIT, "llama-v3": _LLAMA3_SPLIT, "llama-bpe": _LLAMA3_SPLIT,
            "smaug-bpe": _LLAMA3_SPLIT, "qwen2": _QWEN2_SPLIT, "deepseek-r1-qwen": _QWEN2_SPLIT}
 
 
@@ -263,9 +274,9 @@ def build_gguf_backend(fields: dict, where: str = "GGUF"):
       backend.pre_tokenizer = pre_tokenizers.Sequence([
           pre_tokenizers.Digits(individual_digits=True),
           pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
-    elif pre in _SPLITS:
+    elif pre in GGUF_PRE_SPLITS:
       backend.pre_tokenizer = pre_tokenizers.Sequence([
-          pre_tokenizers.Split(Regex(_SPLITS[pre]), behavior="isolated"),
+          pre_tokenizers.Split(Regex(GGUF_PRE_SPLITS[pre]), behavior="isolated"),
           pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     else:                 # "default", "gpt-2", and anything unknown: the GPT-2 regex
       backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)

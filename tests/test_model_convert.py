@@ -42,7 +42,7 @@ def test_convert_needs_a_source_and_a_known_format(tmp_path):
   with pytest.raises(ValueError, match="set --config.source"):
     convert.run(config, str(tmp_path))
   config.source, config.format = "x.gguf", "safetensors"
-  with pytest.raises(ValueError, match="'orbax' or 'hf'"):
+  with pytest.raises(ValueError, match="'orbax', 'hf' or 'gguf'"):
     convert.run(config, str(tmp_path))
 
 

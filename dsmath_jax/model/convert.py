@@ -1,4 +1,4 @@
-"""Task `convert`: any checkpoint load_pretrained reads -> an orbax model dir or a HF directory.
+"""Task `convert`: any checkpoint load_pretrained reads -> an orbax model dir, a HF directory or a GGUF file.
 
 Released DeepSeekMath 7B weights (paper §2-4) come as HF safetensors; every stage here reads and
 writes `save_pretrained` directories (orbax). This task goes either way, streaming tensors:
@@ -7,6 +7,9 @@ writes `save_pretrained` directories (orbax). This task goes either way, streami
     --config.source=deepseek-math-7b-base/ --config.output=ckpt/dsmath_base --config.format=orbax
   python -m dsmath_jax.main --config=configs/convert.py --workdir=runs/convert \\
     --config.source=runs/sft/model --config.output=export/sft_hf --config.format=hf
+  python -m dsmath_jax.main --config=configs/convert.py --workdir=runs/convert \\
+    --config.source=runs/sft/model --config.output=export/sft.gguf --config.format=gguf \\
+    --config.gguf_type=Q8_0          (llama.cpp / ollama; tokenizer and chat template inside)
 
 `source` may also be "random": a randomly initialized `config.model` with the byte tokenizer
 (the `:tiny` config uses it; a random 7B checkpoint tests a cluster's loading path).
@@ -23,9 +26,9 @@ from absl import logging
 
 from dsmath_jax import atomic, config_types, runtime
 from dsmath_jax import tokenizer as tokenizers
-from dsmath_jax.model import hf, llama, loading
+from dsmath_jax.model import gguf_export, hf, llama, loading
 
-FORMATS = ("orbax", "hf")
+FORMATS = ("orbax", "hf", "gguf")
 SECTIONS = ("task", "model", "mesh", "distributed", "logical_axis_rules")
 
 
@@ -33,11 +36,12 @@ SECTIONS = ("task", "model", "mesh", "distributed", "logical_axis_rules")
 class ConvertConfig:
   """The top-level keys of configs/convert.py."""
   source: str                    # *.gguf | HF dir | save_pretrained dir | "random" (init of config.model)
-  output: str                    # "" = WORKDIR/model
-  format: str                    # "orbax" (save_pretrained dir) | "hf" (config.json + safetensors)
+  output: str                    # "" = WORKDIR/model (WORKDIR/model.gguf for format gguf)
+  format: str                    # "orbax" (save_pretrained dir) | "hf" (config.json + safetensors) | "gguf"
   param_dtype: str               # "" keeps the checkpoint's; e.g. "bfloat16"
   tokenizer: str                 # attach this tokenizer instead of the checkpoint's ("" = keep)
   max_shard_gb: float            # HF export: safetensors shard size
+  gguf_type: str                 # GGUF export: "F32" | "F16" | "BF16" | "Q8_0" (norms and biases stay F32)
   seed: int                      # source="random": init seed
 
   def __post_init__(self):
@@ -45,7 +49,10 @@ class ConvertConfig:
       raise ValueError("convert: set --config.source=PATH (a *.gguf, a HF dir, a save_pretrained "
                        "dir, or 'random')")
     if self.format not in FORMATS:
-      raise ValueError(f"convert: config.format={self.format!r}; expected 'orbax' or 'hf'")
+      raise ValueError(f"convert: config.format={self.format!r}; expected 'orbax', 'hf' or 'gguf'")
+    if self.format == "gguf" and self.gguf_type not in gguf_export.FILE_TYPES:
+      raise ValueError(f"convert: config.gguf_type={self.gguf_type!r}; expected one of "
+                       f"{', '.join(gguf_export.FILE_TYPES)}")
 
   @classmethod
   def from_config(cls, config) -> "ConvertConfig":
@@ -83,7 +90,7 @@ def run(config, workdir: str) -> dict:
 
 def convert(c: ConvertConfig, model: llama.LlamaConfig, workdir: str, *, mesh, rules) -> dict:
   """Loads `c.source` (or a random `model`), writes `c.output` (default WORKDIR/model) in `c.format`."""
-  output = c.output or os.path.join(workdir, "model")
+  output = c.output or os.path.join(workdir, "model.gguf" if c.format == "gguf" else "model")
   start = time.perf_counter()
   if c.source == "random":
     if c.param_dtype:
@@ -102,6 +109,9 @@ def convert(c: ConvertConfig, model: llama.LlamaConfig, workdir: str, *, mesh, r
   start = time.perf_counter()
   if c.format == "orbax":
     loading.save_pretrained(output, model_config, params, tokenizer)
+  elif c.format == "gguf":
+    gguf_export.save_gguf(output, model_config, params, tokenizer, file_type=c.gguf_type,
+                          name=os.path.splitext(os.path.basename(output))[0])
   else:
     special = {} if tokenizer is None else dict(
         bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
@@ -111,6 +121,7 @@ def convert(c: ConvertConfig, model: llama.LlamaConfig, workdir: str, *, mesh, r
       if tokenizer is not None:
         tokenizer.save(staging)
   summary = dict(source=c.source, output=os.path.abspath(output), format=c.format,
+                 gguf_type=c.gguf_type if c.format == "gguf" else None,
                  num_params=model_config.num_params, param_dtype=model_config.param_dtype,
                  tokenizer=type(tokenizer).__name__ if tokenizer else None,
                  load_seconds=round(load_seconds, 2),
