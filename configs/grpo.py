@@ -68,7 +68,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       temperature_logprobs=False,                         # log-probs of logits / temperature
       overlong_buffer=0, overlong_penalty=1.0,            # DAPO overlong shaping (e.g. buffer 256)
       reward_functions=("correct",), reward_weights=(1.0,),   # e.g. ("correct", "format"), (1.0, 0.1)
-      dynamic_sampling="off",                             # "drop": zero-signal groups carry no loss
+      dynamic_sampling="off",                             # "drop": zero-signal groups carry no loss;
+                                                          # "resample": fresh questions until every group
+                                                          # of the step has signal (DAPO)
+      resample_rounds=4,                                  # "resample": extra sampling rounds per step at most
       gradient_coefficient="group",                       # "correct_only": RFT / Online RFT
       data_source="online",                               # "offline_samples": samples of the initial policy
       objective="clipped", dpo_beta=0.1,                  # "dpo": configs/dpo.py; "ppo": configs/ppo.py

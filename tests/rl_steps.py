@@ -1,6 +1,7 @@
 """Real RL steps of the tiny model for the method tests (test_rl_methods.py, test_rl_ppo.py): a few
 `grpo_step.rl_step` calls on a chosen mesh, recording the host batch of every policy update, so a
 test can check what reached the update against its own expectation."""
+import functools
 import json
 import math
 
@@ -28,7 +29,8 @@ def recorded_steps(config, *, mesh_shape=(1, 1, 1), steps: int = 1):
   """(per step: (metrics, completions, the host batches of its updates)), the final state on the host).
 
   Step k trains on questions[k * per_step:(k + 1) * per_step] of config.data.questions with key
-  jax.random.key(k), on a mesh of the first prod(mesh_shape) devices."""
+  jax.random.key(k), on a mesh of the first prod(mesh_shape) devices; dynamic sampling's extra rounds
+  draw from all of them (questions.fresh_questions, seed = config.seed)."""
   run = GRPOConfig.from_config(config)
   devices = jax.devices()[:math.prod(mesh_shape)]
   mesh = sharding.make_mesh(dict(zip(("data", "fsdp", "tensor"), mesh_shape)), devices)
@@ -45,8 +47,9 @@ def recorded_steps(config, *, mesh_shape=(1, 1, 1), steps: int = 1):
   history = []
   for step in range(steps):
     batches = []
+    fresh = functools.partial(questions_lib.fresh_questions, questions, per_step, run.seed, step)
     state, metrics, completions = grpo_step.rl_step(run.rl, machinery, state, ref_params,
                                                     questions[per_step * step:per_step * (step + 1)],
-                                                    jax.random.key(step))
+                                                    jax.random.key(step), fresh_questions=fresh)
     history.append((metrics, completions, batches))
   return history, jax.device_get(state)
