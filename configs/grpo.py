@@ -77,6 +77,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       objective="clipped", dpo_beta=0.1,                  # "dpo": configs/dpo.py; "ppo": configs/ppo.py
       gae_gamma=1.0, gae_lambda=1.0,                      # PPO: GAE over the value model
       value_clip=0.2, value_lr=0.0,                       # PPO: value-loss clip, value lr (0 = optim.lr)
+      whiten_advantages=False,                            # PPO: advantages to mean 0, std 1 over the batch
       iterations=0, steps_per_iteration=0)                # iterative RL (§4.1.4): configs/grpo_iterative.py
   # Tool-integrated RL (data.template "tool" only): programs per sample, sandbox processes.
   c.tool = dict(max_rounds=4, sandbox_workers=4)

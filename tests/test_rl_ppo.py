@@ -15,7 +15,7 @@ import rl_steps
 from configs import ppo as ppo_config
 from dsmath_jax.rl import ppo
 from dsmath_jax.rl import rewards as rewards_lib
-from dsmath_jax.rl.config import GRPOConfig
+from dsmath_jax.rl.config import GRPOConfig, RLConfig
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -91,6 +91,40 @@ def test_clipped_value_loss_equals_numpy():
   np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-6)
 
 
+def _whitened(advantages, mask):
+  """numpy: (A - mean) / sqrt(var + 1e-8) over the entries where mask is 1, 0 elsewhere."""
+  picked = advantages[mask > 0]
+  return np.where(mask > 0, (advantages - picked.mean()) / np.sqrt(picked.var() + 1e-8), 0.0)
+
+
+def test_whitened_advantages_equal_numpy_over_the_loss_tokens():
+  _, _, mask = _handcrafted()
+  advantages = np.random.default_rng(3).normal(loc=2.0, scale=5.0, size=mask.shape)
+  got = ppo.whiten(advantages, mask)
+  np.testing.assert_allclose(got, _whitened(advantages, mask), rtol=1e-5, atol=1e-6)
+  assert abs(got[mask > 0].mean()) < 1e-6 and abs(got[mask > 0].std() - 1.0) < 1e-5
+  np.testing.assert_array_equal(got[mask == 0], 0.0)
+  np.testing.assert_array_equal(ppo.whiten(advantages, np.zeros_like(mask)), 0.0)      # no loss token
+
+
+@pytest.mark.parametrize("whiten", [False, True])
+def test_fill_advantages_whitens_gae_over_the_batch_and_keeps_the_raw_returns(whiten):
+  rng = np.random.default_rng(4)
+  _, values, mask = _handcrafted()                                  # 4 outputs, as 2 rows of k = 2
+  old, ref = rng.normal(size=(2, 4, 6))
+  rows = {"loss_mask": mask.reshape(2, 2, 6), "old_logprobs": old.reshape(2, 2, 6), "ref_logprobs": ref.reshape(2, 2, 6)}
+  outcome = np.array([1.0, 0.0, 1.0])                               # the 3 packed outputs; the 4th is padding
+  rl = RLConfig(objective="ppo", gae_lambda=0.9, whiten_advantages=whiten)
+  ppo.fill_advantages(rl, values.reshape(2, 2, 6), rows, outcome)
+  token_rewards = -0.04 * (old - ref) * mask
+  for i, last in ((0, 5), (1, 2), (2, 4)):
+    token_rewards[i, last] += outcome[i]
+  raw = _gae_loop(token_rewards, values, mask, 1.0, 0.9)
+  expected = _whitened(raw, mask) if whiten else raw
+  np.testing.assert_allclose(rows["advantages"].reshape(4, 6), expected, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(rows["returns"].reshape(4, 6), (raw + values) * mask, rtol=1e-4, atol=1e-5)
+
+
 def test_ppo_steps_use_gae_over_the_value_model_and_sharded_equals_one_device(tmp_path, monkeypatch):
   monkeypatch.setattr(rewards_lib, "rule_reward", rl_steps.parity_reward)
   config = ppo_config.get_config("tiny")
@@ -153,4 +187,16 @@ def test_ppo_config_refuses_what_it_cannot_train(override, message):
   config = ppo_config.get_config("tiny")
   config.rl.update(override)
   with pytest.raises(ValueError, match=message):
+    GRPOConfig.from_config(config)
+
+
+def test_advantage_whitening_is_off_by_default_and_only_for_ppo():
+  from configs import grpo as grpo_config
+  assert not GRPOConfig.from_config(ppo_config.get_config("tiny")).rl.whiten_advantages
+  config = ppo_config.get_config("tiny")
+  config.rl.whiten_advantages = True
+  assert GRPOConfig.from_config(config).rl.whiten_advantages
+  config = grpo_config.get_config("tiny")
+  config.rl.whiten_advantages = True
+  with pytest.raises(ValueError, match="whiten_advantages.*objective='ppo'"):
     GRPOConfig.from_config(config)

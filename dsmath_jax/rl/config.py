@@ -75,6 +75,8 @@ class RLConfig:
   gae_lambda: float = 1.0                # GAE lambda (1: A_t = return - V_t)
   value_clip: float = 0.2                # clip range of the value loss around the rollout's values
   value_lr: float = 0.0                  # the value model's AdamW learning rate; 0 = optim.lr
+  whiten_advantages: bool = False        # GAE advantages to mean 0, std 1 over the batch's loss tokens
+                                         # (returns stay unwhitened); False: as GAE gives them
   iterations: int = 0                    # iterative RL (§4.1.4, Algorithm 1): I iterations; 0 = plain GRPO
   steps_per_iteration: int = 0           # M GRPO steps per iteration (iterative RL only)
 
@@ -104,6 +106,9 @@ class RLConfig:
     if self.objective == "ppo" and (self.reward == "process_rm" or self.iterations):
       raise ValueError("config.rl.objective='ppo' takes an outcome reward (rl.reward 'rule' or 'outcome_rm') "
                        "and no iterative RL (rl.iterations=0)")
+    if self.whiten_advantages and self.objective != "ppo":
+      raise ValueError(f"config.rl.whiten_advantages whitens GAE advantages: it needs config.rl.objective='ppo' "
+                       f"(is {self.objective!r})")
     if not (0.0 <= self.gae_gamma <= 1.0 and 0.0 <= self.gae_lambda <= 1.0):
       raise ValueError(f"config.rl.gae_gamma={self.gae_gamma} and config.rl.gae_lambda={self.gae_lambda} "
                        "must be in [0, 1]")
