@@ -68,12 +68,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       temperature_logprobs=False,                         # log-probs of logits / temperature
       overlong_buffer=0, overlong_penalty=1.0,            # DAPO overlong shaping (e.g. buffer 256)
       reward_functions=("correct",), reward_weights=(1.0,),   # e.g. ("correct", "format"), (1.0, 0.1)
-      dynamic_sampling="off",                             # "drop": zero-signal groups carry no loss
+      dynamic_sampling="off",                             # "drop": zero-signal groups carry no loss;
+                                                          # "resample": fresh questions until every group
+                                                          # of the step has signal (DAPO)
+      resample_rounds=4,                                  # "resample": extra sampling rounds per step at most
       gradient_coefficient="group",                       # "correct_only": RFT / Online RFT
       data_source="online",                               # "offline_samples": samples of the initial policy
       objective="clipped", dpo_beta=0.1,                  # "dpo": configs/dpo.py; "ppo": configs/ppo.py
       gae_gamma=1.0, gae_lambda=1.0,                      # PPO: GAE over the value model
       value_clip=0.2, value_lr=0.0,                       # PPO: value-loss clip, value lr (0 = optim.lr)
+      whiten_advantages=False,                            # PPO: advantages to mean 0, std 1 over the batch
       iterations=0, steps_per_iteration=0)                # iterative RL (§4.1.4): configs/grpo_iterative.py
   # Tool-integrated RL (data.template "tool" only): programs per sample, sandbox processes.
   c.tool = dict(max_rounds=4, sandbox_workers=4)

@@ -2,48 +2,21 @@
 coefficient reaches the update, RFT samples from the fixed model, and the variant switches
 (truncated IS, dynamic sampling, weighted rewards, overlong shaping, GSPO, dual-clip, Dr. GRPO)
 reach the update's batch."""
-import json
-
 import jax
 import numpy as np
 
+import rl_steps
 from configs import grpo as grpo_config
 from configs import online_rft, rft
-from dsmath_jax import runtime, sharding
-from dsmath_jax.rl import grpo, grpo_step
-from dsmath_jax.rl import questions as questions_lib
+from dsmath_jax.rl import grpo_step
 from dsmath_jax.rl import rewards as rewards_lib
-from dsmath_jax.rl.config import GRPOConfig
-
-
-def _parity_reward(output, gold):
-  return 1.0 if len(output) % 2 == 0 else 0.0
 
 
 def _run(config, tmp_path, steps=1):
-  """(per step: metrics, completions, the host batches of its updates) on one device."""
-  path = tmp_path / "questions.jsonl"
-  path.write_text("".join(json.dumps({"question": f"{i}+{i}?", "answer": str(2 * i)}) + "\n" for i in range(4)))
-  config.data.questions = f"jsonl:{path}"
+  """(per step: metrics, completions, the host batches of its updates), the final host state."""
+  config.data.questions = rl_steps.write_questions(tmp_path)
   config.rl.update(max_prompt_len=96, max_new_tokens=8)
-  run = GRPOConfig.from_config(config)
-  mesh = sharding.make_mesh(dict(data=1, fsdp=1, tensor=1), jax.devices()[:1])
-  machinery, state, ref_params, _ = grpo.setup(run, mesh, runtime.rules_of(config))
-  batches, train_step = [], machinery.train_step
-
-  def recording_step(state, batch):
-    batches.append(jax.device_get(batch))
-    return train_step(state, batch)
-
-  machinery.train_step = recording_step
-  questions = questions_lib.load_questions(run.data.questions)
-  history = []
-  for step in range(steps):
-    batches = []
-    state, metrics, completions = grpo_step.rl_step(run.rl, machinery, state, ref_params,
-                                                    questions[2 * step:2 * step + 2], jax.random.key(step))
-    history.append((metrics, completions, batches))
-  return history
+  return rl_steps.recorded_steps(config, steps=steps)
 
 
 def _per_output(batch, name, completions, k):
@@ -52,11 +25,11 @@ def _per_output(batch, name, completions, k):
 
 
 def test_online_rft_trains_on_correct_samples_with_coefficient_one(tmp_path, monkeypatch):
-  monkeypatch.setattr(rewards_lib, "rule_reward", _parity_reward)
+  monkeypatch.setattr(rewards_lib, "rule_reward", rl_steps.parity_reward)
   config = online_rft.get_config("tiny")
-  [(metrics, completions, [batch])] = _run(config, tmp_path)
+  [(metrics, completions, [batch])], _ = _run(config, tmp_path)
   k = config.rl.outputs_per_row
-  correct = [_parity_reward(c.text, "") for c in completions]
+  correct = [rl_steps.parity_reward(c.text, "") for c in completions]
   assert 0 < sum(correct) < len(correct)                          # both kinds present
   for coefficient, advantage in zip(correct, _per_output(batch, "advantages", completions, k)):
     np.testing.assert_array_equal(advantage, coefficient)
@@ -64,7 +37,7 @@ def test_online_rft_trains_on_correct_samples_with_coefficient_one(tmp_path, mon
 
 
 def test_rft_samples_from_the_fixed_initial_policy(tmp_path, monkeypatch):
-  monkeypatch.setattr(rewards_lib, "rule_reward", _parity_reward)
+  monkeypatch.setattr(rewards_lib, "rule_reward", rl_steps.parity_reward)
   sampled_with, sample = [], grpo_step.sample
 
   def recording_sample(machinery, params, questions, rng):
@@ -72,7 +45,7 @@ def test_rft_samples_from_the_fixed_initial_policy(tmp_path, monkeypatch):
     return sample(machinery, params, questions, rng)
 
   monkeypatch.setattr(grpo_step, "sample", recording_sample)
-  history = _run(rft.get_config("tiny"), tmp_path, steps=2)
+  history, _ = _run(rft.get_config("tiny"), tmp_path, steps=2)
   assert history[0][0]["grad_norm"] > 0                            # the policy did move
   jax.tree.map(np.testing.assert_array_equal, sampled_with[0], sampled_with[1])
 
@@ -83,7 +56,7 @@ def test_variant_switches_reach_the_update(tmp_path, monkeypatch):
   loss (dynamic sampling); the reward is correct + 0.5 format + overlong shaping, advantages
   unscaled."""
   from dsmath_jax.sample import sampler
-  monkeypatch.setattr(rewards_lib, "rule_reward", _parity_reward)
+  monkeypatch.setattr(rewards_lib, "rule_reward", rl_steps.parity_reward)
   generate = sampler.generate
   monkeypatch.setattr(sampler, "generate", lambda *a, **kw: [
       c._replace(logprobs=[lp - 0.3 for lp in c.logprobs]) for c in generate(*a, **kw)])
@@ -91,7 +64,7 @@ def test_variant_switches_reach_the_update(tmp_path, monkeypatch):
   config.rl.update(tis_cap=2.0, temperature_logprobs=True, dual_clip=3.0, ratio_level="sequence",
                    dynamic_sampling="drop", scale_advantages=False, reward_functions=("correct", "format"),
                    reward_weights=(1.0, 0.5), overlong_buffer=4, overlong_penalty=0.5)
-  [(metrics, completions, [batch])] = _run(config, tmp_path)
+  [(metrics, completions, [batch])], _ = _run(config, tmp_path)
   k, group = config.rl.outputs_per_row, config.rl.group_size
   assert abs(metrics["max_logprob_gap"] - 0.3) < 1e-4
   masks = _per_output(batch, "loss_mask", completions, k)
@@ -100,7 +73,7 @@ def test_variant_switches_reach_the_update(tmp_path, monkeypatch):
     np.testing.assert_allclose(weights[mask > 0], np.exp(0.3), rtol=1e-4)
     np.testing.assert_allclose(old, np.asarray(sampled.logprobs) + 0.3, atol=1e-4)   # the trainer's pi_old
   lengths = np.array([len(c.token_ids) for c in completions])
-  reward = (np.array([_parity_reward(c.text, "") for c in completions])
+  reward = (np.array([rl_steps.parity_reward(c.text, "") for c in completions])
             + 0.5 * np.array([rewards_lib.format_reward(c.text, "") for c in completions])
             + rewards_lib.overlong_penalty(lengths, 8, 4, 0.5)).reshape(-1, group)
   advantage = (reward - reward.mean(1, keepdims=True)).reshape(-1)                 # Dr. GRPO: no std
@@ -115,10 +88,10 @@ def test_variant_switches_reach_the_update(tmp_path, monkeypatch):
 def test_dpo_step_trains_on_chosen_rejected_pairs_and_sharded_equals_one_device(tmp_path, monkeypatch):
   from configs import dpo as dpo_config
   from dsmath_jax.rl import dpo
-  monkeypatch.setattr(rewards_lib, "rule_reward", _parity_reward)
+  monkeypatch.setattr(rewards_lib, "rule_reward", rl_steps.parity_reward)
   config = dpo_config.get_config("tiny")
-  [(metrics, completions, [batch])] = _run(config, tmp_path)
-  rewards = np.array([_parity_reward(c.text, "") for c in completions])
+  [(metrics, completions, [batch])], _ = _run(config, tmp_path)
+  rewards = np.array([rl_steps.parity_reward(c.text, "") for c in completions])
   order, live = dpo.pair_order(rewards, np.ones(len(rewards), bool), config.rl.group_size)
   assert live.any()
   for pair, (chosen, rejected) in enumerate(order.reshape(-1, 2)):
@@ -129,19 +102,10 @@ def test_dpo_step_trains_on_chosen_rejected_pairs_and_sharded_equals_one_device(
   assert abs(metrics["pair_margin"]) < 1e-5                          # first update: policy = reference,
   assert abs(metrics["loss"] - np.log(2.0)) < 1e-5                   # so every live pair costs log 2
   # (2, 2, 2) mesh = one device, the same two DPO steps.
-  config = dpo_config.get_config("tiny")
   results = []
-  for shape, devices in (((1, 1, 1), jax.devices()[:1]), ((2, 2, 2), jax.devices())):
-    mesh = sharding.make_mesh(dict(zip(("data", "fsdp", "tensor"), shape)), devices)
-    run = GRPOConfig.from_config(config)
-    machinery, state, ref_params, _ = grpo.setup(run, mesh, runtime.rules_of(config))
-    questions = questions_lib.load_questions(run.data.questions)
-    history = []
-    for step in range(2):
-      state, step_metrics, _ = grpo_step.rl_step(run.rl, machinery, state, ref_params,
-                                                 questions[2 * step:2 * step + 2], jax.random.key(step))
-      history.append(step_metrics)
-    results.append((jax.device_get(state.params), history))
+  for shape in ((1, 1, 1), (2, 2, 2)):
+    history, state = rl_steps.recorded_steps(dpo_config.get_config("tiny"), mesh_shape=shape, steps=2)
+    results.append((state.params, [step_metrics for step_metrics, _, _ in history]))
   (params_one, history_one), (params_eight, history_eight) = results
   for m1, m8 in zip(history_one, history_eight):
     for key in ("loss", "pair_margin", "grad_norm", "reward_mean"):

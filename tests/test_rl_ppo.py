@@ -11,12 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import rl_steps
 from configs import ppo as ppo_config
-from dsmath_jax import runtime, sharding
-from dsmath_jax.rl import grpo, grpo_step, ppo
-from dsmath_jax.rl import questions as questions_lib
+from dsmath_jax.rl import ppo
 from dsmath_jax.rl import rewards as rewards_lib
-from dsmath_jax.rl.config import GRPOConfig
+from dsmath_jax.rl.config import GRPOConfig, RLConfig
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -92,54 +91,56 @@ def test_clipped_value_loss_equals_numpy():
   np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-6)
 
 
-def _parity_reward(output, gold):
-  return 1.0 if len(output) % 2 == 0 else 0.0
+def _whitened(advantages, mask):
+  """numpy: (A - mean) / sqrt(var + 1e-8) over the entries where mask is 1, 0 elsewhere."""
+  picked = advantages[mask > 0]
+  return np.where(mask > 0, (advantages - picked.mean()) / np.sqrt(picked.var() + 1e-8), 0.0)
 
 
-def _questions(tmp_path):
-  path = tmp_path / "questions.jsonl"
-  path.write_text("".join(json.dumps({"question": f"{i}+{i}?", "answer": str(2 * i)}) + "\n" for i in range(4)))
-  return f"jsonl:{path}"
+def test_whitened_advantages_equal_numpy_over_the_loss_tokens():
+  _, _, mask = _handcrafted()
+  advantages = np.random.default_rng(3).normal(loc=2.0, scale=5.0, size=mask.shape)
+  got = ppo.whiten(advantages, mask)
+  np.testing.assert_allclose(got, _whitened(advantages, mask), rtol=1e-5, atol=1e-6)
+  assert abs(got[mask > 0].mean()) < 1e-6 and abs(got[mask > 0].std() - 1.0) < 1e-5
+  np.testing.assert_array_equal(got[mask == 0], 0.0)
+  np.testing.assert_array_equal(ppo.whiten(advantages, np.zeros_like(mask)), 0.0)      # no loss token
 
 
-def _steps(config, mesh_shape, devices, steps=2):
-  """(history of (metrics, completions, host batches of the updates), final PPOState on the host)."""
-  run = GRPOConfig.from_config(config)
-  mesh = sharding.make_mesh(dict(zip(("data", "fsdp", "tensor"), mesh_shape)), devices)
-  machinery, state, ref_params, _ = grpo.setup(run, mesh, runtime.rules_of(config))
-  batches, train_step = [], machinery.train_step
-
-  def recording_step(state, batch):
-    batches.append(jax.device_get(batch))
-    return train_step(state, batch)
-
-  machinery.train_step = recording_step
-  questions = questions_lib.load_questions(run.data.questions)
-  history = []
-  for step in range(steps):
-    batches = []
-    state, metrics, completions = grpo_step.rl_step(run.rl, machinery, state, ref_params,
-                                                    questions[2 * step:2 * step + 2], jax.random.key(step))
-    history.append((metrics, completions, batches))
-  return history, jax.device_get(state)
+@pytest.mark.parametrize("whiten", [False, True])
+def test_fill_advantages_whitens_gae_over_the_batch_and_keeps_the_raw_returns(whiten):
+  rng = np.random.default_rng(4)
+  _, values, mask = _handcrafted()                                  # 4 outputs, as 2 rows of k = 2
+  old, ref = rng.normal(size=(2, 4, 6))
+  rows = {"loss_mask": mask.reshape(2, 2, 6), "old_logprobs": old.reshape(2, 2, 6), "ref_logprobs": ref.reshape(2, 2, 6)}
+  outcome = np.array([1.0, 0.0, 1.0])                               # the 3 packed outputs; the 4th is padding
+  rl = RLConfig(objective="ppo", gae_lambda=0.9, whiten_advantages=whiten)
+  ppo.fill_advantages(rl, values.reshape(2, 2, 6), rows, outcome)
+  token_rewards = -0.04 * (old - ref) * mask
+  for i, last in ((0, 5), (1, 2), (2, 4)):
+    token_rewards[i, last] += outcome[i]
+  raw = _gae_loop(token_rewards, values, mask, 1.0, 0.9)
+  expected = _whitened(raw, mask) if whiten else raw
+  np.testing.assert_allclose(rows["advantages"].reshape(4, 6), expected, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(rows["returns"].reshape(4, 6), (raw + values) * mask, rtol=1e-4, atol=1e-5)
 
 
 def test_ppo_steps_use_gae_over_the_value_model_and_sharded_equals_one_device(tmp_path, monkeypatch):
-  monkeypatch.setattr(rewards_lib, "rule_reward", _parity_reward)
+  monkeypatch.setattr(rewards_lib, "rule_reward", rl_steps.parity_reward)
   config = ppo_config.get_config("tiny")
-  config.data.questions = _questions(tmp_path)
+  config.data.questions = rl_steps.write_questions(tmp_path)
   config.rl.update(max_prompt_len=96, max_new_tokens=8, gae_lambda=0.9)
   # Adam divides by sqrt(v) + eps: at eps = 1e-8 an element whose gradient is ~0 turns the float noise
   # of the sharded reductions into a full-size update; eps = 1e-4 compares the step, not that noise.
   config.optim.eps = 1e-4
-  one, state_one = _steps(config, (1, 1, 1), jax.devices()[:1])
+  one, state_one = rl_steps.recorded_steps(config, steps=2)
   k = config.rl.outputs_per_row
   for step, (metrics, completions, [batch]) in enumerate(one):
     rows, _, n = batch["loss_mask"].shape
     flat = {name: np.asarray(batch[name]).reshape(rows * k, n) for name in
             ("loss_mask", "old_logprobs", "ref_logprobs", "old_values", "advantages", "returns")}
     outcome = np.zeros(rows * k)
-    outcome[:len(completions)] = [_parity_reward(c.text, "") for c in completions]
+    outcome[:len(completions)] = [rl_steps.parity_reward(c.text, "") for c in completions]
     assert 0 < outcome.sum() < len(completions)                   # both rewards present
     if step == 0:                                                 # the value head starts at zero
       np.testing.assert_array_equal(flat["old_values"], 0.0)
@@ -154,7 +155,7 @@ def test_ppo_steps_use_gae_over_the_value_model_and_sharded_equals_one_device(tm
     np.testing.assert_allclose(flat["returns"], (expected + flat["old_values"]) * flat["loss_mask"],
                                rtol=1e-4, atol=1e-5)
     assert metrics["value_loss"] > 0 and np.isfinite(metrics["loss"])
-  eight, state_eight = _steps(config, (2, 2, 2), jax.devices())
+  eight, state_eight = rl_steps.recorded_steps(config, mesh_shape=(2, 2, 2), steps=2)
   for (m1, *_), (m8, *_) in zip(one, eight):
     for key in ("loss", "grad_norm", "value_loss", "value_grad_norm", "value_mean", "reward_mean"):
       np.testing.assert_allclose(m8[key], m1[key], rtol=2e-4, atol=1e-6, err_msg=key)
@@ -186,4 +187,16 @@ def test_ppo_config_refuses_what_it_cannot_train(override, message):
   config = ppo_config.get_config("tiny")
   config.rl.update(override)
   with pytest.raises(ValueError, match=message):
+    GRPOConfig.from_config(config)
+
+
+def test_advantage_whitening_is_off_by_default_and_only_for_ppo():
+  from configs import grpo as grpo_config
+  assert not GRPOConfig.from_config(ppo_config.get_config("tiny")).rl.whiten_advantages
+  config = ppo_config.get_config("tiny")
+  config.rl.whiten_advantages = True
+  assert GRPOConfig.from_config(config).rl.whiten_advantages
+  config = grpo_config.get_config("tiny")
+  config.rl.whiten_advantages = True
+  with pytest.raises(ValueError, match="whiten_advantages.*objective='ppo'"):
     GRPOConfig.from_config(config)

@@ -19,7 +19,7 @@ from dsmath_jax.train.optim import OptimConfig
 REWARDS = ("rule", "outcome_rm", "process_rm")
 AGGREGATIONS = ("sequence_mean", "token_mean", "constant")
 RATIO_LEVELS = ("token", "sequence")
-DYNAMIC_SAMPLING = ("off", "drop")
+DYNAMIC_SAMPLING = ("off", "drop", "resample")
 GRADIENT_COEFFICIENTS = ("group", "correct_only")
 DATA_SOURCES = ("online", "offline_samples")
 OBJECTIVES = ("clipped", "dpo", "ppo")
@@ -60,6 +60,10 @@ class RLConfig:
   reward_functions: tuple[str, ...] = ("correct",)   # reward "rule": the functions summed (rewards.named_reward)
   reward_weights: tuple[float, ...] = (1.0,)         # their weights; each one's mean is logged (reward_NAME)
   dynamic_sampling: str = "off"          # off | drop (DAPO: groups with all rewards equal carry no loss)
+                                         # | resample (DAPO: sample fresh questions until the step holds
+                                         # data.questions_per_step groups with signal; rl/dynamic_sampling.py)
+  resample_rounds: int = 4               # "resample": extra sampling rounds per step at most (each one a
+                                         # batch of fresh questions); zero-signal groups fill what is missing
   gradient_coefficient: str = "group"    # group (GRPO, §4.1.2) | correct_only (RFT, Online RFT §5.2.1: 1 if correct)
   data_source: str = "online"            # online (policy samples) | offline_samples (of the fixed initial
                                          # policy: RFT, §5.2.1)
@@ -71,6 +75,8 @@ class RLConfig:
   gae_lambda: float = 1.0                # GAE lambda (1: A_t = return - V_t)
   value_clip: float = 0.2                # clip range of the value loss around the rollout's values
   value_lr: float = 0.0                  # the value model's AdamW learning rate; 0 = optim.lr
+  whiten_advantages: bool = False        # GAE advantages to mean 0, std 1 over the batch's loss tokens
+                                         # (returns stay unwhitened); False: as GAE gives them
   iterations: int = 0                    # iterative RL (§4.1.4, Algorithm 1): I iterations; 0 = plain GRPO
   steps_per_iteration: int = 0           # M GRPO steps per iteration (iterative RL only)
 
@@ -100,9 +106,15 @@ class RLConfig:
     if self.objective == "ppo" and (self.reward == "process_rm" or self.iterations):
       raise ValueError("config.rl.objective='ppo' takes an outcome reward (rl.reward 'rule' or 'outcome_rm') "
                        "and no iterative RL (rl.iterations=0)")
+    if self.whiten_advantages and self.objective != "ppo":
+      raise ValueError(f"config.rl.whiten_advantages whitens GAE advantages: it needs config.rl.objective='ppo' "
+                       f"(is {self.objective!r})")
     if not (0.0 <= self.gae_gamma <= 1.0 and 0.0 <= self.gae_lambda <= 1.0):
       raise ValueError(f"config.rl.gae_gamma={self.gae_gamma} and config.rl.gae_lambda={self.gae_lambda} "
                        "must be in [0, 1]")
+    if self.dynamic_sampling == "resample" and self.resample_rounds < 1:
+      raise ValueError(f"config.rl.resample_rounds={self.resample_rounds} must be >= 1 with "
+                       "config.rl.dynamic_sampling='resample' (0 extra rounds is 'drop')")
     if self.outputs_per_row < 1 or self.group_size % self.outputs_per_row:
       raise ValueError(f"config.rl.outputs_per_row={self.outputs_per_row} must divide "
                        f"config.rl.group_size={self.group_size}")
@@ -113,7 +125,8 @@ class RLConfig:
     config_types.require(rl, where, positive=("group_size", "max_prompt_len", "max_new_tokens", "num_updates",
                                               "num_minibatches", "temperature", "top_p"),
                          non_negative=("clip_eps", "kl_coef", "iterations", "steps_per_iteration", "tis_cap",
-                                       "overlong_buffer", "logprob_gap_every", "value_clip", "value_lr"))
+                                       "overlong_buffer", "logprob_gap_every", "value_clip", "value_lr",
+                                       "resample_rounds"))
     return rl
 
   @property

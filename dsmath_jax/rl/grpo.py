@@ -6,6 +6,7 @@ policy's parameters at the start of training (or of the iteration, iterative.py)
 becomes typed values once, in `run` (rl/config.py); everything below takes those.
 """
 import dataclasses
+import functools
 import os
 
 import jax
@@ -57,8 +58,9 @@ def train(run: GRPOConfig, workdir: str, machinery, state, ref_params, rm_params
   metrics join that step's record.
 
   With a `checkpointer` (train/checkpointing.py) the loop resumes from its latest checkpoint
-  and saves every `train.checkpoint_every` steps and on SIGTERM. A step's questions and
-  sampling key depend only on (seed, step), so the policy state is all a resume needs.
+  and saves every `train.checkpoint_every` steps and on SIGTERM. A step's questions (those of
+  dynamic sampling's extra rounds too) and sampling keys depend only on (seed, step), so the
+  policy state is all a resume needs.
   """
   from dsmath_jax.train.metrics import MetricsWriter
   questions = questions if questions is not None else questions_lib.load_questions(run.data.questions)
@@ -83,8 +85,10 @@ def train(run: GRPOConfig, workdir: str, machinery, state, ref_params, rm_params
   while done < steps:
     global_step = step_offset + done
     writer.step(global_step)
+    fresh = functools.partial(questions_lib.fresh_questions, questions, run.data.questions_per_step, run.seed,
+                              global_step)                 # dynamic sampling "resample": extra rounds
     state, metrics, _ = grpo_step.rl_step(run.rl, machinery, state, ref_params, next(batches),
-                                          jax.random.fold_in(rng, global_step), rm_params)
+                                          jax.random.fold_in(rng, global_step), rm_params, fresh_questions=fresh)
     done += 1
     if benchmark is not None and run.benchmark_eval.due(done, steps):
       metrics = {**metrics, **benchmark(state.params, global_step + 1)}

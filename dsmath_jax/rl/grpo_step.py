@@ -1,7 +1,9 @@
 """One GRPO step (paper §4.1, Algorithm 1), for a batch of questions:
   1. sample G outputs per question with the sampler, keeping pi_old log-probs;
   2. score them: the grader's verdict (rule), an outcome RM's score, or a process RM's
-     per-step scores, into per-token advantages (scoring.py);
+     per-step scores, into per-token advantages (scoring.py); with DAPO's dynamic sampling
+     "resample", repeat 1-2 on fresh questions until the step's groups all carry signal
+     (dynamic_sampling.py);
   3. the trainer's log-probs: pi_ref (skipped when beta = 0), and pi_old itself where the
      sampler's cannot stand for it (truncated IS correction, temperature-consistent log-probs,
      offline samples); PPO (ppo.py): the value model's V_t and GAE advantages over the
@@ -15,7 +17,7 @@ the vocabulary projection, in the update and in the reference pass alike.
 """
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
@@ -24,6 +26,7 @@ from absl import logging
 from dsmath_jax import sharding
 from dsmath_jax.rl import advantages as advantages_lib
 from dsmath_jax.rl import dpo
+from dsmath_jax.rl import dynamic_sampling
 from dsmath_jax.rl import packing
 from dsmath_jax.rl import ppo
 from dsmath_jax.rl import scoring
@@ -33,17 +36,39 @@ from dsmath_jax.rl.questions import encode_prompt
 
 
 def rl_step(rl: RLConfig, machinery: Machinery, state, ref_params, questions: Sequence[dict], rng,
-            rm_params=None):
-  """One GRPO step on `questions` -> (state, metrics dict of floats, completions)."""
+            rm_params=None, fresh_questions: Callable[[int], Sequence[dict]] | None = None):
+  """One GRPO step on `questions` -> (state, metrics dict of floats, the completions trained on).
+
+  fresh_questions(r): the questions of round r >= 1 of rl.dynamic_sampling "resample" (grpo.train
+  passes questions.fresh_questions of the step); the step then trains on len(questions) groups,
+  the completions' prompt_index numbering those groups."""
   times = {}
-  with _timed(times, "time_sampling"):
-    sampler_params = ref_params if rl.data_source == "offline_samples" else state.params   # RFT: the fixed model
-    completions = sample(machinery, sampler_params, questions, jax.random.fold_in(rng, 0))
+  sampler_params = ref_params if rl.data_source == "offline_samples" else state.params   # RFT: the fixed model
+
+  def sample_round(round_index: int):
+    """(completions, Scored) of round 0 (`questions`) or of resampling round `round_index`."""
+    round_questions = questions if round_index == 0 else fresh_questions(round_index)
+    key = (jax.random.fold_in(rng, 0) if round_index == 0 else
+           jax.random.fold_in(jax.random.fold_in(rng, 2), round_index))
+    with _timed(times, "time_sampling"):
+      completions = sample(machinery, sampler_params, round_questions, key)
+    with _timed(times, "time_scoring"):
+      golds = [round_questions[c.prompt_index]["answer"] for c in completions]
+      scored = scoring.score_outputs(rl, machinery, completions, golds, rm_params)
+      for message in scored.rewards.errors[:5]:
+        logging.warning("reward failed, sample left out: %s", message)
+    return completions, scored
+
+  counts = {}
+  if rl.dynamic_sampling == "resample":
+    if fresh_questions is None:
+      raise ValueError("config.rl.dynamic_sampling='resample' needs rl_step(..., fresh_questions=...): "
+                       "the questions of the extra rounds (questions.fresh_questions)")
+    completions, scored, counts = dynamic_sampling.resample(sample_round, len(questions), rl.resample_rounds,
+                                                            rl.group_size)
+  else:
+    completions, scored = sample_round(0)
   with _timed(times, "time_scoring"):
-    golds = [questions[c.prompt_index]["answer"] for c in completions]
-    scored = scoring.score_outputs(rl, machinery, completions, golds, rm_params)
-    for message in scored.rewards.errors[:5]:
-      logging.warning("reward failed, sample left out: %s", message)
     rows = BATCH_BUILDERS[rl.objective](rl, machinery, completions, scored)
   with _timed(times, "time_reference"):
     gap = trainer_logprobs(rl, machinery, state, ref_params, rows)
@@ -53,7 +78,8 @@ def rl_step(rl: RLConfig, machinery: Machinery, state, ref_params, questions: Se
                           np.where(scored.trained, scored.rewards.values, 0.0))
   with _timed(times, "time_training"):
     state, update_metrics = policy_updates(rl, machinery, state, rows, jax.random.fold_in(rng, 1))
-  metrics = step_metrics(completions, scored, update_metrics, times)
+  metrics = {**step_metrics(completions, scored, update_metrics, times),
+             **{name: float(count) for name, count in counts.items()}}
   if gap is not None:
     metrics["max_logprob_gap"] = gap
   return state, metrics, completions
@@ -83,9 +109,10 @@ VALUE_INPUTS = packing.ROW_FIELDS + ("target_slots", "target_tokens")
 
 @contextlib.contextmanager
 def _timed(times: dict, name: str):
+  """Adds the block's seconds to times[name] (resampling rounds sample and score more than once)."""
   start = time.perf_counter()
   yield
-  times[name] = time.perf_counter() - start
+  times[name] = times.get(name, 0.0) + time.perf_counter() - start
 
 
 def sample(machinery: Machinery, params, questions: Sequence[dict], rng):

@@ -7,8 +7,9 @@ Per response token t of an output with outcome reward R (grader or outcome rewar
   A_t   = delta_t + gamma lambda A_{t+1}   (GAE, Schulman et al., 2016; paper: gamma = lambda = 1)
   G_t   = A_t + V_t                        (the value target, "returns")
 Tokens without loss (tool outputs, padding) are not steps: the recursion passes over them.
-The policy loss is eq. 1's clipped surrogate on A_t (loss.grpo_terms, KL weight 0: the KL
-lives in the reward). The value loss (PPO2's clipped value loss) per token:
+With rl.whiten_advantages, A_t is then whitened over the step's loss tokens, (A_t - mean) / std
+(the returns G_t keep the raw A_t). The policy loss is eq. 1's clipped surrogate on A_t
+(loss.grpo_terms, KL weight 0: the KL lives in the reward). The value loss (PPO2's clipped value loss) per token:
   l^V_t = 1/2 max((V_t - G_t)^2, (V_old,t + clip(V_t - V_old,t, -eps_v, eps_v) - G_t)^2)
 averaged over the loss tokens of the batch (loss_sum = sum, weight = tokens).
 
@@ -73,6 +74,17 @@ def gae(rewards, values, mask, *, gamma: float, lam: float):
   return advantages.astype(np.float32), returns.astype(np.float32)
 
 
+def whiten(advantages, mask, eps: float = 1e-8):
+  """(A - mean) / sqrt(var + eps) with the mean and (population) variance of the loss tokens
+  (mask > 0), 0 elsewhere: every batch's advantages on one scale.  [outputs, n] -> [outputs, n] float32."""
+  advantages, mask = np.asarray(advantages, np.float64), np.asarray(mask) > 0
+  if not mask.any():
+    return np.zeros(advantages.shape, np.float32)
+  mean = advantages[mask].mean()
+  var = np.square(advantages[mask] - mean).mean()
+  return np.where(mask, (advantages - mean) / np.sqrt(var + eps), 0.0).astype(np.float32)
+
+
 def value_terms(values, batch, *, value_clip: float):
   """(loss_sum, weight, aux_sums) of the clipped value loss (module doc) from values [outputs, n];
   batch: returns, old_values, loss_mask [outputs, n]."""
@@ -121,7 +133,7 @@ def make_train_step(policy_step, value_step):
 def fill_advantages(rl, values, rows: dict, outcome_rewards) -> None:
   """Sets rows["advantages"], rows["returns"], rows["old_values"] [rows, k, n] from the value
   model's V (values [rows, k, n]), the outcome rewards of the packed outputs (prompt-major, as packed)
-  and the KL-shaped token rewards. rl: RLConfig (kl_coef, gae_gamma, gae_lambda)."""
+  and the KL-shaped token rewards. rl: RLConfig (kl_coef, gae_gamma, gae_lambda, whiten_advantages)."""
   mask = rows["loss_mask"]
   shape = mask.shape
   flat = lambda x: np.asarray(x, np.float32).reshape(-1, shape[-1])          # [rows * k, n]
@@ -130,6 +142,8 @@ def fill_advantages(rl, values, rows: dict, outcome_rewards) -> None:
   rewards = token_rewards(outcome, flat(rows["old_logprobs"]), flat(rows["ref_logprobs"]), flat(mask),
                           rl.kl_coef)
   advantages, returns = gae(rewards, flat(values), flat(mask), gamma=rl.gae_gamma, lam=rl.gae_lambda)
+  if rl.whiten_advantages:
+    advantages = whiten(advantages, flat(mask))
   rows["advantages"] = advantages.reshape(shape)
   rows["returns"] = returns.reshape(shape)
   rows["old_values"] = (flat(values) * flat(mask)).reshape(shape)

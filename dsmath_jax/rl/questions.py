@@ -59,6 +59,15 @@ def fit_questions(questions: Sequence[dict], tokenizer, template: str, max_promp
   return kept
 
 
+def fresh_questions(questions: Sequence[dict], per_step: int, seed: int, step: int, round_index: int) -> list[dict]:
+  """Round `round_index` (>= 1) of dynamic sampling's resampling at step `step` (rl/dynamic_sampling.py):
+  `per_step` questions drawn without replacement from all of them, a function of (seed, step,
+  round_index) only, so a resumed run draws the same ones. A question may be one of the step's other
+  rounds' (its G outputs are then sampled afresh)."""
+  rng = np.random.default_rng([seed, step, round_index])
+  return [questions[i] for i in rng.choice(len(questions), size=min(per_step, len(questions)), replace=False)]
+
+
 def question_batches(questions: Sequence[dict], per_step: int, seed: int) -> Iterator[list[dict]]:
   """Endless shuffled passes over the questions; batch k depends only on (seed, k)."""
   epoch = 0

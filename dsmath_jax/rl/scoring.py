@@ -72,9 +72,10 @@ def score_outputs(rl: RLConfig, machinery: Machinery, completions, golds, rm_par
 
 
 def kept(rl: RLConfig, valid, zero_groups):
-  """Outputs that carry loss: valid rewards, and with rl.dynamic_sampling = "drop" (DAPO) only in
-  groups whose rewards differ, so the batch average is over groups with a signal.  -> [outputs] bool."""
-  if rl.dynamic_sampling == "drop":
+  """Outputs that carry loss: valid rewards, and with rl.dynamic_sampling "drop" or "resample" (DAPO)
+  only in groups whose rewards differ, so the batch average is over groups with a signal (resample's
+  filler groups included: dynamic_sampling.py).  -> [outputs] bool."""
+  if rl.dynamic_sampling in ("drop", "resample"):
     return np.asarray(valid, bool) & ~np.repeat(np.asarray(zero_groups, bool), rl.group_size)
   return np.asarray(valid, bool)
 
