@@ -62,18 +62,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.tokenizer.data.update(files=("{workdir}/tokenizer/corpus_text.jsonl", "{workdir}/problems/sft.jsonl"),
                           text_fields=("text", "prompt"), generated_size=0)
 
-  # §2.3: pretrain on a mixture: 20% DeepSeekMath-corpus pages, 50% the arithmetic table every solution
-  # needs (WORKDIR/problems/facts.jsonl, "17 + 8 = 25.": what a real base model knows), 30% word-problem
-  # text (SFT split). Without the table the SFT model copies the numbers but gets most sums wrong.
+  # §2.3: pretrain on a mixture; here 50% DeepSeekMath-corpus pages, 50% word-problem text (SFT split).
   c.pretrain = pretrain_config.get_config("small")
   c.pretrain.model = common.model("small", vocab_size=1024)    # ~3.3M parameters
   c.pretrain.data.tokenizer = "{workdir}/tokenizer/tokenizer.model"
   c.pretrain.data.sources = dict(
-      math=dict(tfds="dsmath_corpus", split="train", data_dir="{workdir}/corpus/tfds", weight=0.2),
-      facts=dict(jsonl="{workdir}/problems/facts.jsonl", weight=0.5),
-      arithmetic=dict(jsonl="{workdir}/problems/sft.jsonl", weight=0.3))
+      math=dict(tfds="dsmath_corpus", split="train", data_dir="{workdir}/corpus/tfds", weight=0.5),
+      arithmetic=dict(jsonl="{workdir}/problems/sft.jsonl", weight=0.5))
   c.pretrain.data.update(seq_len=128, global_batch=16, worker_count=0)     # tokenize in the loop: 2 cores
-  c.pretrain.optim.update(lr=3e-3, steps=250, warmup_steps=10)
+  c.pretrain.optim.update(lr=3e-3, steps=100, warmup_steps=10)
   c.pretrain.train.update(log_every=10, checkpoint_every=100)
   c.pretrain.eval = dict(every_steps=25, num_batches=2, sources=dict(
       held_out=dict(jsonl="{workdir}/problems/test.jsonl")))

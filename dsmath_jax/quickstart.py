@@ -95,7 +95,7 @@ def resolve(stage_config, workdir: str):
 # ---- Stage inputs the tasks do not make themselves ----------------------------------------------
 
 def write_problems(problems_config: ProblemsConfig, directory: str) -> dict:
-  """WORKDIR/problems/{test,rl,sft,facts}.jsonl and overlap.json from the word-problem generator
+  """WORKDIR/problems/{test,rl,sft}.jsonl and overlap.json from the word-problem generator
   (dsmath_jax/data/word_problems.py): test problems use templates and numbers no sft/rl problem
   uses. The SFT solutions come from an imperfect teacher (problems_config.teacher_error of them
   apply the wrong operation); `answer` is always the true one.
@@ -123,18 +123,9 @@ def write_problems(problems_config: ProblemsConfig, directory: str) -> dict:
             text=f"Question: {record['question']}\nAnswer:{record['solution']}\n",
             teacher_correct=record["teacher_correct"], template=record["template"],
             numbers=record["numbers"])) + "\n")
-  # The arithmetic table as pretraining text (word_problems.arithmetic_facts): every equation a
-  # solution can need, the held-out problems' included, one per record; no question in it.
-  bounds = dict(max_factor=problems_config.max_factor, max_addend=problems_config.max_addend,
-                max_start=problems_config.max_start)
-  facts = word_problems.arithmetic_facts(problems_config.family, bounds)
-  with open(os.path.join(directory, "facts.jsonl"), "w") as f:
-    for index, fact in enumerate(facts):
-      f.write(json.dumps(dict(id=f"fact-{index}", text=fact)) + "\n")
-  overlap["arithmetic_facts"] = len(facts)
   with open(os.path.join(directory, "overlap.json"), "w") as f:
     json.dump(overlap, f, indent=1)
-  return {**{name: len(records) for name, records in splits.items()}, "facts": len(facts)}
+  return {name: len(records) for name, records in splits.items()}
 
 
 def export_corpus_text(data_dir: str, path: str) -> int:
@@ -160,7 +151,7 @@ def stage_done(stage: str, stage_dir: str, stage_config) -> bool:
   """Whether a stage's final output exists (what the next stage reads)."""
   if stage == "problems":
     return all(os.path.isfile(os.path.join(stage_dir, f"{n}")) for n in ("test.jsonl", "rl.jsonl", "sft.jsonl",
-                                                                          "facts.jsonl", "overlap.json"))
+                                                                          "overlap.json"))
   if stage == "corpus":
     return os.path.isfile(os.path.join(stage_dir, "corpus", "stats.json"))
   if stage == "tokenizer":

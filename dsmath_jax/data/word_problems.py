@@ -155,27 +155,6 @@ def generate(num_train: int, num_test: int, *, seed: int = 0, teacher_error: flo
   return train, test
 
 
-def arithmetic_facts(family: str, bounds: dict) -> list[str]:
-  """Every equation a solution of the family can need ("17 + 8 = 25.", "3 * 4 = 12."): the first
-  step of each opener and both changes (+ and -, where positive) for every numbers tuple in
-  bounds, held-out tuples included. Pretraining text that teaches the arithmetic itself, as a
-  real base model knows it, so SFT and RL are about which operation a problem asks for; no
-  word problem, template or question is in it. Sorted: a pure function of (family, bounds)."""
-  facts = set()
-  for numbers in number_tuples(family, bounds):
-    *operands, r = numbers
-    for spec in FAMILIES[family]:
-      if max(operands) > bounds[spec[2]]:
-        continue
-      x = _first(spec, numbers)
-      if spec[1] is not None:
-        facts.add(f"{operands[0]} {spec[1]} {operands[1]} = {x}.")
-      facts.add(f"{x} + {r} = {x + r}.")
-      if r < x:
-        facts.add(f"{x} - {r} = {x - r}.")
-  return sorted(facts)
-
-
 def overlap(test, train) -> dict:
   """How many held-out problems share content with a training problem, by what they share."""
   keys = lambda r: (r["template"], tuple(r["numbers"]))
