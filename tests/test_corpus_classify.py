@@ -75,6 +75,36 @@ def test_domain_discovery_picks_15_percent_math_domain_not_5(data):
   assert table["fifteen.example.org"]["paths"]["fifteen.example.org/q/"][1] >= 13
 
 
+def _reference_line(text: str, max_chars: int) -> str:
+  """The preprocessing spelled out on str (the scorer runs it on UTF-8 bytes, lowercasing first)."""
+  text = text[:max_chars]
+  for delimiter in ("\\(", "\\)", "\\[", "\\]"):
+    text = text.replace(delimiter, "$")
+  text = text.lower()
+  for ch in "${}^_=+-*/()[]|<>,.;:!?'\"&%#@~`":
+    text = text.replace(ch, f" {ch} ")
+  return text.replace("\\", " \\").replace("\n", " ").replace("\r", " ").replace("\t", " ")
+
+
+def test_scorer_equals_raw_fasttext_predict(data):
+  """Scores of real pages (and uppercase non-ASCII, Windows newlines, tabs) equal raw fastText `predict` on the
+  str lines, bit for bit: the scorer's bytes path and direct batch call change nothing."""
+  pages = data["test_math"] + data["test_general"] + _read(data["web"] / "dolma_tests" / "science_0.warc.gz")
+  texts = [p["text"] for p in pages] + ["ÀÉÎ İstanbul \u212a Straße ΣΑΣ \\(X^2\\)\tand\r\n\\[\\Int_A^B\\]",
+                                        "日本語の\\frac{A}{B}ページ", "", " \n\n "]
+  assert sum(not t.isascii() for t in texts) > 50 and sum("\\" in t for t in texts) > 50
+  assert sum("\\(" in t or "\\[" in t for t in texts) >= 3
+  assert sum(len(t) > TRAIN["max_chars"] and not t[:TRAIN["max_chars"]].isascii() for t in texts) > 10
+  lines = [_reference_line(t, TRAIN["max_chars"]) for t in texts]
+  assert [classify.fasttext_line(t, TRAIN["max_chars"]) for t in texts] == lines
+  labels, probs = data["scorer"].model.predict(lines, k=2)
+  expected = np.float32([dict(zip(l, p))[classify.MATH] for l, p in zip(labels, probs)]).clip(0.0, 1.0)
+  scores = data["scorer"](texts)
+  np.testing.assert_array_equal(scores, expected)
+  assert [l[0] == classify.MATH for l in labels] == list(scores >= 0.5)
+  assert 0 < (scores >= 0.5).sum() < len(texts)
+
+
 def test_budget_threshold_matches_brute_force():
   rng = np.random.default_rng(0)
   scores, tokens = rng.random(5000), rng.integers(10, 2000, 5000)
