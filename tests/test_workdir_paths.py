@@ -296,3 +296,33 @@ def test_sample_of_a_gcs_model_into_gcs_equals_a_local_sample(grpo_runs, tmp_pat
   assert (remote / "samples.jsonl").read_text() == (tmp_path / "sample" / "samples.jsonl").read_text()
   summary = json.loads((remote / "sample_summary.json").read_text())
   assert summary["samples"] == 6 and summary["checkpoint"] == f"{workdir}/model"
+
+
+def test_reward_model_in_gcs_resumes_from_its_bucket_examples_like_a_local_run(gcs, tmp_path):
+  """The resumed run reads its labelled examples (examples.jsonl) and checkpoint back from the bucket."""
+  from dsmath_jax.rl import reward_model as rm_lib
+  from dsmath_jax.train import metrics as metrics_lib
+  workdir, local, cwd = f"gs://{BUCKET}/runs/rm_tiny", str(tmp_path / "local"), tmp_path / "cwd"
+  tiny = ("--config.data.global_batch=8", "--config.label.samples_per_question=4")   # 8 divides over 1 or 8 devices
+  _main(workdir, cwd, "--config.optim.steps=1", *tiny, config="reward_model.py:tiny")
+  _main(workdir, cwd, "--config.optim.steps=2", "--config.allow_config_change=True", *tiny,
+        config="reward_model.py:tiny")
+  _main(local, cwd, "--config.optim.steps=2", *tiny, config="reward_model.py:tiny")
+  assert not os.listdir(cwd), f"written beside the run instead of the bucket: {os.listdir(cwd)}"
+  root = _fresh(workdir)
+  assert {"config.json", "metrics.jsonl", "examples.jsonl", "checkpoints", "model", "curves.png"} <= {
+      p.name for p in root.iterdir()}
+  with open(f"{local}/examples.jsonl") as f:
+    assert (root / "examples.jsonl").read_text() == f.read()
+  lines = (root / "metrics.jsonl").read_text().splitlines()
+  assert [json.loads(line)["step"] for line in lines] == [1, 2]          # resumed, not restarted
+  remote = _computed(metrics_lib.read_metrics(f"{workdir}/metrics.jsonl"))
+  reference = _computed(metrics_lib.read_metrics(f"{local}/metrics.jsonl"))
+  assert sorted(remote) == sorted(reference)
+  np.testing.assert_allclose([remote[k] for k in sorted(reference)], [reference[k] for k in sorted(reference)],
+                             rtol=1e-5, atol=1e-7)
+  import jax
+  _, from_gcs, _ = rm_lib.load_reward_model(f"{workdir}/model")
+  _, from_disk, _ = rm_lib.load_reward_model(f"{local}/model")
+  for a, b in zip(jax.tree.leaves(from_gcs), jax.tree.leaves(from_disk)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
