@@ -75,7 +75,7 @@ def tasks():
 # Tasks whose every read and write goes through dsmath_jax.paths, so that --workdir may be a URL.
 # The others still use local file APIs; a URL workdir is refused for them rather than written to a
 # local folder named after it.
-REMOTE_WORKDIR_TASKS = ("pretrain", "sft")
+REMOTE_WORKDIR_TASKS = ("pretrain", "sft", "grpo", "reward_model", "eval", "sample")
 
 
 def main(argv):

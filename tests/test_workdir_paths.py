@@ -78,10 +78,10 @@ def _fresh(p):
   return epath.Path(p)
 
 
-def _main(workdir: str, cwd, *overrides: str) -> subprocess.CompletedProcess:
-  """`python -m dsmath_jax.main --config=configs/pretrain.py:tiny --workdir=WORKDIR` in `cwd`."""
+def _main(workdir: str, cwd, *overrides: str, config: str = "pretrain.py:tiny") -> subprocess.CompletedProcess:
+  """`python -m dsmath_jax.main --config=configs/CONFIG --workdir=WORKDIR` in `cwd`."""
   os.makedirs(cwd, exist_ok=True)
-  command = [sys.executable, "-m", "dsmath_jax.main", f"--config={REPO}/configs/pretrain.py:tiny",
+  command = [sys.executable, "-m", "dsmath_jax.main", f"--config={REPO}/configs/{config}",
              f"--workdir={workdir}", *overrides]
   env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"}
   done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
@@ -194,3 +194,135 @@ def test_checkpointer_sets_aside_an_unreadable_gcs_step(gcs):
   assert step == 1
   np.testing.assert_array_equal(np.asarray(restored["w"]), np.arange(6.0))
   assert sorted(p.name for p in _fresh(directory).iterdir()) == ["1", "2.unreadable"]
+
+
+# GRPO :tiny with the benchmark evaluation on at every step (its graded samples go to WORKDIR/bench).
+GRPO_TINY = ("--config.benchmark_eval.every_steps=1", "--config.train.checkpoint_every=1")
+# Metrics that depend on the wall clock, not on what the run computed.
+CLOCK_KEYS = ("time_", "tokens_per_s", "_per_second", "seconds")
+
+
+def _computed(records) -> dict:
+  """{(step, key): value} of every metric but the wall-clock ones."""
+  return {(r["step"], k): v for r in records for k, v in r.items()
+          if k != "step" and not any(k.startswith(c) or k.endswith(c) for c in CLOCK_KEYS)}
+
+
+@pytest.fixture(scope="module")
+def grpo_runs(gcs, tmp_path_factory):
+  """(bucket workdir, local workdir, cwd): GRPO :tiny in the bucket, 1 step then resumed to 2, and the
+  same 2 steps uninterrupted in a local folder."""
+  root = tmp_path_factory.mktemp("grpo")
+  workdir, local, cwd = f"gs://{BUCKET}/runs/grpo_tiny", str(root / "local"), root / "cwd"
+  _main(workdir, cwd, "--config.optim.steps=1", *GRPO_TINY, config="grpo.py:tiny")
+  _main(workdir, cwd, "--config.optim.steps=2", "--config.allow_config_change=True", *GRPO_TINY,
+        config="grpo.py:tiny")
+  _main(local, cwd, "--config.optim.steps=2", *GRPO_TINY, config="grpo.py:tiny")
+  return workdir, local, cwd
+
+
+def test_grpo_in_gcs_writes_everything_there_and_resumes_like_a_local_run(grpo_runs):
+  from dsmath_jax.model import loading
+  from dsmath_jax.train import metrics as metrics_lib
+  workdir, local, cwd = grpo_runs
+  assert not os.listdir(cwd), f"written beside the run instead of the bucket: {os.listdir(cwd)}"
+  root = _fresh(workdir)
+  names = {p.name for p in root.iterdir()}
+  assert {"config.json", "metrics.jsonl", "checkpoints", "model", "tensorboard", "curves.png", "bench"} <= names, names
+  assert json.loads((root / "config.json").read_text())["optim"]["steps"] == 2
+  assert sorted(p.name for p in (root / "checkpoints").iterdir()) == sorted(os.listdir(f"{local}/checkpoints"))
+  assert (root / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+  # The first run logged steps 0 (the benchmark before training) and 1; the resumed one continued from
+  # its checkpoint with step 2 (a fresh start would log 0 and 1 again): every computed metric equals
+  # the uninterrupted local run's.
+  lines = (root / "metrics.jsonl").read_text().splitlines()
+  assert [json.loads(line)["step"] for line in lines] == [0, 1, 2]
+  remote = _computed(metrics_lib.read_metrics(f"{workdir}/metrics.jsonl"))
+  reference = _computed(metrics_lib.read_metrics(f"{local}/metrics.jsonl"))
+  assert sorted(remote) == sorted(reference)
+  assert {step for step, _ in remote} == {0, 1, 2} and (2, "bench/gsm8k/accuracy") in remote
+  np.testing.assert_allclose([remote[k] for k in sorted(reference)], [reference[k] for k in sorted(reference)],
+                             rtol=1e-5, atol=1e-7)
+
+  # The benchmark's graded samples of every evaluated step are in the bucket, equal to the local run's.
+  bench = root / "bench" / "gsm8k"
+  assert sorted(p.name for p in bench.iterdir()) == sorted(os.listdir(f"{local}/bench/gsm8k"))
+  for name in os.listdir(f"{local}/bench/gsm8k"):
+    with open(f"{local}/bench/gsm8k/{name}") as f:
+      assert (bench / name).read_text() == f.read(), name
+
+  from_gcs, from_disk = loading.load_pretrained(f"{workdir}/model"), loading.load_pretrained(f"{local}/model")
+  assert from_gcs.config == from_disk.config
+  import jax
+  for a, b in zip(jax.tree.leaves(from_gcs.params), jax.tree.leaves(from_disk.params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+
+
+def test_eval_of_a_gcs_model_into_gcs_equals_a_local_eval(grpo_runs, tmp_path):
+  """config.checkpoint read from the bucket, every report written there; the summaries equal those of
+  the local GRPO model's local eval (sampled at temperature 0.7, so equal params give equal samples)."""
+  workdir, local, cwd = grpo_runs
+  eval_dir = f"gs://{BUCKET}/runs/eval_tiny"
+  _main(eval_dir, cwd, f"--config.checkpoint={workdir}/model", config="eval.py:tiny")
+  _main(str(tmp_path / "eval"), cwd, f"--config.checkpoint={local}/model", config="eval.py:tiny")
+  assert not os.listdir(cwd), f"written beside the run instead of the bucket: {os.listdir(cwd)}"
+  remote, here = _fresh(f"{eval_dir}/eval"), tmp_path / "eval" / "eval"
+  assert sorted(p.name for p in remote.iterdir()) == sorted(os.listdir(here))
+  assert sorted(p.name for p in (remote / "tiny").iterdir()) == sorted(os.listdir(here / "tiny"))
+
+  def computed(value):
+    """The summary less where the model came from (`checkpoint`) and the wall-clock figures."""
+    if isinstance(value, dict):
+      return {k: computed(v) for k, v in value.items()
+              if k != "checkpoint" and not any(k.startswith(c) or k.endswith(c) for c in CLOCK_KEYS)}
+    return [computed(v) for v in value] if isinstance(value, list) else value
+
+  for name in ("summary.json", "tiny/summary.json"):
+    assert computed(json.loads((remote / name).read_text())) == computed(json.loads((here / name).read_text())), name
+  assert json.loads((remote / "summary.json").read_text())["checkpoint"] == f"{workdir}/model"
+  assert (remote / "tiny" / "samples.jsonl").read_text() == (here / "tiny" / "samples.jsonl").read_text()
+
+
+def test_sample_of_a_gcs_model_into_gcs_equals_a_local_sample(grpo_runs, tmp_path):
+  """`sample` reads config.checkpoint from the bucket and writes samples.jsonl and its summary there,
+  equal to the local GRPO model's local samples."""
+  workdir, local, cwd = grpo_runs
+  sample_dir = f"gs://{BUCKET}/runs/sample_tiny"
+  _main(sample_dir, cwd, f"--config.checkpoint={workdir}/model", config="sample.py:tiny")
+  _main(str(tmp_path / "sample"), cwd, f"--config.checkpoint={local}/model", config="sample.py:tiny")
+  assert not os.listdir(cwd), f"written beside the run instead of the bucket: {os.listdir(cwd)}"
+  remote = _fresh(sample_dir)
+  assert (remote / "samples.jsonl").read_text() == (tmp_path / "sample" / "samples.jsonl").read_text()
+  summary = json.loads((remote / "sample_summary.json").read_text())
+  assert summary["samples"] == 6 and summary["checkpoint"] == f"{workdir}/model"
+
+
+def test_reward_model_in_gcs_resumes_from_its_bucket_examples_like_a_local_run(gcs, tmp_path):
+  """The resumed run reads its labelled examples (examples.jsonl) and checkpoint back from the bucket."""
+  from dsmath_jax.rl import reward_model as rm_lib
+  from dsmath_jax.train import metrics as metrics_lib
+  workdir, local, cwd = f"gs://{BUCKET}/runs/rm_tiny", str(tmp_path / "local"), tmp_path / "cwd"
+  tiny = ("--config.data.global_batch=8", "--config.label.samples_per_question=4")   # 8 divides over 1 or 8 devices
+  _main(workdir, cwd, "--config.optim.steps=1", *tiny, config="reward_model.py:tiny")
+  _main(workdir, cwd, "--config.optim.steps=2", "--config.allow_config_change=True", *tiny,
+        config="reward_model.py:tiny")
+  _main(local, cwd, "--config.optim.steps=2", *tiny, config="reward_model.py:tiny")
+  assert not os.listdir(cwd), f"written beside the run instead of the bucket: {os.listdir(cwd)}"
+  root = _fresh(workdir)
+  assert {"config.json", "metrics.jsonl", "examples.jsonl", "checkpoints", "model", "curves.png"} <= {
+      p.name for p in root.iterdir()}
+  with open(f"{local}/examples.jsonl") as f:
+    assert (root / "examples.jsonl").read_text() == f.read()
+  lines = (root / "metrics.jsonl").read_text().splitlines()
+  assert [json.loads(line)["step"] for line in lines] == [1, 2]          # resumed, not restarted
+  remote = _computed(metrics_lib.read_metrics(f"{workdir}/metrics.jsonl"))
+  reference = _computed(metrics_lib.read_metrics(f"{local}/metrics.jsonl"))
+  assert sorted(remote) == sorted(reference)
+  np.testing.assert_allclose([remote[k] for k in sorted(reference)], [reference[k] for k in sorted(reference)],
+                             rtol=1e-5, atol=1e-7)
+  import jax
+  _, from_gcs, _ = rm_lib.load_reward_model(f"{workdir}/model")
+  _, from_disk, _ = rm_lib.load_reward_model(f"{local}/model")
+  for a, b in zip(jax.tree.leaves(from_gcs), jax.tree.leaves(from_disk)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)

@@ -4,13 +4,14 @@ The entry point hands `make_evaluator` to the SFT/pretrain and GRPO tasks (evalu
 training, so training never imports it). Each benchmark's subset is read once, at the start; each
 call samples it greedily with the run's params under the run's mesh (the jitted sampler, compiled
 once per shape), grades it (evaluate.evaluate_benchmark) and writes the graded samples to
-WORKDIR/bench/<name>/step_<N>.jsonl, so a logged accuracy can be regraded and read.
+WORKDIR/bench/<name>/step_<N>.jsonl (a gs:// WORKDIR included: dsmath_jax.paths), so a logged
+accuracy can be regraded and read.
 """
 import json
-import os
 
 import jax
 
+from dsmath_jax import atomic, paths
 from dsmath_jax.benchmarks import load
 from dsmath_jax.eval import evaluate
 from dsmath_jax.eval.settings import GraderConfig, PromptConfig, SamplingConfig
@@ -20,7 +21,7 @@ PREFIX = "bench/"
 
 
 def samples_path(workdir: str, name: str, step: int) -> str:
-  return os.path.join(workdir, "bench", name, f"step_{step}.jsonl")
+  return paths.join(workdir, "bench", name, f"step_{step}.jsonl")
 
 
 def make_evaluator(config: BenchmarkEvalConfig, model_config, tokenizer, mesh, rules, workdir: str) -> Evaluator:
@@ -44,9 +45,7 @@ def make_evaluator(config: BenchmarkEvalConfig, model_config, tokenizer, mesh, r
 
 
 def _write_rows(path: str, rows: list[dict]) -> None:
-  """One JSON line per graded sample, written whole or not at all (a temporary file, then renamed)."""
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
+  """One JSON line per graded sample, written whole or not at all (atomic.write_file; `path` may be a URL)."""
+  with atomic.write_file(path, encoding="utf-8") as f:
     for row in rows:
       f.write(json.dumps(row, ensure_ascii=False) + "\n")
-  os.replace(path + ".tmp", path)

@@ -4,15 +4,15 @@ JSON, name an unknown id or carry no output are reported by line number and skip
 silently graded.
 """
 
-from dsmath_jax import jsonl
+from dsmath_jax import jsonl, paths
 
 
 def read_predictions(path: str, known_ids, *, id_field: str = "id", output_field: str = "output"):
-  """({id: [output, ...]} in file order, bad lines [{"line": n, "error": "..."}])."""
+  """({id: [output, ...]} in file order, bad lines [{"line": n, "error": "..."}]); `path` may be a URL."""
   known_ids = set(known_ids)
   outputs: dict[str, list[str]] = {}
   bad = []
-  with open(path, encoding="utf-8") as f:
+  with paths.path(path).open(encoding="utf-8") as f:
     for line_number, line in enumerate(f, start=1):
       if not line.strip():
         continue

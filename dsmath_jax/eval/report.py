@@ -1,9 +1,10 @@
-"""What the evaluation of one benchmark leaves on disk: samples.jsonl (every sample: prompt, output,
-extracted answer, verdict), summary.json, report.md, accuracy_vs_k.png."""
+"""What the evaluation of one benchmark leaves on disk (or in a gs:// bucket: dsmath_jax.paths):
+samples.jsonl (every sample: prompt, output, extracted answer, verdict), summary.json, report.md,
+accuracy_vs_k.png."""
 import json
 import os
 
-from dsmath_jax import atomic
+from dsmath_jax import atomic, paths
 
 
 def _pct(value) -> str:
@@ -93,9 +94,11 @@ def plot_accuracy_vs_k(summary: dict, png_path: str) -> None:
 def write(out_dir: str, rows: list[dict], summary: dict) -> dict:
   """Writes the four files; returns their paths. They are written into a staging folder that
   replaces out_dir only when all four are complete (atomic.directory): a run that fails while
-  writing leaves the previous results whole, never new samples beside an old summary."""
+  writing leaves the previous results whole, never new samples beside an old summary. In an object
+  store, where a folder cannot be swapped, summary.json is uploaded last (atomic.replace_dir): a
+  folder without it is an evaluation cut short."""
   names = ("samples.jsonl", "summary.json", "report.md", "accuracy_vs_k.png")
-  with atomic.directory(out_dir) as staging:
+  with atomic.directory(out_dir, marker="summary.json") as staging:
     with open(os.path.join(staging, "samples.jsonl"), "w", encoding="utf-8") as f:
       for row in rows:
         f.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -104,4 +107,4 @@ def write(out_dir: str, rows: list[dict], summary: dict) -> dict:
     with open(os.path.join(staging, "report.md"), "w", encoding="utf-8") as f:
       f.write(markdown(summary))
     plot_accuracy_vs_k(summary, os.path.join(staging, "accuracy_vs_k.png"))
-  return {name: os.path.join(out_dir, name) for name in names}
+  return {name: paths.join(out_dir, name) for name in names}

@@ -8,7 +8,7 @@ with their standard errors.
 import json
 import os
 
-from dsmath_jax import atomic
+from dsmath_jax import atomic, paths
 
 
 def published(reported: dict, prompt_style: str) -> dict:
@@ -72,16 +72,15 @@ def plot(rows: list[dict], path: str, title: str) -> None:
 
 
 def write(out_dir: str, summaries: dict[str, dict], header: dict) -> dict:
-  """summary.json / summary.md / summary.png of the run; returns their paths."""
-  os.makedirs(out_dir, exist_ok=True)
+  """summary.json / summary.md / summary.png of the run (out_dir may be a URL); returns their paths."""
   rows = rows_of(summaries)
-  paths = {ext: os.path.join(out_dir, f"summary.{ext}") for ext in ("json", "md", "png")}
+  written = {ext: paths.join(out_dir, f"summary.{ext}") for ext in ("json", "md", "png")}
   # each file appears whole or not at all (atomic); the figure first, summary.json (what tools read) last
   source = os.path.basename(os.path.normpath(header.get("checkpoint") or header.get("predictions") or "")) or "random init"
-  with atomic.file_path(paths["png"]) as png:
+  with atomic.file_path(written["png"]) as png:
     plot(rows, png, f"{source} ({header.get('prompt') or 'predictions'}, {header.get('rules', '')} grading)")
-  with atomic.write_file(paths["md"], encoding="utf-8") as f:
+  with atomic.write_file(written["md"], encoding="utf-8") as f:
     f.write(markdown(rows, header))
-  with atomic.write_file(paths["json"], encoding="utf-8") as f:
+  with atomic.write_file(written["json"], encoding="utf-8") as f:
     json.dump(dict(header, benchmarks=rows), f, indent=1, ensure_ascii=False)
-  return paths
+  return written

@@ -9,13 +9,12 @@ output back (sample/tool_loop.py). One greedy sample per question gives the tabl
 Writes WORKDIR/config.json, WORKDIR/eval/<benchmark>/{samples.jsonl, summary.json, report.md,
 accuracy_vs_k.png} for each benchmark and WORKDIR/eval/summary.{md,json,png}, the table.
 With `predictions` (a JSONL of {"id", "output"} lines, or a folder of <benchmark>.jsonl files)
-it regrades those outputs and needs no model.
+it regrades those outputs and needs no model. WORKDIR, `checkpoint` and `predictions` may be gs://
+URLs: every path goes through dsmath_jax.paths.
 """
-import os
-
 from absl import logging
 
-from dsmath_jax import config_types, console
+from dsmath_jax import config_types, console, paths
 from dsmath_jax.benchmarks import catalog, load
 from dsmath_jax.eval import evaluate, generate, predictions as predictions_lib, report, table
 from dsmath_jax.eval.settings import DataConfig, GraderConfig, PromptConfig, SamplingConfig
@@ -27,8 +26,8 @@ _TOP_LEVEL = ("task", "seed", "checkpoint", "tokenizer", "predictions", "model",
 
 
 def _predictions_file(predictions: str, name: str, several: bool) -> str:
-  if os.path.isdir(predictions):
-    return os.path.join(predictions, f"{name}.jsonl")
+  if paths.path(predictions).is_dir():
+    return paths.join(predictions, f"{name}.jsonl")
   if several:
     raise ValueError(f"config.predictions={predictions!r} is one file but several benchmarks are run: give a "
                      "folder of <benchmark>.jsonl files")
@@ -116,7 +115,7 @@ def run(config, workdir: str) -> dict:
       summary["bad_lines"] = bad_lines
       summaries[name] = summary
       if model is None or _process_index() == 0:   # multi-host: every host samples and grades; one writes
-        report.write(os.path.join(workdir, "eval", data.folder(name)), rows, summary)
+        report.write(paths.join(workdir, "eval", data.folder(name)), rows, summary)
       logging.info("%s: accuracy %.1f%% ± %.1f on %d questions", name, summary["accuracy"],
                    summary["accuracy_stderr"], summary["questions"])
       print(f"{name}: accuracy {summary['accuracy']:.1f}% ± {summary['accuracy_stderr']:.1f} "
@@ -126,8 +125,8 @@ def run(config, workdir: str) -> dict:
     header = dict(checkpoint=str(config.checkpoint), predictions=predictions, prompt=style,
                   rules="paper_compat" if grading.paper_compat else "strict",
                   sampling="greedy" if sampling.greedy else f"{sampling.num_samples} samples, T={sampling.temperature}")
-    paths = table.write(os.path.join(workdir, "eval"), summaries, header)
-    logging.info("table: %s", paths["md"])
+    written = table.write(paths.join(workdir, "eval"), summaries, header)
+    logging.info("table: %s", written["md"])
   return summaries
 
 

@@ -7,12 +7,11 @@ becomes typed values once, in `run` (rl/config.py); everything below takes those
 """
 import dataclasses
 import functools
-import os
 
 import jax
 from absl import logging
 
-from dsmath_jax import config_types, console, runtime
+from dsmath_jax import config_types, console, paths, runtime
 from dsmath_jax.model import loading
 from dsmath_jax.rl import grpo_step
 from dsmath_jax.rl import questions as questions_lib
@@ -113,9 +112,11 @@ def run(config, workdir: str, benchmark_evaluator=None):
   resolved config (WORKDIR/config.json). Re-running the command resumes from WORKDIR/checkpoints
   (the reference is the policy of `config.checkpoint` again). Iterative RL (rl.iterations > 0)
   is `iterative.run`; main routes it. benchmark_evaluator: what builds the `config.benchmark_eval`
-  callback (the entry point passes eval/during_training.make_evaluator)."""
+  callback (the entry point passes eval/during_training.make_evaluator). WORKDIR and
+  `config.checkpoint` may be gs:// URLs: every path goes through dsmath_jax.paths."""
   from dsmath_jax.train import checkpointing
   from dsmath_jax.train.metrics import plot_curves
+  paths.check_orbax_dir(workdir, "--workdir")     # s3:// refused here, before any model is built
   grpo_run = GRPOConfig.from_config(config)
   bench_lib.check_factory(grpo_run.benchmark_eval, benchmark_evaluator)
   config_types.check_paths(grpo_run.input_paths())
@@ -126,7 +127,7 @@ def run(config, workdir: str, benchmark_evaluator=None):
   mesh, rules = runtime.setup(config)
   machinery, state, ref_params, rm_params = setup(grpo_run, mesh, rules)
   checkpointer = checkpointing.Checkpointer(
-      os.path.join(os.path.abspath(workdir), "checkpoints"),
+      paths.join(workdir, config_types.CHECKPOINTS_DIR),
       every_steps=grpo_run.train.checkpoint_every, keep=grpo_run.train.keep_checkpoints)
   try:
     benchmark = bench_lib.make_evaluator(grpo_run.benchmark_eval, benchmark_evaluator, machinery.model_config,
@@ -136,13 +137,13 @@ def run(config, workdir: str, benchmark_evaluator=None):
   finally:
     checkpointer.close()
     machinery.close()
-  plot_curves(os.path.join(workdir, "metrics.jsonl"),
+  plot_curves(paths.join(workdir, "metrics.jsonl"),
               ("reward_mean", "accuracy", "kl", "response_length", "zero_advantage_groups", "entropy")
               + grpo_run.benchmark_eval.metric_keys(),
-              os.path.join(workdir, "curves.png"))
-  loading.save_pretrained(os.path.join(workdir, "model"), machinery.model_config, state.params,
+              paths.join(workdir, "curves.png"))
+  loading.save_pretrained(paths.join(workdir, "model"), machinery.model_config, state.params,
                           machinery.tokenizer)
   if grpo_run.rl.objective == "ppo":        # rm_lib.load_reward_model reads it back
-    rm_lib.save_reward_model(os.path.join(workdir, "value_model"), machinery.model_config, state.value.params,
+    rm_lib.save_reward_model(paths.join(workdir, "value_model"), machinery.model_config, state.value.params,
                              machinery.tokenizer)
   return state

@@ -12,13 +12,12 @@ The task is `grpo` with `rl.iterations > 0` (configs/grpo_iterative.py; main rou
 the initial policy's labelled samples.
 """
 import dataclasses
-import os
 
 import jax
 import numpy as np
 from absl import logging
 
-from dsmath_jax import config_types, runtime
+from dsmath_jax import config_types, paths, runtime
 from dsmath_jax.model import loading
 from dsmath_jax.rl import grpo
 from dsmath_jax.rl import reward_model as rm_lib
@@ -84,7 +83,7 @@ HISTORY_DIR = "rm_history"     # WORKDIR/rm_history/iteration_K.jsonl: the examp
 
 
 def _history_path(workdir: str, iteration: int) -> str:
-  return os.path.join(workdir, HISTORY_DIR, f"iteration_{iteration}.jsonl")
+  return paths.join(workdir, HISTORY_DIR, f"iteration_{iteration}.jsonl")
 
 
 def run(config, workdir: str):
@@ -100,6 +99,7 @@ def run(config, workdir: str):
   from dsmath_jax.train import checkpointing
   from dsmath_jax.train import state as state_lib
   from dsmath_jax.train.metrics import MetricsWriter, plot_curves
+  paths.check_orbax_dir(workdir, "--workdir")     # s3:// refused here, before any model is built
   grpo_run, rm = typed(config)
   config_types.check_paths(grpo_run.input_paths())
   config_types.write_config(config, workdir)
@@ -123,7 +123,6 @@ def run(config, workdir: str):
                                        jax.random.fold_in(key, iteration), mesh=mesh, rules=rules,
                                        template=grpo_run.data.template)
     if jax.process_index() == 0:
-      os.makedirs(os.path.join(workdir, HISTORY_DIR), exist_ok=True)
       rm_task.write_examples(_history_path(workdir, iteration), examples)
     return examples
 
@@ -140,13 +139,13 @@ def run(config, workdir: str):
                                                   seed=grpo_run.seed)
   steps = grpo_run.rl.steps_per_iteration
   checkpointer = checkpointing.Checkpointer(
-      os.path.join(os.path.abspath(workdir), config_types.CHECKPOINTS_DIR), every_steps=steps,
+      paths.join(workdir, config_types.CHECKPOINTS_DIR), every_steps=steps,
       keep=grpo_run.train.keep_checkpoints)
   restored, done_steps = checkpointer.restore({"policy": state, "rm": rm_state})
   state, rm_state = restored["policy"], restored["rm"]
   first = done_steps // steps                                   # iterations finished before
   if first:
-    history = [e for i in range(first + 1) if os.path.isfile(_history_path(workdir, i))
+    history = [e for i in range(first + 1) if paths.path(_history_path(workdir, i)).is_file()
                for e in rm_task.read_examples(_history_path(workdir, i))]
   elif grpo_run.rl.reward_model:
     history = []
@@ -181,9 +180,9 @@ def run(config, workdir: str):
     machinery.close()
   if stopped:
     return state
-  plot_curves(os.path.join(workdir, "metrics.jsonl"), ("reward_mean", "accuracy", "kl", "response_length",
-                                                       "rm_accuracy"), os.path.join(workdir, "curves.png"))
-  loading.save_pretrained(os.path.join(workdir, "model"), model_config, state.params, tokenizer)
-  rm_lib.save_reward_model(os.path.join(workdir, "reward_model"), rm_config,
+  plot_curves(paths.join(workdir, "metrics.jsonl"), ("reward_mean", "accuracy", "kl", "response_length",
+                                                     "rm_accuracy"), paths.join(workdir, "curves.png"))
+  loading.save_pretrained(paths.join(workdir, "model"), model_config, state.params, tokenizer)
+  rm_lib.save_reward_model(paths.join(workdir, "reward_model"), rm_config,
                            rm_state.params, tokenizer)
   return state

@@ -15,7 +15,6 @@ whitespace-stable tokenizer these are the same tokens GRPO scores (steps.step_en
 """
 import dataclasses
 import json
-import os
 
 import flax.linen as nn
 import jax
@@ -23,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from dsmath_jax import config_types, runtime, sharding
+from dsmath_jax import atomic, config_types, paths, runtime, sharding
 from dsmath_jax.model import llama, loading
 from dsmath_jax.rl import reward_model as rm_lib
 from dsmath_jax.rl import rewards as rewards_lib
@@ -283,23 +282,23 @@ EXAMPLES_FILE = "examples.jsonl"        # WORKDIR/examples.jsonl: the labelled e
 
 
 def write_examples(path: str, examples) -> None:
-  """One RMExample per line, written to a temporary name and renamed: a file that exists is whole."""
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
+  """One RMExample per line, written whole or not at all (atomic.write_file; `path` may be a URL):
+  a file that exists is whole."""
+  with atomic.write_file(path) as f:
     for example in examples:
       f.write(json.dumps(dataclasses.asdict(example)) + "\n")
-  os.replace(tmp, path)
 
 
 def read_examples(path: str) -> list:
   """The RMExamples of write_examples; a damaged line fails naming the file and line."""
   from dsmath_jax.jsonl import json_objects
   examples = []
-  for line_number, record in json_objects(path):
-    try:
-      examples.append(rm_lib.RMExample(**record))
-    except TypeError as error:
-      raise ValueError(f"{path}:{line_number}: not a reward-model example ({error})") from error
+  with paths.path(path).open(encoding="utf-8") as lines:
+    for line_number, record in json_objects(path, lines):
+      try:
+        examples.append(rm_lib.RMExample(**record))
+      except TypeError as error:
+        raise ValueError(f"{path}:{line_number}: not a reward-model example ({error})") from error
   return examples
 
 
@@ -316,6 +315,7 @@ def run(config, workdir: str):
   from WORKDIR/examples.jsonl (written once, complete), the state from WORKDIR/checkpoints."""
   from dsmath_jax.train import checkpointing
   from dsmath_jax.train.metrics import MetricsWriter, plot_curves
+  paths.check_orbax_dir(workdir, "--workdir")     # s3:// refused here, before any model is built
   rm_run = RewardModelConfig.from_config(config)
   config_types.check_paths(rm_run.input_paths())
   config_types.write_config(config, workdir)
@@ -331,8 +331,8 @@ def run(config, workdir: str):
   params = policy.params
   if data.source == "policy":
     params = policy_params(policy, rm_run.seed)
-  examples_path = os.path.join(workdir, EXAMPLES_FILE)
-  resumed = config_types.is_resumed(workdir) and os.path.isfile(examples_path)
+  examples_path = paths.join(workdir, EXAMPLES_FILE)
+  resumed = config_types.is_resumed(workdir) and paths.path(examples_path).is_file()
   if resumed:                                       # the labels of the first attempt
     examples = read_examples(examples_path)
   elif data.source == "policy":
@@ -349,7 +349,7 @@ def run(config, workdir: str):
   state, shardings = create_rm_state(rm_run.optim, rm_run.seed, model_config, mesh, rules, base_params=params)
   writer = MetricsWriter(workdir, console_keys=("rm_loss", "rm_accuracy"))
   checkpointer = checkpointing.Checkpointer(
-      os.path.join(os.path.abspath(workdir), config_types.CHECKPOINTS_DIR),
+      paths.join(workdir, config_types.CHECKPOINTS_DIR),
       every_steps=rm_run.train.checkpoint_every, keep=rm_run.train.keep_checkpoints)
   try:
     state, metrics = train_reward_model(rm_run.training(), rm_run.seed, state, shardings, model_config, examples,
@@ -359,7 +359,7 @@ def run(config, workdir: str):
   writer.close()
   if checkpointer.sigterm:
     return state, metrics
-  plot_curves(os.path.join(workdir, "metrics.jsonl"), ("rm_loss", "rm_accuracy"),
-              os.path.join(workdir, "curves.png"))
-  rm_lib.save_reward_model(os.path.join(workdir, "model"), model_config, state.params, tokenizer)
+  plot_curves(paths.join(workdir, "metrics.jsonl"), ("rm_loss", "rm_accuracy"),
+              paths.join(workdir, "curves.png"))
+  rm_lib.save_reward_model(paths.join(workdir, "model"), model_config, state.params, tokenizer)
   return state, metrics

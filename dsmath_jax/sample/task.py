@@ -1,11 +1,11 @@
 """Task `sample`: completions of a JSONL of prompts from any checkpoint, to WORKDIR/samples.jsonl.
 
 The same generator GRPO (§4.2) and evaluation (§2.2, §3.2) use, exposed for inspection and for
-offline data generation (e.g. rejection-sampled SFT data, §3.1). See configs/sample.py.
+offline data generation (e.g. rejection-sampled SFT data, §3.1). See configs/sample.py. WORKDIR and
+`checkpoint` may be gs:// URLs (dsmath_jax.paths); each output file appears whole or not at all.
 """
 import dataclasses
 import json
-import os
 import time
 from typing import NamedTuple
 
@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 from absl import logging
 
-from dsmath_jax import config_types, console, jsonl, runtime, templates
+from dsmath_jax import atomic, config_types, console, jsonl, paths, runtime, templates
 from dsmath_jax.model import llama, loading
 from dsmath_jax.sample import sampler, tool_loop
 
@@ -159,10 +159,9 @@ def sample_prompts(pretrained: loading.Pretrained, workdir: str, job: SampleConf
   seconds = time.time() - start
   bar.close()
 
-  os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, "samples.jsonl")
+  path = paths.join(workdir, "samples.jsonl")
   finish_reasons: dict[str, int] = {}
-  with open(path, "w") as f:
+  with atomic.write_file(path) as f:
     for n, c in enumerate(completions):
       record = records[c.prompt_index]
       finish_reasons[c.finish_reason] = finish_reasons.get(c.finish_reason, 0) + 1
@@ -175,7 +174,7 @@ def sample_prompts(pretrained: loading.Pretrained, workdir: str, job: SampleConf
   summary = dict(samples=len(completions), prompts=len(prompts), new_tokens=new_tokens,
                  seconds=round(seconds, 2), tokens_per_second=round(new_tokens / max(seconds, 1e-9), 1),
                  finish_reasons=finish_reasons, checkpoint=job.checkpoint or "random init", tools=tools)
-  with open(os.path.join(workdir, "sample_summary.json"), "w") as f:
+  with atomic.write_file(paths.join(workdir, "sample_summary.json")) as f:
     json.dump(summary, f, indent=1)
   logging.info("wrote %d samples to %s (%s)", len(completions), path, summary)
   return summary
