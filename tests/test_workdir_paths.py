@@ -259,13 +259,33 @@ def test_grpo_in_gcs_writes_everything_there_and_resumes_like_a_local_run(grpo_r
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
 
 
-def test_eval_of_a_gcs_model_into_gcs_equals_a_local_eval(grpo_runs, tmp_path):
+@pytest.fixture(scope="module")
+def saved_models(gcs, tmp_path_factory):
+  """(bucket model, local model, cwd): one random tiny model (byte tokenizer) saved in both places, in
+  process: seconds, where the GRPO runs take minutes (and a module fixture runs once per xdist worker)."""
+  import jax
+  import jax.numpy as jnp
+  from configs import common
+  from dsmath_jax import tokenizer as tokenizers
+  from dsmath_jax.model import llama, loading
+  root = tmp_path_factory.mktemp("models")
+  config = llama.LlamaConfig.from_config(common.model("tiny"))
+  rng = np.random.default_rng(0)
+  shapes, _ = loading.abstract_params(config)
+  params = jax.tree.map(lambda s: jnp.asarray(0.02 * rng.normal(size=s.shape), s.dtype), shapes)
+  remote, local = f"gs://{BUCKET}/models/tiny", str(root / "model")
+  for directory in (remote, local):
+    loading.save_pretrained(directory, config, params, tokenizers.ByteTokenizer())
+  return remote, local, root / "cwd"
+
+
+def test_eval_of_a_gcs_model_into_gcs_equals_a_local_eval(saved_models, tmp_path):
   """config.checkpoint read from the bucket, every report written there; the summaries equal those of
-  the local GRPO model's local eval (sampled at temperature 0.7, so equal params give equal samples)."""
-  workdir, local, cwd = grpo_runs
+  the same model's local eval (sampled at temperature 0.7, so equal params give equal samples)."""
+  workdir, local, cwd = saved_models
   eval_dir = f"gs://{BUCKET}/runs/eval_tiny"
-  _main(eval_dir, cwd, f"--config.checkpoint={workdir}/model", config="eval.py:tiny")
-  _main(str(tmp_path / "eval"), cwd, f"--config.checkpoint={local}/model", config="eval.py:tiny")
+  _main(eval_dir, cwd, f"--config.checkpoint={workdir}", config="eval.py:tiny")
+  _main(str(tmp_path / "eval"), cwd, f"--config.checkpoint={local}", config="eval.py:tiny")
   assert not os.listdir(cwd), f"written beside the run instead of the bucket: {os.listdir(cwd)}"
   remote, here = _fresh(f"{eval_dir}/eval"), tmp_path / "eval" / "eval"
   assert sorted(p.name for p in remote.iterdir()) == sorted(os.listdir(here))
@@ -280,22 +300,22 @@ def test_eval_of_a_gcs_model_into_gcs_equals_a_local_eval(grpo_runs, tmp_path):
 
   for name in ("summary.json", "tiny/summary.json"):
     assert computed(json.loads((remote / name).read_text())) == computed(json.loads((here / name).read_text())), name
-  assert json.loads((remote / "summary.json").read_text())["checkpoint"] == f"{workdir}/model"
+  assert json.loads((remote / "summary.json").read_text())["checkpoint"] == workdir
   assert (remote / "tiny" / "samples.jsonl").read_text() == (here / "tiny" / "samples.jsonl").read_text()
 
 
-def test_sample_of_a_gcs_model_into_gcs_equals_a_local_sample(grpo_runs, tmp_path):
+def test_sample_of_a_gcs_model_into_gcs_equals_a_local_sample(saved_models, tmp_path):
   """`sample` reads config.checkpoint from the bucket and writes samples.jsonl and its summary there,
-  equal to the local GRPO model's local samples."""
-  workdir, local, cwd = grpo_runs
+  equal to the same model's local samples."""
+  workdir, local, cwd = saved_models
   sample_dir = f"gs://{BUCKET}/runs/sample_tiny"
-  _main(sample_dir, cwd, f"--config.checkpoint={workdir}/model", config="sample.py:tiny")
-  _main(str(tmp_path / "sample"), cwd, f"--config.checkpoint={local}/model", config="sample.py:tiny")
+  _main(sample_dir, cwd, f"--config.checkpoint={workdir}", config="sample.py:tiny")
+  _main(str(tmp_path / "sample"), cwd, f"--config.checkpoint={local}", config="sample.py:tiny")
   assert not os.listdir(cwd), f"written beside the run instead of the bucket: {os.listdir(cwd)}"
   remote = _fresh(sample_dir)
   assert (remote / "samples.jsonl").read_text() == (tmp_path / "sample" / "samples.jsonl").read_text()
   summary = json.loads((remote / "sample_summary.json").read_text())
-  assert summary["samples"] == 6 and summary["checkpoint"] == f"{workdir}/model"
+  assert summary["samples"] == 6 and summary["checkpoint"] == workdir
 
 
 def test_reward_model_in_gcs_resumes_from_its_bucket_examples_like_a_local_run(gcs, tmp_path):
