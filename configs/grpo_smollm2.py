@@ -74,6 +74,7 @@ def get_config(arg: str | None = None):
                         eval_batch=512, gsm8k_questions=1319, gsm8k_max_new_tokens=400)
   elif args.variant == "tiny":     # seconds: random tiny model, byte tokenizer
     c.checkpoint = ""
+    c.model = common.model("tiny")   # the 135M shape with random weights took 3-9 min and 7 GB
     c.data.questions_per_step = 2
     c.rl.update(group_size=4, max_prompt_len=384, max_new_tokens=8, outputs_per_row=4, logprob_gap_every=1)
     c.optim.update(lr=1e-4, steps=2)

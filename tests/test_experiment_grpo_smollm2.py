@@ -67,7 +67,6 @@ def smollm2_config(tmp_path_factory):
   return config
 
 
-@pytest.mark.skip(reason="issue 15: a real-GGUF GRPO step takes ~6.5 min on 2 loaded cores; too slow for CI until the step is cheaper")
 def test_grpo_step_from_the_smollm2_gguf_uses_its_chat_template(smollm2_config):
   """The GGUF load path of the experiment: prompts are SmolLM2's ChatML exactly as transformers
   renders them, and one GRPO step's trainer log-probs reproduce the sampler's (pi_old)."""
@@ -100,7 +99,6 @@ def test_grpo_step_from_the_smollm2_gguf_uses_its_chat_template(smollm2_config):
   assert np.isfinite(metrics["loss"]) and metrics["grad_norm"] > 0
 
 
-@pytest.mark.skip(reason="issue 15: the :tiny run peaked at 6.9 GB and took 9 min on the loaded 2-core machine; find the memory before this joins CI")
 def test_tiny_run_writes_results_per_seed_curves_and_plots(tmp_path):
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}    # one CPU device
   out = subprocess.run([sys.executable, "experiments/grpo_smollm2/run.py",
