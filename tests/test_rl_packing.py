@@ -68,10 +68,10 @@ def test_shared_prompt_rows_equal_one_row_per_output():
   assert shared["tokens"].shape == (2, 64) and single["tokens"].shape == (6, 64)
 
   # The reference: each output alone, the plain causal forward pass over prompt + response.
+  got = np.asarray(loss_lib.response_logprobs(apply_fn, params, jax.tree.map(jnp.asarray, shared)))
   for index, output in enumerate(outputs):
     ids = jnp.asarray([output.prompt_ids + output.token_ids])
     plain = np.asarray(loss_lib.token_logprobs(apply_fn(params, ids), ids))[0, len(output.prompt_ids):]
-    got = np.asarray(loss_lib.response_logprobs(apply_fn, params, jax.tree.map(jnp.asarray, shared)))
     np.testing.assert_allclose(got[index // 3, index % 3, :len(plain)], plain, atol=2e-5)
 
   for aggregation in loss_lib.AGGREGATIONS:
