@@ -214,11 +214,14 @@ def cached_attention(q, k, v, layer_cache, write_index, mask):
   each [batch, kv_heads, slots, head_dim]; mask [batch, seq, slots]. Returns the attention
   output [batch, seq, heads * head_dim] and the updated (k, v).
 
-  The cached keys are the dots' left operand and the scores come out as [batch, kv_heads,
+  The cached keys are the first dot's left operand and its scores come out as [batch, kv_heads,
   slots, queries]: XLA then reads each head's [slots, head_dim] block of the cache where it
-  lies. Scores laid out [.., queries, slots], as the no-cache path has them, make XLA
-  transpose the whole cache at every step and layer (on a CPU that transposition was most
-  of a decode step's time at 200 slots).
+  lies. Scores laid out [.., queries, slots] by the dot itself, as the no-cache path has them,
+  make XLA transpose the whole cache at every step and layer (on a CPU that transposition was
+  most of a decode step's time at 200 slots). The scores themselves are then swapped to
+  [.., queries, slots] (a copy as small as the scores) so the softmax reduces along the minor
+  axis: reducing over slots in place took 76 ms of a batch-64 decode step's attention over
+  30 layers at 192 slots on this CPU, the swapped form 54-64 ms (benchmarks/README.md).
   """
   cache_k, cache_v = layer_cache
   batch, seq, heads, head_dim = q.shape
@@ -233,11 +236,11 @@ def cached_attention(q, k, v, layer_cache, write_index, mask):
   batch_dims = ((0, 1), (0, 1))
   scores = jax.lax.dot_general(cache_k.astype(dtype), q, (((3,), (3,)), batch_dims),
                                preferred_element_type=jnp.float32)   # [batch, kv, slots, queries]
-  scores = scores.reshape(batch, kv_heads, slots, seq, groups) * (head_dim ** -0.5)
-  visible = jnp.swapaxes(mask, 1, 2)[:, None, :, :, None]             # [batch, 1, slots, seq, 1]
-  probs = jax.nn.softmax(jnp.where(visible, scores, _NEG_INF), axis=2).astype(dtype)
-  probs = probs.reshape(batch, kv_heads, slots, seq * groups)
-  out = jax.lax.dot_general(probs, cache_v.astype(dtype), (((2,), (2,)), batch_dims))  # [batch, kv, queries, head_dim]
+  scores = jnp.swapaxes(scores, 2, 3) * (head_dim ** -0.5)            # [batch, kv, queries, slots]
+  visible = jnp.broadcast_to(mask[:, None, :, None, :], (batch, 1, seq, groups, slots))
+  visible = visible.reshape(batch, 1, seq * groups, slots)
+  probs = jax.nn.softmax(jnp.where(visible, scores, _NEG_INF), axis=-1).astype(dtype)
+  out = jax.lax.dot_general(probs, cache_v.astype(dtype), (((3,), (2,)), batch_dims))  # [batch, kv, queries, head_dim]
   out = out.reshape(batch, kv_heads, seq, groups, head_dim).transpose(0, 2, 1, 3, 4)
   return out.reshape(batch, seq, heads * head_dim), (cache_k, cache_v)
 
