@@ -23,6 +23,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 TUNIX_PYTHON = os.environ.get("TUNIX_PYTHON", "/work/venvs/tunix/bin/python")   # a venv with google-tunix==0.1.7
 QUESTIONS, GROUP, NEW_TOKENS = 2, 4, 64
+# Importing dsmath_jax adds its CPU setting to XLA_FLAGS (dsmath_jax/xla_cpu.py); tunix runs with
+# the flags this process was started with, as a tunix user would.
+STARTING_XLA_FLAGS = os.environ.get("XLA_FLAGS")
 
 
 def ours(repeats: int, outputs_per_row: int = GROUP) -> dict:
@@ -55,6 +58,14 @@ def ours(repeats: int, outputs_per_row: int = GROUP) -> dict:
   return {k: float(sum(r[k] for r in runs) / len(runs)) for k in runs[0]}
 
 
+def _peer_env() -> dict:
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  env.pop("XLA_FLAGS", None)
+  if STARTING_XLA_FLAGS is not None:
+    env["XLA_FLAGS"] = STARTING_XLA_FLAGS
+  return env
+
+
 def tunix(repeats: int) -> dict | None:
   script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tunix_grpo_step.py")
   if not os.path.exists(TUNIX_PYTHON):
@@ -62,7 +73,7 @@ def tunix(repeats: int) -> dict | None:
           "/work/venvs/tunix/bin/pip install google-tunix==0.1.7)")
     return None
   out = subprocess.run([TUNIX_PYTHON, script, "--repeats", str(repeats)], capture_output=True, text=True,
-                       env={**os.environ, "JAX_PLATFORMS": "cpu"})
+                       env=_peer_env())
   lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
   if out.returncode or not lines:
     print("tunix failed:\n" + out.stdout[-3000:] + out.stderr[-3000:])
