@@ -16,6 +16,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "dsmath_jax"
 RANKS = {
     # ground floor: no dsmath_jax imports
     "paths": 0, "sharding": 0, "jsonl": 0, "gguf_file": 0, "templates": 0, "console": 0, "lifeline": 0,
+    "xla_cpu": 0,                    # XLA CPU settings the package applies when imported
     # whole-or-nothing outputs and the resolved config, local or in an object store (paths)
     "atomic": 1, "config_types": 2,
     # the model and its vocabulary; the task prologue (mesh, rules, jit under the mesh), which the
