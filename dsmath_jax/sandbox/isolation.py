@@ -349,9 +349,11 @@ def drop_privileges(uid: int | None, use_seccomp: bool) -> None:
 
 
 def worker_files(package_root: str) -> list[str]:
-  """What the worker itself imports from the package (bound into a bubblewrap jail)."""
+  """What the worker itself imports from the package (bound into a bubblewrap jail): the
+  package's __init__ and what it imports (xla_cpu, which only sets XLA_FLAGS), and sandbox/."""
   package = os.path.join(package_root, "dsmath_jax")
-  return [os.path.join(package, "__init__.py"), os.path.join(package, "sandbox")]
+  return [os.path.join(package, "__init__.py"), os.path.join(package, "xla_cpu.py"),
+          os.path.join(package, "sandbox")]
 
 
 def find_bwrap() -> str | None:
