@@ -3,10 +3,11 @@
   python benchmarks/train_step.py [--preset=llama_125m --batch=8 --seq=512 --steps=3]
       [--attention=blocked --logits_chunk=0 --scan_layers=false --remat=none]
 
-Prints, from ONE run on this machine: the measured matmul peak (jitted f32 matmuls at the step's
-projection shapes, 1-s loops; `matmul_peak`), our step's tokens/s and MFU (LlamaConfig.flops_per_token over that measured
-peak), the tokens/s of transformers' LlamaForCausalLM + torch.optim.AdamW on the same
-shapes, the ratio ours/torch, and one JSON line with all figures.
+Prints, from ONE run on this machine: the measured matmul peak (jitted f32 matmuls at the
+step's projection shapes, 1-s loops; `matmul_peak`), our step's tokens/s and MFU
+(LlamaConfig.flops_per_token over that measured peak), the tokens/s of transformers'
+LlamaForCausalLM + torch.optim.AdamW on the same shapes, the ratio ours/torch, and one JSON line
+with all figures.
 Targets (issue 14): ours >= torch; MFU >= 70% of the measured peak. --attention and --logits_chunk
 default to the config's (configs/common.py `model`); --scan_layers defaults to false here
 (unrolled layers, the faster layout measured on CPU on branch speed-model).

@@ -23,10 +23,11 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from configs import common  # noqa: E402
+from dsmath_jax import xla_cpu  # noqa: E402
 from dsmath_jax.model import llama  # noqa: E402
 from dsmath_jax.sample import sampler  # noqa: E402
 
-_OPTION = "xla_cpu_experimental_ynn_fusion_type"
+_OPTION = xla_cpu.YNN_OPTION
 SETTINGS = {
     "jaxlib_default": {_OPTION: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"},
     "dots_only": {_OPTION: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"},
