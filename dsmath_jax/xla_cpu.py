@@ -3,14 +3,13 @@
 jaxlib 0.10's CPU backend hands dots and reductions to YNNPACK. Two settings beat that:
 - Dots only (`use_ynnpack_for_dots_only`, applied to XLA_FLAGS when the package is imported):
   a decode step's reductions (RMSNorm, a softmax over a few hundred slots) are tiny, and each
-  YNNPACK call costs more than their work. A batch-64 SmolLM2-shaped decode step went from 235
-  to 217 ms in one window and from 219 to 214 ms in another, the llama_125m 8 x 512 train step
-  from ~204 to ~210 tokens/s.
+  YNNPACK call costs more than their work. A batch-64 SmolLM2-shaped decode step went from 219
+  to 214 ms (benchmarks/xla_cpu_settings.py), the llama_125m 8 x 512 train step from ~204 to
+  ~210 tokens/s (train_step.py run under each setting).
 - No YNNPACK at all for decoding a few rows (`SMALL_BATCH_DECODE`, the sampler's compile
   options): a decode step with <= 16 rows multiplies a handful of vectors by every weight,
-  where Eigen's kernels ran a llama_125m step at batch 8 in 34.9-38.1 ms against YNNPACK's
-  41.6-41.8 ms. At batch 64 YNNPACK was ahead again (214-240 vs 224-253 ms), and on large
-  training matmuls by ~1.7x.
+  where Eigen's kernels ran a llama_125m step at batch 8 in 38.1 ms against YNNPACK's 41.8 ms.
+  At batch 64 YNNPACK was ahead again (214 vs 224 ms). Figures: benchmarks/README.md.
 Other jaxlib versions are left alone: the option is experimental, and XLA aborts on a flag it
 does not know. Accelerator backends ignore CPU options.
 """

@@ -220,8 +220,7 @@ def cached_attention(q, k, v, layer_cache, write_index, mask):
   make XLA transpose the whole cache at every step and layer (on a CPU that transposition was
   most of a decode step's time at 200 slots). The scores themselves are then swapped to
   [.., queries, slots] (a copy as small as the scores) so the softmax reduces along the minor
-  axis: reducing over slots in place took 76 ms of a batch-64 decode step's attention over
-  30 layers at 192 slots on this CPU, the swapped form 54-64 ms (benchmarks/README.md).
+  axis, which XLA's CPU backend ran faster than the same softmax over the slots axis.
   """
   cache_k, cache_v = layer_cache
   batch, seq, heads, head_dim = q.shape
