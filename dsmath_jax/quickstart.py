@@ -40,6 +40,7 @@ class ProblemsConfig:
   max_factor: int                # bound of the multiplied numbers (two_step)
   max_addend: int                # bound of the added / removed numbers
   test_number_fraction: float    # share of the number tuples kept for test problems only
+  solution_format: str = "equation"   # "equation" (13 - 4 = 9.) | "counting" (13 - 4 = 12 - 3 = ... = 9.)
 
   @classmethod
   def from_config(cls, section, where: str = "config.problems") -> "ProblemsConfig":
@@ -108,7 +109,8 @@ def write_problems(problems_config: ProblemsConfig, directory: str) -> dict:
       sizes["sft"] + sizes["rl"], sizes["test"], seed=problems_config.seed,
       teacher_error=problems_config.teacher_error, family=problems_config.family,
       max_factor=problems_config.max_factor, max_addend=problems_config.max_addend,
-      max_start=problems_config.max_start, test_number_fraction=problems_config.test_number_fraction)
+      max_start=problems_config.max_start, test_number_fraction=problems_config.test_number_fraction,
+      solution_format=problems_config.solution_format)
   overlap = word_problems.overlap(test, train)
   if overlap["same_template_and_numbers"]:
     raise ValueError(f"problems: {overlap['same_template_and_numbers']} test problems repeat a training problem")

@@ -11,6 +11,10 @@ grpo and the two greedy evals run, and both evals read the validation split: OUT
 `greedy_accuracy` is the validation gain of that setting. The test split is not read.
 Extra arguments after `--` are quickstart overrides (`--config.grpo.seed=1`). A finished point
 (summary present) is not run again. OUT/validation.md collects every point.
+
+`--split=test` is for reporting once the settings are chosen, never for choosing them: GRPO then
+trains on all the base run's rl problems and both evals read its held-out test problems, i.e. the
+quickstart's own grpo and eval stages run again with the overrides (e.g. other GRPO seeds).
 """
 import argparse
 import json
@@ -39,8 +43,11 @@ def write_split(base: str, out: str, valid: int) -> tuple[str, str]:
   return train_path, valid_path
 
 
-def run_point(base: str, out: str, name: str, overrides: list[str], valid: int) -> dict:
-  train_path, valid_path = write_split(base, out, valid)
+def run_point(base: str, out: str, name: str, overrides: list[str], valid: int, split: str = "valid") -> dict:
+  if split == "valid":
+    train_path, valid_path = write_split(base, out, valid)
+  else:                                    # the quickstart's own rl and held-out test problems
+    train_path, valid_path = (os.path.join(base, "problems", f"{s}.jsonl") for s in ("rl", "test"))
   workdir = os.path.join(out, name)
   summary_path = os.path.join(workdir, "summary.json")
   if not os.path.isfile(summary_path):
@@ -67,9 +74,11 @@ def main():
   parser.add_argument("--out", required=True)
   parser.add_argument("--name", required=True)
   parser.add_argument("--valid", type=int, default=200, help="rl problems held out for validation")
+  parser.add_argument("--split", choices=("valid", "test"), default="valid",
+                      help="valid: choose settings; test: report chosen settings on the held-out problems")
   args, overrides = parser.parse_known_args()
   overrides = [o for o in overrides if o != "--"]
-  row = run_point(args.base, args.out, args.name, overrides, args.valid)
+  row = run_point(args.base, args.out, args.name, overrides, args.valid, args.split)
   rows_path = os.path.join(args.out, "validation.jsonl")
   rows = []
   if os.path.isfile(rows_path):
@@ -78,7 +87,7 @@ def main():
   rows.append(row)
   with open(rows_path, "w") as f:
     f.writelines(json.dumps(r) + "\n" for r in rows)
-  lines = ["| point | overrides | valid greedy before -> after | gain | reward first -> last | grpo CPU s |",
+  lines = [f"| point | overrides | {args.split} greedy before -> after | gain | reward first -> last | grpo CPU s |",
            "|---|---|---|---|---|---|"]
   lines += [f"| {r['name']} | `{r['overrides']}` | {r['before_grpo']:.1f}% -> {r['after_grpo']:.1f}% | "
             f"{r['gain_points']:+.1f} | {r['reward']['first']:.3f} -> {r['reward']['last']:.3f} | "

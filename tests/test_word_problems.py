@@ -74,3 +74,32 @@ def test_no_held_out_numbers_splits_by_template_only():
   counts = word_problems.overlap(test, train)
   assert counts["same_template_and_numbers"] == counts["same_template"] == 0
   assert counts["same_numbers"] == counts["distinct_test_problems"] == 200
+
+
+def test_counting_solutions_move_one_unit_per_equation_and_reach_the_shown_answer():
+  """solution_format="counting": " 13 - 4 = 12 - 3 = 11 - 2 = 10 - 1 = 9." Every link of the chain
+  is a true equation, the left number moves by one and the right one falls by one each time,
+  and the chain starts from the question's numbers and ends at the boxed (possibly slipped) answer."""
+  train, test = word_problems.generate(3000, 200, seed=1, teacher_error=0.5, family="one_step", max_start=25,
+                                       max_addend=6, solution_format="counting")
+  for record in train + test:
+    (_, change), (p, r), answer = _read(record["question"])
+    chain, last = record["solution"].strip().split("\n")
+    terms = chain.rstrip(".").split(" = ")
+    pairs = [term.split() for term in terms[:-1]]
+    ops = {op for _, op, _ in pairs}
+    assert len(ops) == 1 and len(pairs) == r, record               # one operation, r links
+    op = ops.pop()
+    assert (int(pairs[0][0]), int(pairs[0][2])) == (p, r)
+    for (x, _, k), (x_next, _, k_next) in zip(pairs, pairs[1:]):
+      assert int(x_next) == int(x) + (1 if op == "+" else -1) and int(k_next) == int(k) - 1
+    result = eval(f"{p} {op} {r}")
+    assert int(terms[-1]) == result == int(re.search(r"\\boxed\{(-?\d+)\}", last).group(1))
+    assert (result == answer) == record["teacher_correct"]
+    assert (op == "+") == ((_SIGN[change] > 0) == record["teacher_correct"])   # a slip flips the operation
+  assert word_problems.overlap(test, train)["same_template_and_numbers"] == 0
+
+
+def test_an_unknown_solution_format_is_named():
+  with pytest.raises(ValueError, match="solution_format='steps'"):
+    word_problems.generate(10, 10, family="one_step", solution_format="steps")

@@ -21,6 +21,14 @@ experiments print and record them.
 distilled): with that probability a worked solution applies the wrong last operation and
 boxes that wrong result. A record's `answer` is always the true one (rewards and accuracy use
 it); the SFT loss sees `solution`.
+
+`solution_format` is how a worked solution writes its `+`/`-` step:
+  - "equation": " 13 - 4 = 9." (the answer in one go: the model must know the sum);
+  - "counting": " 13 - 4 = 12 - 3 = 11 - 2 = 10 - 1 = 9." (one unit moved per equation, a
+    scratchpad). Each equation follows from the one before by a local rule (the left number one
+    up or down, the right one down), so a model of a few million parameters that has not learned
+    the addition table can still reach the sum of numbers it never saw together; what is left to
+    learn is the operation a verb asks for, which is the lever GRPO pulls.
 """
 import random
 
@@ -85,8 +93,22 @@ def test_numbers(family: str, bounds: dict, fraction: float, seed: int) -> froze
   return frozenset(tuples[:round(fraction * len(tuples))])
 
 
+SOLUTION_FORMATS = ("equation", "counting")
+
+
+def step_text(x: int, op: str, r: int, solution_format: str) -> str:
+  """The worked `x op r` step, ending with its result and a period."""
+  if solution_format == "equation":
+    return f"{x} {op} {r} = {_apply(op, x, r)}."
+  if solution_format != "counting":
+    raise ValueError(f"solution_format={solution_format!r}; choose one of {SOLUTION_FORMATS}")
+  unit = 1 if op == "+" else -1
+  terms = [f"{x + unit * moved} {op} {r - moved}" for moved in range(r)]      # x op r, ..., (.) op 1
+  return " = ".join(terms + [f"{x + unit * r}."])
+
+
 def make_problem(family: str, opener: int, change: int, numbers, name: str, thing: str, *,
-                 teacher_slip: bool = False) -> dict:
+                 teacher_slip: bool = False, solution_format: str = "equation") -> dict:
   """One record: question, true answer, the (possibly slipped) worked solution, template, numbers."""
   spec = FAMILIES[family][opener]
   *operands, r = numbers
@@ -102,13 +124,14 @@ def make_problem(family: str, opener: int, change: int, numbers, name: str, thin
       shown_op = flipped
   shown = _apply(shown_op, x, r)
   lines = [] if spec[1] is None else [f"{operands[0]} {spec[1]} {operands[1]} = {x}."]
-  lines += [f"{x} {shown_op} {r} = {shown}.", f"The answer is \\boxed{{{shown}}}."]
+  lines += [step_text(x, shown_op, r, solution_format), f"The answer is \\boxed{{{shown}}}."]
   return {"question": question, "answer": str(answer), "solution": " " + "\n".join(lines),
           "teacher_correct": shown == answer, "template": template_id(opener, change),
           "numbers": list(numbers)}
 
 
-def _draw(rng: random.Random, family: str, templates, allowed_numbers, bounds: dict, teacher_error: float):
+def _draw(rng: random.Random, family: str, templates, allowed_numbers, bounds: dict, teacher_error: float,
+          solution_format: str):
   while True:
     opener, change = rng.choice(templates)
     spec = FAMILIES[family][opener]
@@ -117,12 +140,12 @@ def _draw(rng: random.Random, family: str, templates, allowed_numbers, bounds: d
     if numbers in allowed_numbers and _valid(spec, change, numbers, bounds):
       slip = bool(teacher_error) and rng.random() < teacher_error
       return make_problem(family, opener, change, numbers, rng.choice(NAMES), rng.choice(THINGS),
-                          teacher_slip=slip)
+                          teacher_slip=slip, solution_format=solution_format)
 
 
 def generate(num_train: int, num_test: int, *, seed: int = 0, teacher_error: float = 0.0,
              family: str = "two_step", max_factor: int = 5, max_addend: int = 9, max_start: int = 20,
-             test_number_fraction: float = 0.25):
+             test_number_fraction: float = 0.25, solution_format: str = "equation"):
   """(train, test): train records (with teacher slips) from the training templates and numbers;
   `num_test` held-out problems, each a distinct (template, numbers), with clean solutions.
 
@@ -130,6 +153,8 @@ def generate(num_train: int, num_test: int, *, seed: int = 0, teacher_error: flo
   problem's starting count <= max_start (all from 2)."""
   if family not in FAMILIES:
     raise ValueError(f"family={family!r}; choose one of {sorted(FAMILIES)}")
+  if solution_format not in SOLUTION_FORMATS:
+    raise ValueError(f"solution_format={solution_format!r}; choose one of {SOLUTION_FORMATS}")
   bounds = dict(max_factor=max_factor, max_addend=max_addend, max_start=max_start)
   rng = random.Random(seed)
   pairs = [(o, c) for o in range(len(FAMILIES[family])) for c in range(len(CHANGES))]
@@ -146,12 +171,13 @@ def generate(num_train: int, num_test: int, *, seed: int = 0, teacher_error: flo
     raise ValueError(f"num_test={num_test}: only {available} distinct held-out problems exist")
   test, seen = [], set()
   while len(test) < num_test:
-    record = _draw(rng, family, test_templates, held_numbers, bounds, 0.0)
+    record = _draw(rng, family, test_templates, held_numbers, bounds, 0.0, solution_format)
     key = (record["template"], tuple(record["numbers"]))
     if key not in seen:
       seen.add(key)
       test.append(record)
-  train = [_draw(rng, family, train_templates, train_numbers, bounds, teacher_error) for _ in range(num_train)]
+  train = [_draw(rng, family, train_templates, train_numbers, bounds, teacher_error, solution_format)
+           for _ in range(num_train)]
   return train, test
 
 
