@@ -1,7 +1,7 @@
 """The DeepSeekMath recipe in miniature on a laptop CPU: corpus -> tokenizer -> pretrain -> SFT -> GRPO -> eval.
 
   python -m dsmath_jax.main --config=configs/quickstart.py --workdir=runs/quickstart
-    minutes on 2 CPU cores (see the README for the measured time), from data shipped in the package:
+    about 8 minutes on 2 CPU cores (see the README for the measured time), from data shipped in the package:
     three corpus rounds over the sample web text (dsmath_jax/assets/corpus), a 1024-piece SentencePiece
     on corpus + word-problem text, a ~3M-parameter model pretrained on corpus + word-problem text,
     SFT on an imperfect teacher's worked solutions, GRPO with the grader's reward, greedy accuracy on
