@@ -8,7 +8,8 @@ From a finished quickstart WORKDIR (`--base`, read only), the validation split i
 distribution); GRPO trains on the other rl problems. Each point is a quickstart run in OUT/NAME
 whose problems, corpus, tokenizer, pretrain and sft stages are links to the base run's, so only
 grpo and the two greedy evals run, and both evals read the validation split: OUT/NAME/summary.json's
-`greedy_accuracy` is the validation gain of that setting. The test split is not read.
+`greedy_accuracy` is the validation gain of that setting. The test split is not read (unless
+`--split=test`, below).
 Extra arguments after `--` are quickstart overrides (`--config.grpo.seed=1`). A finished point
 (summary present) is not run again. OUT/validation.md collects every point.
 
@@ -45,9 +46,9 @@ def write_split(base: str, out: str, valid: int) -> tuple[str, str]:
 
 def run_point(base: str, out: str, name: str, overrides: list[str], valid: int, split: str = "valid") -> dict:
   if split == "valid":
-    train_path, valid_path = write_split(base, out, valid)
+    train_path, eval_path = write_split(base, out, valid)
   else:                                    # the quickstart's own rl and held-out test problems
-    train_path, valid_path = (os.path.join(base, "problems", f"{s}.jsonl") for s in ("rl", "test"))
+    train_path, eval_path = (os.path.join(base, "problems", f"{s}.jsonl") for s in ("rl", "test"))
   workdir = os.path.join(out, name)
   summary_path = os.path.join(workdir, "summary.json")
   if not os.path.isfile(summary_path):
@@ -58,8 +59,8 @@ def run_point(base: str, out: str, name: str, overrides: list[str], valid: int, 
         os.symlink(os.path.abspath(os.path.join(base, stage)), link)
     command = [sys.executable, "-m", "dsmath_jax.main", "--config=configs/quickstart.py", f"--workdir={workdir}",
                f"--config.grpo.data.questions=jsonl:{os.path.abspath(train_path)}",
-               f"--config.eval_sft.data.paths.jsonl={os.path.abspath(valid_path)}",
-               f"--config.eval_grpo.data.paths.jsonl={os.path.abspath(valid_path)}", *overrides]
+               f"--config.eval_sft.data.paths.jsonl={os.path.abspath(eval_path)}",
+               f"--config.eval_grpo.data.paths.jsonl={os.path.abspath(eval_path)}", *overrides]
     with open(os.path.join(out, f"{name}.log"), "w") as log:
       subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
   with open(summary_path) as f:
