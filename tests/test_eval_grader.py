@@ -133,3 +133,21 @@ def test_kinds_choice_and_cloze_in_process():
     assert [v.correct for v in g.grade_many([("B", "B", "choice"), (("1",), ("2",), "cloze")])] == [True, False]
   with pytest.raises(ValueError, match="answer kind"):
     kinds.extract("x", "essay")
+
+
+def test_a_keyboard_interrupt_leaves_the_workers_grading():
+  """Ctrl-C (or a notebook's interrupt) reaches the whole process group; the pool's workers must
+  outlive it, so the grading process decides, and the next call is graded by the same workers."""
+  import os
+  import signal
+  import time
+  with grader.Grader(workers=1, timeout_s=20.0) as g:
+    g.start()
+    worker = g._workers[0]
+    os.kill(worker.process.pid, signal.SIGINT)
+    time.sleep(1.0)
+    assert worker.process.is_alive()
+    # \frac{1}{2} vs 0.5 is decided in a worker (not by the in-process rules).
+    verdicts = g.grade_many([("\\frac{1}{2}", "0.5"), ("x^2", "x*x"), ("3", "4")])
+    assert [v.correct for v in verdicts] == [True, True, False]
+    assert g.restarts == 0 and g._workers[0] is worker

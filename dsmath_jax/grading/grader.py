@@ -13,6 +13,7 @@ import functools
 import math
 import multiprocessing
 import multiprocessing.connection
+import signal
 import threading
 import time
 from typing import Callable, NamedTuple
@@ -52,7 +53,11 @@ def _second_opinion(prediction, gold, kind: str, timeout_s: float) -> bool | Non
 
 def _worker_main(conn, memory_mb: int, second_opinion: bool, timeout_s: float, paper_compat: bool = False):
   """Worker process: imports sympy once, then grades (index, prediction, gold) jobs forever.
-  It dies with the grading process (a SIGKILLed run leaves no worker busy in sympy)."""
+  It dies with the grading process (a SIGKILLed run leaves no worker busy in sympy). It ignores
+  SIGINT: Ctrl-C in a terminal, or a notebook's interrupt, reaches the whole process group, and
+  the grading process decides what happens (it closes the pool, or goes on with it in a notebook);
+  a worker that died of it would print a traceback and be lost to the next cell."""
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
   lifeline.exit_with_parent()
   if memory_mb:
     import resource
