@@ -100,22 +100,25 @@ class KVCache:
 
   With nn.scan over layers (config.scan_layers) k and v are stacked; with unrolled layers
   they are tuples of per-layer arrays, so a decode step updates each in place instead of
-  re-stacking the whole cache. Slots come after kv_heads, so attention reads each head's
-  keys as one contiguous [slots, head_dim] matrix (see `cached_attention`)."""
-  k: jax.Array             # [layers, batch, kv_heads, max_len, head_dim], or layers x [batch, kv_heads, max_len, head_dim]
-  v: jax.Array             # same as k
+  re-stacking the whole cache. Keys are stored transposed, [head_dim, slots] per head, and
+  values as [slots, head_dim]: both attention dots are then plain row-major products
+  (queries [q, head_dim] x keys [head_dim, slots], probs [q, slots] x values [slots, head_dim])
+  that read the cache where it lies (see `cached_attention`)."""
+  k: jax.Array             # [layers, batch, kv_heads, head_dim, max_len], or layers x [batch, kv_heads, head_dim, max_len]
+  v: jax.Array             # [layers, batch, kv_heads, max_len, head_dim], or layers x [batch, kv_heads, max_len, head_dim]
   segment_ids: jax.Array   # [batch, max_len] int32; 0 = empty slot or padding
   end: jax.Array           # [] int32: slots [0, end) are written
 
   @classmethod
   def init(cls, config: LlamaConfig, batch: int, max_len: int, dtype=None) -> "KVCache":
     dtype = jnp.dtype(dtype or config.dtype)
-    shape = (batch, config.num_kv_heads, max_len, config.head_dim)
+    k_shape = (batch, config.num_kv_heads, config.head_dim, max_len)
+    v_shape = (batch, config.num_kv_heads, max_len, config.head_dim)
     if config.scan_layers:
-      k, v = jnp.zeros((config.num_layers, *shape), dtype), jnp.zeros((config.num_layers, *shape), dtype)
+      k, v = jnp.zeros((config.num_layers, *k_shape), dtype), jnp.zeros((config.num_layers, *v_shape), dtype)
     else:
-      k = tuple(jnp.zeros(shape, dtype) for _ in range(config.num_layers))
-      v = tuple(jnp.zeros(shape, dtype) for _ in range(config.num_layers))
+      k = tuple(jnp.zeros(k_shape, dtype) for _ in range(config.num_layers))
+      v = tuple(jnp.zeros(v_shape, dtype) for _ in range(config.num_layers))
     return cls(k=k, v=v, segment_ids=jnp.zeros((batch, max_len), jnp.int32), end=jnp.zeros((), jnp.int32))
 
   @property
@@ -128,14 +131,16 @@ class KVCache:
     The sampler decodes in segments and grows the cache between them, so each step's
     attention reads about as many slots as are filled instead of the longest the call
     could need (one copy of the cache per segment, none per step)."""
-    def pad(x):                                            # slots are the second-to-last axis
-      return jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, slots), (0, 0)])
-    return self.replace(k=jax.tree.map(pad, self.k), v=jax.tree.map(pad, self.v),
+    def pad(x, axis):                                      # the slots axis: k's last, v's second-to-last
+      widths = [(0, 0)] * x.ndim
+      widths[axis] = (0, slots)
+      return jnp.pad(x, widths)
+    return self.replace(k=jax.tree.map(lambda x: pad(x, -1), self.k), v=jax.tree.map(lambda x: pad(x, -2), self.v),
                         segment_ids=jnp.pad(self.segment_ids, ((0, 0), (0, slots))))
 
 
 CACHE_LOGICAL_AXES = KVCache(
-    k=("layers", "batch", "act_kv_heads", "cache_seq", "head_dim"),
+    k=("layers", "batch", "act_kv_heads", "head_dim", "cache_seq"),
     v=("layers", "batch", "act_kv_heads", "cache_seq", "head_dim"),
     segment_ids=("batch", "cache_seq"), end=())
 
@@ -210,32 +215,32 @@ def cached_attention(q, k, v, layer_cache, write_index, mask):
   """Writes this call's keys/values into a layer's cache at slot `write_index`, then attends
   over every slot of the cache (the prefill and decode path).
 
-  q [batch, seq, heads, head_dim]; k, v [batch, seq, kv_heads, head_dim]; layer_cache (k, v)
-  each [batch, kv_heads, slots, head_dim]; mask [batch, seq, slots]. Returns the attention
-  output [batch, seq, heads * head_dim] and the updated (k, v).
+  q [batch, seq, heads, head_dim]; k, v [batch, seq, kv_heads, head_dim]; layer_cache (k, v):
+  k [batch, kv_heads, head_dim, slots], v [batch, kv_heads, slots, head_dim]; mask [batch, seq,
+  slots]. Returns the attention output [batch, seq, heads * head_dim] and the updated (k, v).
 
-  The cached keys are the first dot's left operand and its scores come out as [batch, kv_heads,
-  slots, queries]: XLA then reads each head's [slots, head_dim] block of the cache where it
-  lies. Scores laid out [.., queries, slots] by the dot itself, as the no-cache path has them,
-  make XLA transpose the whole cache at every step and layer (on a CPU that transposition was
-  most of a decode step's time at 200 slots). The scores themselves are then swapped to
-  [.., queries, slots] (a copy as small as the scores) so the softmax reduces along the minor
-  axis, which XLA's CPU backend ran faster than the same softmax over the slots axis.
+  The cached keys are stored transposed so that both dots are row-major products over the cache
+  as it lies: scores = queries [q, head_dim] x keys [head_dim, slots], out = probs [q, slots] x
+  values [slots, head_dim], with the softmax along the scores' minor (slots) axis. Keys stored
+  [slots, head_dim] make the first dot either transpose the whole cache at every step and layer
+  (XLA did, when the scores came out [.., queries, slots]) or produce [.., slots, queries] scores
+  that must be swapped for the softmax; `benchmarks/decode_attention.py` times the layouts.
   """
   cache_k, cache_v = layer_cache
   batch, seq, heads, head_dim = q.shape
-  kv_heads, slots = cache_k.shape[1], cache_k.shape[2]
+  kv_heads, slots = cache_k.shape[1], cache_k.shape[3]
   groups = heads // kv_heads
   dtype = q.dtype
-  to_cache = lambda x: jnp.swapaxes(x, 1, 2).astype(cache_k.dtype)    # [batch, kv_heads, seq, head_dim]
-  cache_k = jax.lax.dynamic_update_slice(cache_k, to_cache(k), (0, 0, write_index, 0))
-  cache_v = jax.lax.dynamic_update_slice(cache_v, to_cache(v), (0, 0, write_index, 0))
+  new_k = jnp.transpose(k, (0, 2, 3, 1)).astype(cache_k.dtype)        # [batch, kv_heads, head_dim, seq]
+  new_v = jnp.swapaxes(v, 1, 2).astype(cache_v.dtype)                 # [batch, kv_heads, seq, head_dim]
+  cache_k = jax.lax.dynamic_update_slice(cache_k, new_k, (0, 0, 0, write_index))
+  cache_v = jax.lax.dynamic_update_slice(cache_v, new_v, (0, 0, write_index, 0))
   q = q.reshape(batch, seq, kv_heads, groups, head_dim).transpose(0, 2, 1, 3, 4)
   q = q.reshape(batch, kv_heads, seq * groups, head_dim)              # queries = (seq, group)
   batch_dims = ((0, 1), (0, 1))
-  scores = jax.lax.dot_general(cache_k.astype(dtype), q, (((3,), (3,)), batch_dims),
-                               preferred_element_type=jnp.float32)   # [batch, kv, slots, queries]
-  scores = jnp.swapaxes(scores, 2, 3) * (head_dim ** -0.5)            # [batch, kv, queries, slots]
+  scores = jax.lax.dot_general(q, cache_k.astype(dtype), (((3,), (2,)), batch_dims),
+                               preferred_element_type=jnp.float32)   # [batch, kv, queries, slots]
+  scores = scores * (head_dim ** -0.5)
   visible = jnp.broadcast_to(mask[:, None, :, None, :], (batch, 1, seq, groups, slots))
   visible = visible.reshape(batch, 1, seq * groups, slots)
   probs = jax.nn.softmax(jnp.where(visible, scores, _NEG_INF), axis=-1).astype(dtype)
