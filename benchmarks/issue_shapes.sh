@@ -19,5 +19,7 @@ run benchmarks/train_step.py --batch=8 --seq=512 --attention=blocked
 run benchmarks/train_step.py --batch=8 --seq=512 --attention=xla --skip_torch
 run benchmarks/train_step.py --batch=8 --seq=512 --attention=blocked --logits_chunk=512 --skip_torch
 run benchmarks/sampling.py --batches 1,64 --prompt_len 64 --new_tokens 128
+run benchmarks/decode_attention.py --model smollm2_135m --batch 64 --slots 192
+run benchmarks/decode_attention.py --model llama_125m --batch 8 --slots 96
 run benchmarks/grpo_step.py --repeats 2
 run benchmarks/corpus.py

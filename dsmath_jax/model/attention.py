@@ -1,6 +1,6 @@
 """Grouped-query attention kernels of the training and scoring pass, chosen by `model.attention`
 (LlamaConfig.attention). Prefill and decode against a KV cache always run
-llama.cached_attention (the cache's own [batch, kv_heads, slots, head_dim] layout), so the
+llama.cached_attention (the cache's own layout: keys [.., head_dim, slots], values [.., slots, head_dim]), so the
 choice never changes what the sampler draws.
 
   "xla"          the reference: one einsum for the scores [batch, kv_heads, groups, q, k] in

@@ -257,8 +257,8 @@ class Attention(nn.Module):
   @nn.compact
   def __call__(self, x, positions, mask, layer_cache, write_index):
     # x: [batch, seq, embed]; mask: [batch, seq, keys] bool, or the segment ids [batch, seq]
-    # when the kernel is splash (see Transformer); layer_cache: (k, v) each
-    # [batch, kv_heads, max_len, head_dim] or None.
+    # when the kernel is splash (see Transformer); layer_cache: (k [batch, kv_heads, head_dim,
+    # max_len], v [batch, kv_heads, max_len, head_dim]) or None.
     c = self.config
     dtype, param_dtype = jnp.dtype(c.dtype), jnp.dtype(c.param_dtype)
     dense = functools.partial(nn.Dense, use_bias=False, dtype=dtype, param_dtype=param_dtype,
