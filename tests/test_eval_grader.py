@@ -8,7 +8,10 @@ not by running the grader. `paper_compat_equal` labels the pairs where DeepSeek-
 """
 import collections
 import json
+import os
 import pathlib
+import signal
+import time
 
 import pytest
 
@@ -138,9 +141,6 @@ def test_kinds_choice_and_cloze_in_process():
 def test_a_keyboard_interrupt_leaves_the_workers_grading():
   """Ctrl-C (or a notebook's interrupt) reaches the whole process group; the pool's workers must
   outlive it, so the grading process decides, and the next call is graded by the same workers."""
-  import os
-  import signal
-  import time
   with grader.Grader(workers=1, timeout_s=20.0) as g:
     g.start()
     worker = g._workers[0]
